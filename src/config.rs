@@ -1,0 +1,364 @@
+//! Typed settings. Precedence: built-in defaults < the TOML file < `SHARDBID_*`
+//! environment variables < command-line flags. `validate()` runs before any port is
+//! bound and names the key that is wrong.
+//!
+//! `config/shardbid.toml` documents every key; a test keeps it parsing.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::money::Micros;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub http: HttpConfig,
+    pub bidding: BiddingConfig,
+    pub campaigns: CampaignsConfig,
+    /// Exchanges by name: each gets `POST /openrtb2/bid/{name}`.
+    pub exchanges: BTreeMap<String, ExchangeConfig>,
+    /// Currencies accepted besides USD: code -> USD per unit, e.g. `EUR = "1.08"`.
+    pub currencies: BTreeMap<String, Micros>,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Bid traffic address; every shard binds it with SO_REUSEPORT.
+    pub listen: SocketAddr,
+    /// Admin and metrics address. Keep it on loopback or a private network.
+    pub admin_listen: SocketAddr,
+    /// Number of shards; 0 means one per online CPU.
+    pub shards: usize,
+    /// Pin shard i to the i-th online CPU.
+    pub pin_shards: bool,
+    /// On SIGTERM/SIGINT: time allowed for in-flight requests to finish before exit.
+    #[serde(with = "duration_ms")]
+    pub drain_timeout_ms: Duration,
+    /// On SIGTERM/SIGINT: time `/readyz` answers 503 before the listeners close, so a
+    /// load balancer stops sending new connections first.
+    #[serde(with = "duration_ms")]
+    pub drain_delay_ms: Duration,
+    /// glommio I/O buffer memory per shard, in bytes (locked memory).
+    pub io_memory: usize,
+    /// io_uring submission ring depth per shard.
+    pub ring_depth: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest accepted request body, in bytes (after decompression); larger gets 413.
+    pub max_body_bytes: usize,
+    /// A connection that sends no complete request header within this time is closed.
+    #[serde(with = "duration_ms")]
+    pub header_read_timeout_ms: Duration,
+    /// Idle keep-alive connections are closed after this long (exchanges expect ~150 s).
+    #[serde(with = "duration_ms")]
+    pub keep_alive_timeout_ms: Duration,
+    /// Set TCP_NODELAY on accepted connections.
+    pub tcp_nodelay: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BiddingConfig {
+    /// Seat used in `seatbid[].seat` for campaigns that name none.
+    pub default_seat: String,
+    /// Deadline when a request has no `tmax`, in milliseconds.
+    pub default_tmax_ms: u32,
+    /// Time reserved for the network round trip: the bidder's own budget is
+    /// `tmax - network_margin_ms`.
+    pub network_margin_ms: u32,
+    /// Default win-notice URL template for campaigns without `nurl` (empty: none).
+    pub nurl: String,
+    /// Default billing-notice URL template for campaigns without `burl` (empty: none).
+    pub burl: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignsConfig {
+    /// Campaign file (JSON), relative to the config file's folder.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExchangeConfig {
+    /// Override of `bidding.network_margin_ms` for this exchange.
+    pub network_margin_ms: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `shardbid=debug`. `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".parse().expect("literal address"),
+            admin_listen: "127.0.0.1:9100".parse().expect("literal address"),
+            shards: 0,
+            pin_shards: true,
+            drain_timeout_ms: Duration::from_secs(10),
+            drain_delay_ms: Duration::ZERO,
+            io_memory: 2 << 20,
+            ring_depth: 128,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 256 * 1024,
+            header_read_timeout_ms: Duration::from_secs(10),
+            keep_alive_timeout_ms: Duration::from_secs(150),
+            tcp_nodelay: true,
+        }
+    }
+}
+
+impl Default for BiddingConfig {
+    fn default() -> Self {
+        BiddingConfig {
+            default_seat: "shardbid".into(),
+            default_tmax_ms: 100,
+            network_margin_ms: 20,
+            nurl: String::new(),
+            burl: String::new(),
+        }
+    }
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> Self {
+        CampaignsConfig { file: PathBuf::from("campaigns.json") }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            http: HttpConfig::default(),
+            bidding: BiddingConfig::default(),
+            campaigns: CampaignsConfig::default(),
+            exchanges: BTreeMap::new(),
+            currencies: BTreeMap::new(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; relative paths inside it resolve against its folder.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut cfg: Config = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        if cfg.campaigns.file.is_relative() {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            cfg.campaigns.file = dir.join(&cfg.campaigns.file);
+        }
+        Ok(cfg)
+    }
+
+    /// Applies `SHARDBID_*` environment variables from `vars`.
+    pub fn apply_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) -> Result<()> {
+        for (key, value) in vars {
+            let Some(name) = key.strip_prefix("SHARDBID_") else { continue };
+            let bad = |what: &str| anyhow::anyhow!("{key}={value:?}: {what}");
+            match name {
+                "LISTEN" => self.server.listen = value.parse().map_err(|_| bad("not an address"))?,
+                "ADMIN_LISTEN" => {
+                    self.server.admin_listen = value.parse().map_err(|_| bad("not an address"))?
+                }
+                "SHARDS" => self.server.shards = value.parse().map_err(|_| bad("not a number"))?,
+                "CAMPAIGNS" => self.campaigns.file = PathBuf::from(value),
+                "LOG_FORMAT" => {
+                    self.log.format = match value.as_str() {
+                        "text" => LogFormat::Text,
+                        "json" => LogFormat::Json,
+                        _ => return Err(bad("expected text or json")),
+                    }
+                }
+                "LOG_LEVEL" => self.log.level = value,
+                // SHARDBID_CONFIG names the file itself and is read by the CLI.
+                "CONFIG" => {}
+                _ => bail!("{key}: unknown setting (known: SHARDBID_CONFIG, SHARDBID_LISTEN, SHARDBID_ADMIN_LISTEN, SHARDBID_SHARDS, SHARDBID_CAMPAIGNS, SHARDBID_LOG_FORMAT, SHARDBID_LOG_LEVEL)"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what serde cannot; each error names its key.
+    pub fn validate(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        if self.server.listen == self.server.admin_listen {
+            errors.push("server.admin_listen: must differ from server.listen".to_string());
+        }
+        if self.server.shards > 1024 {
+            errors.push(format!("server.shards: {} is more than 1024", self.server.shards));
+        }
+        if self.server.io_memory < 64 * 1024 {
+            errors.push("server.io_memory: must be at least 65536 bytes".into());
+        }
+        if !self.server.ring_depth.is_power_of_two() || !(8..=32768).contains(&self.server.ring_depth) {
+            errors.push("server.ring_depth: must be a power of two between 8 and 32768".into());
+        }
+        if self.http.max_body_bytes < 1024 {
+            errors.push("http.max_body_bytes: must be at least 1024".into());
+        }
+        if self.http.header_read_timeout_ms.is_zero() {
+            errors.push("http.header_read_timeout_ms: must be positive".into());
+        }
+        if self.http.keep_alive_timeout_ms.is_zero() {
+            errors.push("http.keep_alive_timeout_ms: must be positive".into());
+        }
+        if self.bidding.default_seat.is_empty() {
+            errors.push("bidding.default_seat: must not be empty".into());
+        }
+        if self.bidding.default_tmax_ms == 0 {
+            errors.push("bidding.default_tmax_ms: must be positive".into());
+        }
+        if self.bidding.network_margin_ms >= self.bidding.default_tmax_ms {
+            errors.push("bidding.network_margin_ms: must be less than bidding.default_tmax_ms".into());
+        }
+        for name in self.exchanges.keys() {
+            let ok = !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok {
+                errors.push(format!("exchanges.{name}: names use only letters, digits, '-' and '_'"));
+            }
+        }
+        for (code, rate) in &self.currencies {
+            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+                errors.push(format!("currencies.{code}: not an ISO-4217 code such as EUR"));
+            }
+            if rate.0 <= 0 {
+                errors.push(format!("currencies.{code}: the rate must be positive"));
+            }
+        }
+        if !matches!(self.log.level.trim(), l if !l.is_empty()) {
+            errors.push("log.level: must not be empty".into());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            bail!("invalid configuration:\n  {}", errors.join("\n  "))
+        }
+    }
+
+    /// Shards to run: the configured count, or one per online CPU.
+    pub fn shard_count(&self) -> usize {
+        if self.server.shards > 0 {
+            self.server.shards
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_config_parses_and_validates() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let cfg = Config::from_file(&path).unwrap();
+                cfg.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(cfg.campaigns.file.exists(), "{}: campaigns file missing", path.display());
+                seen += 1;
+            }
+        }
+        assert!(seen > 0);
+    }
+
+    #[test]
+    fn shipped_config_documents_the_defaults() {
+        // The sample file is the documentation of every key: what it sets must be what
+        // the server does with no file at all (apart from the campaigns path).
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/shardbid.toml");
+        let mut cfg = Config::from_file(&path).unwrap();
+        cfg.campaigns = CampaignsConfig::default();
+        let mut expected = Config::default();
+        expected.exchanges = cfg.exchanges.clone();
+        expected.currencies = cfg.currencies.clone();
+        assert_eq!(cfg, expected);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = toml::from_str::<Config>("[server]\nlisten_addr = \"1.2.3.4:5\"").unwrap_err();
+        assert!(err.to_string().contains("listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut cfg = Config::default();
+        cfg.bidding.network_margin_ms = 500;
+        cfg.currencies.insert("euro".into(), Micros(1));
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("bidding.network_margin_ms"), "{err}");
+        assert!(err.contains("currencies.euro"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let mut cfg = Config::default();
+        cfg.apply_env([
+            ("SHARDBID_LISTEN".to_string(), "127.0.0.1:1234".to_string()),
+            ("SHARDBID_SHARDS".to_string(), "3".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(cfg.server.listen.port(), 1234);
+        assert_eq!(cfg.server.shards, 3);
+        assert!(cfg.apply_env([("SHARDBID_SHARDS".into(), "many".into())]).is_err());
+        assert!(cfg.apply_env([("SHARDBID_NOPE".into(), "1".into())]).is_err());
+    }
+}

@@ -1,0 +1,348 @@
+//! The parts of an OpenRTB 2.5/2.6 `BidRequest` that shardbid reads.
+//!
+//! Every string borrows from the request body (see [`Str`]); fields the bidder does not
+//! use are not modelled at all, so the decoder skips them without building anything.
+//! Unknown fields and `ext` objects are ignored everywhere. Numbers that exchanges are
+//! known to send as strings (`bidfloor`, `w`, `h`, `tmax`, ...) are read leniently.
+
+use std::borrow::Cow;
+use std::ops::Deref;
+
+use serde::Deserialize;
+
+use super::lenient;
+
+/// A string borrowed from the request body when it has no escapes (or when the
+/// decoder unescapes in place), owned otherwise.
+///
+/// `#[serde(borrow)]` only borrows on a field whose type is exactly `Cow<str>`;
+/// wrapping the `Cow` in this newtype makes `Option<Str>` and `Vec<Str>` borrow too.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default, Hash, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct Str<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl<'a> Str<'a> {
+    pub const fn borrowed(s: &'a str) -> Self {
+        Str(Cow::Borrowed(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for Str<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Str<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// OpenRTB `BidRequest`. Required: `id` and at least one `imp` (checked by
+/// [`BidRequest::validate`], not by the decoder, so the error can be precise).
+#[derive(Deserialize, Debug, Default)]
+pub struct BidRequest<'a> {
+    #[serde(borrow)]
+    pub id: Str<'a>,
+    #[serde(borrow, default)]
+    pub imp: Vec<Imp<'a>>,
+    #[serde(borrow, default)]
+    pub site: Option<Site<'a>>,
+    #[serde(borrow, default)]
+    pub app: Option<App<'a>>,
+    #[serde(borrow, default)]
+    pub device: Option<Device<'a>>,
+    #[serde(borrow, default)]
+    pub user: Option<User<'a>>,
+    /// 1 = test mode, the auction is not billable.
+    #[serde(default, deserialize_with = "lenient::u8")]
+    pub test: u8,
+    /// Auction type: 1 first price, 2 second price (default). 500+ exchange-specific.
+    #[serde(default = "default_at", deserialize_with = "lenient::u32")]
+    pub at: u32,
+    /// Maximum time in milliseconds the exchange waits for a bid, network included.
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
+    pub tmax: Option<u32>,
+    /// Currencies allowed for bids (ISO-4217). Empty means USD.
+    #[serde(borrow, default)]
+    pub cur: Vec<Str<'a>>,
+    /// Blocked advertiser categories (IAB content taxonomy).
+    #[serde(borrow, default)]
+    pub bcat: Vec<Str<'a>>,
+    /// Blocked advertiser domains.
+    #[serde(borrow, default)]
+    pub badv: Vec<Str<'a>>,
+    /// Blocked app bundles / package names of advertised apps.
+    #[serde(borrow, default)]
+    pub bapp: Vec<Str<'a>>,
+    /// Buyer seats allowed to bid; empty means any.
+    #[serde(borrow, default)]
+    pub wseat: Vec<Str<'a>>,
+    /// Buyer seats blocked from bidding.
+    #[serde(borrow, default)]
+    pub bseat: Vec<Str<'a>>,
+}
+
+fn default_at() -> u32 {
+    2
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct Imp<'a> {
+    #[serde(borrow)]
+    pub id: Str<'a>,
+    #[serde(default)]
+    pub banner: Option<Banner>,
+    #[serde(borrow, default)]
+    pub video: Option<Video<'a>>,
+    #[serde(borrow, default)]
+    pub native: Option<Native<'a>>,
+    #[serde(borrow, default)]
+    pub pmp: Option<Pmp<'a>>,
+    /// Minimum bid, CPM, in `bidfloorcur`.
+    #[serde(default, deserialize_with = "lenient::f64")]
+    pub bidfloor: f64,
+    /// Currency of `bidfloor`; absent means USD.
+    #[serde(borrow, default)]
+    pub bidfloorcur: Option<Str<'a>>,
+    /// 1 = the creative must be HTTPS-safe.
+    #[serde(default, deserialize_with = "lenient::opt_u8")]
+    pub secure: Option<u8>,
+    #[serde(default, deserialize_with = "lenient::u8")]
+    pub instl: u8,
+    #[serde(borrow, default)]
+    pub tagid: Option<Str<'a>>,
+}
+
+#[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Format {
+    #[serde(default, deserialize_with = "lenient::u32")]
+    pub w: u32,
+    #[serde(default, deserialize_with = "lenient::u32")]
+    pub h: u32,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct Banner {
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
+    pub w: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
+    pub h: Option<u32>,
+    /// Allowed sizes; takes precedence over `w`/`h` when present.
+    #[serde(default)]
+    pub format: Vec<Format>,
+    /// Blocked creative attributes.
+    #[serde(default, deserialize_with = "lenient::vec_u32")]
+    pub battr: Vec<u32>,
+    /// Blocked banner ad types.
+    #[serde(default, deserialize_with = "lenient::vec_u32")]
+    pub btype: Vec<u32>,
+}
+
+impl Banner {
+    /// The sizes this banner slot accepts: `format[]` if given, else `w`x`h`.
+    pub fn sizes(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let single = match (self.format.is_empty(), self.w, self.h) {
+            (true, Some(w), Some(h)) => Some((w, h)),
+            _ => None,
+        };
+        self.format.iter().map(|f| (f.w, f.h)).chain(single)
+    }
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct Video<'a> {
+    #[serde(borrow, default)]
+    pub mimes: Vec<Str<'a>>,
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
+    pub minduration: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
+    pub maxduration: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::vec_u32")]
+    pub protocols: Vec<u32>,
+    /// OpenRTB 2.2 single protocol, still sent by some exchanges.
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
+    pub protocol: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
+    pub w: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
+    pub h: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::vec_u32")]
+    pub battr: Vec<u32>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct Native<'a> {
+    /// The native ad request, a JSON document carried as an opaque string.
+    #[serde(borrow, default)]
+    pub request: Str<'a>,
+    #[serde(borrow, default)]
+    pub ver: Option<Str<'a>>,
+    #[serde(default, deserialize_with = "lenient::vec_u32")]
+    pub battr: Vec<u32>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct Pmp<'a> {
+    /// 1 = only bids on the listed deals are accepted.
+    #[serde(default, deserialize_with = "lenient::u8")]
+    pub private_auction: u8,
+    #[serde(borrow, default)]
+    pub deals: Vec<Deal<'a>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct Deal<'a> {
+    #[serde(borrow)]
+    pub id: Str<'a>,
+    /// Deal floor, CPM, in the deal's own `bidfloorcur` (it does not inherit the imp's).
+    #[serde(default, deserialize_with = "lenient::f64")]
+    pub bidfloor: f64,
+    #[serde(borrow, default)]
+    pub bidfloorcur: Option<Str<'a>>,
+    /// Buyer seats allowed on this deal; empty means any.
+    #[serde(borrow, default)]
+    pub wseat: Vec<Str<'a>>,
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
+    pub at: Option<u32>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct Publisher<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub domain: Option<Str<'a>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct Site<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub domain: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub page: Option<Str<'a>>,
+    /// IAB content categories of the site.
+    #[serde(borrow, default)]
+    pub cat: Vec<Str<'a>>,
+    #[serde(borrow, default)]
+    pub publisher: Option<Publisher<'a>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct App<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub bundle: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub domain: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub cat: Vec<Str<'a>>,
+    #[serde(borrow, default)]
+    pub publisher: Option<Publisher<'a>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct Geo<'a> {
+    /// ISO-3166-1 alpha-3.
+    #[serde(borrow, default)]
+    pub country: Option<Str<'a>>,
+    /// ISO-3166-2 subdivision code.
+    #[serde(borrow, default)]
+    pub region: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub city: Option<Str<'a>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct Device<'a> {
+    /// AdCOM device type (1 mobile/tablet, 2 PC, 3 CTV, 4 phone, 5 tablet, ...).
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
+    pub devicetype: Option<u32>,
+    #[serde(borrow, default)]
+    pub os: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub geo: Option<Geo<'a>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct Segment<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<Str<'a>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct Data<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub segment: Vec<Segment<'a>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct User<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub buyeruid: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub geo: Option<Geo<'a>>,
+    #[serde(borrow, default)]
+    pub data: Vec<Data<'a>>,
+}
+
+/// Why a decoded request is not a valid bid request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    MissingId,
+    NoImp,
+    ImpWithoutId,
+}
+
+impl BidRequest<'_> {
+    /// The OpenRTB requirements the decoder leaves to us: a non-empty `id`, at least
+    /// one `imp`, and an `id` on every `imp`.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.id.is_empty() {
+            return Err(Invalid::MissingId);
+        }
+        if self.imp.is_empty() {
+            return Err(Invalid::NoImp);
+        }
+        if self.imp.iter().any(|imp| imp.id.is_empty()) {
+            return Err(Invalid::ImpWithoutId);
+        }
+        Ok(())
+    }
+
+    /// The geo to target on: the device's (where the impression is), else the user's home.
+    pub fn geo(&self) -> Option<&Geo<'_>> {
+        self.device
+            .as_ref()
+            .and_then(|d| d.geo.as_ref())
+            .or_else(|| self.user.as_ref().and_then(|u| u.geo.as_ref()))
+    }
+
+    /// Every user segment id, across all data providers.
+    pub fn segments(&self) -> impl Iterator<Item = &str> + '_ {
+        self.user
+            .iter()
+            .flat_map(|u| u.data.iter())
+            .flat_map(|d| d.segment.iter())
+            .filter_map(|s| s.id.as_deref())
+    }
+}
