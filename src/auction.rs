@@ -75,7 +75,12 @@ pub struct AuctionContext {
 
 /// Runs the auction: fills `out` (cleared first) with at most one bid per imp and
 /// returns the response currency, or the reason for no bid.
-pub fn run(table: &Table, req: &BidRequest<'_>, ctx: &AuctionContext, out: &mut Vec<Bid>) -> Result<&'static str, NoBidReason> {
+pub fn run(
+    table: &Table,
+    req: &BidRequest<'_>,
+    ctx: &AuctionContext,
+    out: &mut Vec<Bid>,
+) -> Result<&'static str, NoBidReason> {
     let _ = (table, req, ctx, out);
     todo!("auction")
 }

@@ -154,13 +154,18 @@ impl Default for BiddingConfig {
 
 impl Default for CampaignsConfig {
     fn default() -> Self {
-        CampaignsConfig { file: PathBuf::from("campaigns.json") }
+        CampaignsConfig {
+            file: PathBuf::from("campaigns.json"),
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Text, level: "info".into() }
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -205,7 +210,9 @@ impl Config {
     /// Applies `SHARDBID_*` environment variables from `vars`.
     pub fn apply_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) -> Result<()> {
         for (key, value) in vars {
-            let Some(name) = key.strip_prefix("SHARDBID_") else { continue };
+            let Some(name) = key.strip_prefix("SHARDBID_") else {
+                continue;
+            };
             let bad = |what: &str| anyhow::anyhow!("{key}={value:?}: {what}");
             match name {
                 "LISTEN" => self.server.listen = value.parse().map_err(|_| bad("not an address"))?,
@@ -237,12 +244,17 @@ impl Config {
             errors.push("server.admin_listen: must differ from server.listen".to_string());
         }
         if self.server.shards > 1024 {
-            errors.push(format!("server.shards: {} is more than 1024", self.server.shards));
+            errors.push(format!(
+                "server.shards: {} is more than 1024",
+                self.server.shards
+            ));
         }
         if self.server.io_memory < 64 * 1024 {
             errors.push("server.io_memory: must be at least 65536 bytes".into());
         }
-        if !self.server.ring_depth.is_power_of_two() || !(8..=32768).contains(&self.server.ring_depth) {
+        if !self.server.ring_depth.is_power_of_two()
+            || !(8..=32768).contains(&self.server.ring_depth)
+        {
             errors.push("server.ring_depth: must be a power of two between 8 and 32768".into());
         }
         if self.http.max_body_bytes < 1024 {
@@ -261,18 +273,26 @@ impl Config {
             errors.push("bidding.default_tmax_ms: must be positive".into());
         }
         if self.bidding.network_margin_ms >= self.bidding.default_tmax_ms {
-            errors.push("bidding.network_margin_ms: must be less than bidding.default_tmax_ms".into());
+            errors.push(
+                "bidding.network_margin_ms: must be less than bidding.default_tmax_ms".into(),
+            );
         }
         for name in self.exchanges.keys() {
             let ok = !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if !ok {
-                errors.push(format!("exchanges.{name}: names use only letters, digits, '-' and '_'"));
+                errors.push(format!(
+                    "exchanges.{name}: names use only letters, digits, '-' and '_'"
+                ));
             }
         }
         for (code, rate) in &self.currencies {
             if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
-                errors.push(format!("currencies.{code}: not an ISO-4217 code such as EUR"));
+                errors.push(format!(
+                    "currencies.{code}: not an ISO-4217 code such as EUR"
+                ));
             }
             if rate.0 <= 0 {
                 errors.push(format!("currencies.{code}: the rate must be positive"));
@@ -293,7 +313,9 @@ impl Config {
         if self.server.shards > 0 {
             self.server.shards
         } else {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         }
     }
 }
@@ -310,8 +332,13 @@ mod tests {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
                 let cfg = Config::from_file(&path).unwrap();
-                cfg.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                assert!(cfg.campaigns.file.exists(), "{}: campaigns file missing", path.display());
+                cfg.validate()
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(
+                    cfg.campaigns.file.exists(),
+                    "{}: campaigns file missing",
+                    path.display()
+                );
                 seen += 1;
             }
         }
@@ -358,7 +385,11 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.server.listen.port(), 1234);
         assert_eq!(cfg.server.shards, 3);
-        assert!(cfg.apply_env([("SHARDBID_SHARDS".into(), "many".into())]).is_err());
-        assert!(cfg.apply_env([("SHARDBID_NOPE".into(), "1".into())]).is_err());
+        assert!(cfg
+            .apply_env([("SHARDBID_SHARDS".into(), "many".into())])
+            .is_err());
+        assert!(cfg
+            .apply_env([("SHARDBID_NOPE".into(), "1".into())])
+            .is_err());
     }
 }

@@ -25,7 +25,11 @@ impl Micros {
             return None;
         }
         let m = (v * Self::PER_UNIT as f64).round();
-        Some(Micros(if m >= i64::MAX as f64 { i64::MAX } else { m as i64 }))
+        Some(Micros(if m >= i64::MAX as f64 {
+            i64::MAX
+        } else {
+            m as i64
+        }))
     }
 
     /// Parses an exact decimal such as `"2.50"`, `"0.000001"` or `"3"`. At most six
@@ -45,7 +49,11 @@ impl Micros {
             return Err(format!("'{s}' has more than 6 decimal places"));
         }
         let units: i64 = int.parse().map_err(|_| format!("'{s}' is too large"))?;
-        let mut f: i64 = if frac.is_empty() { 0 } else { frac.parse().unwrap_or(0) };
+        let mut f: i64 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().unwrap_or(0)
+        };
         for _ in frac.len()..6 {
             f *= 10;
         }
@@ -102,7 +110,11 @@ impl Micros {
 fn mul_div_round(a: i64, b: i64, d: i64) -> i64 {
     let p = a as i128 * b as i128;
     let d = d as i128;
-    let q = if p >= 0 { (p + d / 2) / d } else { (p - d / 2) / d };
+    let q = if p >= 0 {
+        (p + d / 2) / d
+    } else {
+        (p - d / 2) / d
+    };
     q.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 

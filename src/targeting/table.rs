@@ -29,7 +29,11 @@ pub struct Table {
 impl Table {
     /// Validates and indexes a campaign set. Errors list every problem, each naming
     /// the campaign (and creative) it is about.
-    pub fn build(set: &CampaignSet, settings: &TableSettings, version: u64) -> Result<Table, Vec<String>> {
+    pub fn build(
+        set: &CampaignSet,
+        settings: &TableSettings,
+        version: u64,
+    ) -> Result<Table, Vec<String>> {
         let _ = (set, settings);
         Ok(Table { version })
     }

@@ -1,0 +1,210 @@
+//! The control thread: the one place that reads campaign files, builds targeting
+//! tables and ships a replica to every shard. It also serves the admin API and turns
+//! SIGTERM/SIGINT into a drain.
+//!
+//! A table change is two-phase: build and validate here (an invalid set changes
+//! nothing), then send each shard its own deep copy over its crossbeam channel. Shards
+//! swap between requests; the control thread confirms the swap by watching each shard's
+//! `table_version` metric.
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::Sender;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::metrics::ShardMetrics;
+use crate::shard::conns::Conns;
+use crate::shard::{Global, ShardMsg};
+use crate::targeting::{CampaignSet, Table, TableSettings};
+
+/// How long a table change waits for every shard to confirm the swap.
+const SWAP_CONFIRM: Duration = Duration::from_secs(2);
+
+/// Reads and parses a campaign file.
+pub fn read_campaigns(path: &Path) -> Result<CampaignSet> {
+    let text = std::fs::read(path)
+        .with_context(|| format!("cannot read campaigns file {}", path.display()))?;
+    serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a valid campaign file", path.display()))
+}
+
+/// The table settings a config implies.
+pub fn table_settings(cfg: &Config) -> TableSettings {
+    TableSettings {
+        exchanges: cfg.exchanges.keys().cloned().collect(),
+        currencies: cfg.currencies.clone(),
+        default_seat: cfg.bidding.default_seat.clone(),
+        nurl: cfg.bidding.nurl.clone(),
+        burl: cfg.bidding.burl.clone(),
+    }
+}
+
+/// Builds a table, turning validation errors into one message.
+pub fn build_table(set: &CampaignSet, settings: &TableSettings, version: u64) -> Result<Table> {
+    Table::build(set, settings, version)
+        .map_err(|errors| anyhow::anyhow!("invalid campaigns:\n  {}", errors.join("\n  ")))
+}
+
+/// Why a table change did not happen.
+#[derive(Debug)]
+pub enum ChangeError {
+    /// The campaigns are invalid; the old set stays.
+    Invalid(Vec<String>),
+    /// The file could not be read or parsed; the old set stays.
+    Unreadable(String),
+    /// Every shard got the table but not all confirmed in time.
+    Unconfirmed { version: u64 },
+}
+
+/// Result of a successful change.
+#[derive(Debug, Clone, Copy)]
+pub struct Installed {
+    pub version: u64,
+    pub campaigns: usize,
+    pub took: Duration,
+}
+
+/// State of the control thread.
+pub struct Control {
+    pub settings: TableSettings,
+    pub campaigns_file: PathBuf,
+    pub shards: Vec<Sender<ShardMsg>>,
+    pub metrics: Vec<Arc<ShardMetrics>>,
+    pub global: Arc<Global>,
+    /// The campaign set behind the current table, for `GET /admin/campaigns`.
+    current: RefCell<Rc<CampaignSet>>,
+    version: Cell<u64>,
+    /// Connections of the admin listener.
+    pub conns: Conns,
+}
+
+impl Control {
+    pub fn new(
+        settings: TableSettings,
+        campaigns_file: PathBuf,
+        shards: Vec<Sender<ShardMsg>>,
+        metrics: Vec<Arc<ShardMetrics>>,
+        global: Arc<Global>,
+        initial: CampaignSet,
+        version: u64,
+    ) -> Control {
+        Control {
+            settings,
+            campaigns_file,
+            shards,
+            metrics,
+            global,
+            current: RefCell::new(Rc::new(initial)),
+            version: Cell::new(version),
+            conns: Conns::default(),
+        }
+    }
+
+    pub fn current(&self) -> (u64, Rc<CampaignSet>) {
+        (self.version.get(), self.current.borrow().clone())
+    }
+
+    /// Validates and builds `set`, sends every shard a replica, and waits until every
+    /// shard serves it.
+    pub async fn install(&self, set: CampaignSet) -> Result<Installed, ChangeError> {
+        let started = Instant::now();
+        let version = self.version.get() + 1;
+        let table = Table::build(&set, &self.settings, version).map_err(ChangeError::Invalid)?;
+        let campaigns = table.campaign_count();
+        self.version.set(version);
+        *self.current.borrow_mut() = Rc::new(set);
+        self.broadcast(table);
+
+        let deadline = Instant::now() + SWAP_CONFIRM;
+        while !self
+            .metrics
+            .iter()
+            .all(|m| m.table_version.get() >= version)
+        {
+            if Instant::now() >= deadline {
+                warn!(version, "Not every shard confirmed the new table");
+                return Err(ChangeError::Unconfirmed { version });
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        let took = started.elapsed();
+        info!(
+            version,
+            campaigns,
+            took_ms = took.as_millis() as u64,
+            "Campaigns installed"
+        );
+        Ok(Installed {
+            version,
+            campaigns,
+            took,
+        })
+    }
+
+    /// Re-reads the campaigns file and installs it.
+    pub async fn reload(&self) -> Result<Installed, ChangeError> {
+        let set = read_campaigns(&self.campaigns_file)
+            .map_err(|e| ChangeError::Unreadable(format!("{e:#}")))?;
+        self.install(set).await
+    }
+
+    fn broadcast(&self, table: Table) {
+        let mut table = Some(table);
+        for (i, tx) in self.shards.iter().enumerate() {
+            // Each shard gets its own deep copy; the last one takes the original.
+            let replica = if i + 1 == self.shards.len() {
+                table.take()
+            } else {
+                table.clone()
+            };
+            if let Some(t) = replica {
+                // A shard that already exited has dropped its receiver; nothing to do.
+                let _ = tx.send(ShardMsg::Table(Box::new(t)));
+            }
+        }
+    }
+
+    /// Starts the drain: `/readyz` turns 503 now, shards stop accepting after
+    /// `delay` and finish what is in flight.
+    pub async fn drain(&self, delay: Duration) {
+        self.global.draining.store(true, Ordering::Relaxed);
+        info!(
+            delay_ms = delay.as_millis() as u64,
+            "Draining: readyz answers 503"
+        );
+        if !delay.is_zero() {
+            glommio::timer::sleep(delay).await;
+        }
+        for tx in &self.shards {
+            let _ = tx.send(ShardMsg::Drain);
+        }
+    }
+}
+
+/// The control thread's housekeeping: admin connection timeouts, and the signal flag.
+/// Returns when a signal asked for shutdown (after starting the drain) or `stop` is set.
+pub async fn watch(
+    control: Rc<Control>,
+    signal: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    drain_delay: Duration,
+) {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if signal.load(Ordering::Relaxed) {
+            control.drain(drain_delay).await;
+            return;
+        }
+        control.conns.sweep(Instant::now());
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,240 @@
+//! The bid handler: the story of one bid request, top to bottom.
+//!
+//! body -> decode -> deadline check -> auction -> deadline check -> encode -> respond
+//!
+//! | answer | when |
+//! |---|---|
+//! | 200 + BidResponse | at least one imp got a bid |
+//! | 204, empty | no bid (reason counted in `shardbid_nobid_total`), or the deadline passed |
+//! | 400 + reason | the body is not JSON, or not a valid bid request |
+//! | 413 | the body is larger than `http.max_body_bytes` |
+//! | 415 | a `Content-Type` other than JSON, or a `Content-Encoding` we do not decode |
+//!
+//! `x-openrtb-version` is echoed on every answer. A no-bid is a normal result, not an
+//! error; the deadline never produces a 5xx.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::{empty, respond, text, Body, JSON};
+use crate::auction::{self, AuctionContext};
+use crate::metrics::Outcome;
+use crate::openrtb::response::write_response;
+use crate::openrtb::DecodeError;
+use crate::shard::Shard;
+
+const OPENRTB_VERSION: &str = "x-openrtb-version";
+
+pub async fn handle(
+    shard: &Shard,
+    req: Request<Incoming>,
+    exchange: Option<u32>,
+) -> Response<Body> {
+    let start = Instant::now();
+    let (parts, incoming) = req.into_parts();
+    let version = parts.headers.get(OPENRTB_VERSION).cloned();
+
+    let (outcome, mut resp) = match check_headers(&parts.headers, shard.settings.max_body_bytes) {
+        Err(rejected) => rejected,
+        Ok(()) => {
+            let mut body = shard.take_body();
+            let answer = match read_body(incoming, &mut body, shard.settings.max_body_bytes).await {
+                Ok(()) => bid(shard, &mut body, exchange, start),
+                Err(rejected) => rejected,
+            };
+            shard.put_body(body);
+            answer
+        }
+    };
+
+    if let Some(v) = version {
+        resp.headers_mut().insert(OPENRTB_VERSION, v);
+    }
+    shard.metrics.record(exchange, outcome, start.elapsed());
+    resp
+}
+
+/// Rejects what can be rejected from the headers alone, before reading the body.
+fn check_headers(headers: &HeaderMap, max_body: usize) -> Result<(), (Outcome, Response<Body>)> {
+    let too_large = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > max_body as u64);
+    if too_large {
+        return Err((
+            Outcome::TooLarge,
+            text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+        ));
+    }
+    if let Some(ct) = headers.get(CONTENT_TYPE) {
+        if !is_json(ct) {
+            return Err((
+                Outcome::UnsupportedMedia,
+                text(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "content-type must be application/json\n",
+                ),
+            ));
+        }
+    }
+    if let Some(ce) = headers.get(CONTENT_ENCODING) {
+        if !ce.as_bytes().eq_ignore_ascii_case(b"identity") {
+            return Err((
+                Outcome::UnsupportedMedia,
+                text(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported content-encoding\n",
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// JSON media types: `application/json`, `application/*+json`, and `text/plain`, which
+/// some exchanges send for JSON bodies. Parameters such as `charset` are ignored.
+fn is_json(ct: &HeaderValue) -> bool {
+    let Ok(s) = ct.to_str() else { return false };
+    let media = s.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/json")
+        || media.eq_ignore_ascii_case("text/plain")
+        || (media.len() > 17
+            && media[..12].eq_ignore_ascii_case("application/")
+            && media[media.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// Reads the whole body into `buf`, enforcing the size limit as it goes (a chunked
+/// body has no Content-Length to check up front).
+async fn read_body(
+    mut incoming: Incoming,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), (Outcome, Response<Body>)> {
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.map_err(|_| {
+            (
+                Outcome::BadRequest,
+                text(StatusCode::BAD_REQUEST, "unreadable request body\n"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > max {
+                return Err((
+                    Outcome::TooLarge,
+                    text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+                ));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(())
+}
+
+/// Decode, auction, encode: no `.await` in here, so the shard's scratch space can be
+/// borrowed for the whole of it.
+fn bid(
+    shard: &Shard,
+    body: &mut [u8],
+    exchange: Option<u32>,
+    start: Instant,
+) -> (Outcome, Response<Body>) {
+    let table = shard.table();
+    let mut scratch = shard.scratch();
+    let scratch = &mut *scratch;
+
+    let req = match scratch.decoder.decode(body) {
+        Ok(req) => req,
+        Err(e) => return (Outcome::BadRequest, bad_request(e)),
+    };
+
+    let budget = shard.settings.budget(req.tmax, exchange);
+    if start.elapsed() >= budget {
+        return (Outcome::Timeout, empty(StatusCode::NO_CONTENT));
+    }
+
+    let ctx = AuctionContext {
+        exchange,
+        hour_of_week: hour_of_week(SystemTime::now()),
+    };
+    let cur = match auction::run(&table, &req, &ctx, &mut scratch.bids) {
+        Ok(cur) => cur,
+        Err(reason) => return (Outcome::NoBid(reason), empty(StatusCode::NO_CONTENT)),
+    };
+
+    write_response(&req, &table, &scratch.bids, cur, &mut scratch.out);
+    // A bid that arrives after the exchange's deadline is worth nothing and counts
+    // against us: answer 204 instead.
+    if start.elapsed() >= budget {
+        return (Outcome::Timeout, empty(StatusCode::NO_CONTENT));
+    }
+    (
+        Outcome::Bid,
+        respond(StatusCode::OK, JSON, Bytes::copy_from_slice(&scratch.out)),
+    )
+}
+
+fn bad_request(e: DecodeError) -> Response<Body> {
+    match e {
+        DecodeError::Syntax => text(
+            StatusCode::BAD_REQUEST,
+            "malformed JSON or wrong field types\n",
+        ),
+        DecodeError::Invalid => text(
+            StatusCode::BAD_REQUEST,
+            "not a valid bid request: id and imp[] with ids are required\n",
+        ),
+    }
+}
+
+/// Hour of the week in UTC, Monday 00:00 = 0 .. Sunday 23:00 = 167.
+pub fn hour_of_week(now: SystemTime) -> u16 {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let hours = secs / 3600;
+    let days = hours / 24;
+    // 1970-01-01 was a Thursday, day 3 of a Monday-based week.
+    (((days + 3) % 7) * 24 + hours % 24) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn hour_of_week_is_monday_based_utc() {
+        // 2024-01-01 00:00 UTC was a Monday.
+        let monday = UNIX_EPOCH + Duration::from_secs(1_704_067_200);
+        assert_eq!(hour_of_week(monday), 0);
+        assert_eq!(hour_of_week(monday + Duration::from_secs(3600 * 25)), 25);
+        assert_eq!(hour_of_week(monday + Duration::from_secs(3600 * 167)), 167);
+        assert_eq!(hour_of_week(monday + Duration::from_secs(3600 * 168)), 0);
+    }
+
+    #[test]
+    fn json_media_types() {
+        let ok = [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "text/plain",
+            "application/vnd.x+json",
+        ];
+        for ct in ok {
+            assert!(is_json(&HeaderValue::from_static(ct)), "{ct}");
+        }
+        for ct in [
+            "application/xml",
+            "text/html",
+            "multipart/form-data",
+            "application/+json",
+        ] {
+            assert!(!is_json(&HeaderValue::from_static(ct)), "{ct}");
+        }
+    }
+}

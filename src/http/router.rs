@@ -1,0 +1,65 @@
+//! The traffic listener's routes: a plain `match` on method and path.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /openrtb2/bid` | bid (200) or no bid (204), see `http::bid` |
+//! | `POST /openrtb2/bid/{exchange}` | the same, for an exchange named in the config; unknown: 404 |
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 when every shard serves a table; 503 otherwise and while draining |
+//! | other methods on those paths | 405 with `Allow` |
+//! | anything else | 404 |
+
+use http::header::{HeaderValue, ALLOW};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::{bid, empty, text, Body};
+use crate::shard::Shard;
+
+const BID_PATH: &str = "/openrtb2/bid";
+
+pub async fn route(shard: &Shard, req: Request<Incoming>) -> Response<Body> {
+    shard.metrics.http_requests.inc();
+    let path = req.uri().path();
+    if let Some(rest) = path
+        .strip_prefix(BID_PATH)
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+    {
+        let exchange = match &rest[rest.len().min(1)..] {
+            "" => None,
+            name => match shard.settings.exchange_id(name) {
+                Some(id) => Some(id),
+                None => return text(StatusCode::NOT_FOUND, "unknown exchange\n"),
+            },
+        };
+        if req.method() != Method::POST {
+            return not_allowed("POST");
+        }
+        return bid::handle(shard, req, exchange).await;
+    }
+    match (req.method(), path) {
+        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET | &Method::HEAD, "/readyz") => {
+            if shard.global.is_ready() {
+                text(StatusCode::OK, "ready\n")
+            } else if shard
+                .global
+                .draining
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+            }
+        }
+        (_, "/healthz" | "/readyz") => not_allowed("GET, HEAD"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn not_allowed(allow: &'static str) -> Response<Body> {
+    let mut resp = empty(StatusCode::METHOD_NOT_ALLOWED);
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    resp
+}

@@ -1,0 +1,283 @@
+//! Process life: start the shards and the control thread, wait, drain, exit.
+//!
+//! Start-up is sequential and fails before serving anything: shard 0 binds first (so
+//! that port 0 resolves to one real port that every other shard then binds), each shard
+//! reports its bind result, then the control thread binds the admin listener.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use glommio::{LocalExecutorBuilder, Placement};
+use hyper::service::service_fn;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::control::{self, Control};
+use crate::http::admin;
+use crate::metrics::ShardMetrics;
+use crate::shard::listener::{self, ConnLimits};
+use crate::shard::{self as shard_mod, Global, Shard, ShardMsg, ShardSettings};
+use crate::targeting::CampaignSet;
+
+/// Memory glommio locks per shard besides `io_memory` (rings and their bookkeeping).
+const RING_MEMORY: usize = 1 << 20;
+
+/// Runs the server until SIGTERM/SIGINT has drained it. Returns an error, before any
+/// port is served, when the campaigns, io_uring, locked memory or a bind fails.
+pub fn run(cfg: Config, campaigns: CampaignSet) -> Result<()> {
+    let shard_count = cfg.shard_count();
+    raise_memlock(shard_count * (cfg.server.io_memory + RING_MEMORY));
+
+    let settings = control::table_settings(&cfg);
+    let table = control::build_table(&campaigns, &settings, 1)?;
+    info!(
+        campaigns = table.campaign_count(),
+        shards = shard_count,
+        "Campaigns loaded"
+    );
+
+    let signal = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, signal.clone())
+            .context("cannot install signal handlers")?;
+    }
+
+    let global = Arc::new(Global {
+        shard_count,
+        ..Global::default()
+    });
+    let shard_settings = ShardSettings::from_config(&cfg);
+    let cpus = online_cpus();
+    let mut senders = Vec::new();
+    let mut metrics = Vec::new();
+    let mut handles = Vec::new();
+    let mut listen = cfg.server.listen;
+
+    for id in 0..shard_count {
+        let (tx, rx) = crossbeam_channel::unbounded::<ShardMsg>();
+        let m = Arc::new(ShardMetrics::new(shard_settings.exchanges.len()));
+        let (bound_tx, bound_rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
+        let placement = match (cfg.server.pin_shards, cpus.is_empty()) {
+            (true, false) => Placement::Fixed(cpus[id % cpus.len()]),
+            _ => Placement::Unbound,
+        };
+        let (table, settings, global, m2) = (
+            table.clone(),
+            shard_settings.clone(),
+            global.clone(),
+            m.clone(),
+        );
+        let drain_timeout = cfg.server.drain_timeout_ms;
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("shard{id}"))
+            .io_memory(cfg.server.io_memory)
+            .ring_depth(cfg.server.ring_depth)
+            .spawn(move || async move {
+                let listener = match listener::bind(listen) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = bound_tx.send(listener.local_addr().map_err(std::io::Error::from));
+                let shard = Rc::new(Shard::new(id, Rc::new(settings), global, m2, table));
+                glommio::spawn_local(shard_mod::housekeeping(shard.clone(), rx)).detach();
+                listener::serve(shard, listener, drain_timeout).await;
+            })
+            .map_err(|e| anyhow!("cannot start shard {id}: {e}"))?;
+        match bound_rx.recv() {
+            Ok(Ok(addr)) => listen = addr,
+            Ok(Err(e)) => {
+                stop_shards(&senders, handles);
+                bail!("shard {id} cannot listen on {listen}: {e}");
+            }
+            Err(_) => {
+                // The executor failed before running the shard: io_uring or memlock.
+                let err = handle
+                    .join()
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                stop_shards(&senders, handles);
+                bail!(runtime_help(id, &err, &cfg));
+            }
+        }
+        senders.push(tx);
+        metrics.push(m);
+        handles.push(handle);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let admin_addr = cfg.server.admin_listen;
+    let (bound_tx, bound_rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
+    let control = {
+        let (stop, signal, global) = (stop.clone(), signal.clone(), global.clone());
+        let (senders, metrics, file) =
+            (senders.clone(), metrics.clone(), cfg.campaigns.file.clone());
+        let limits = ConnLimits {
+            keep_alive: cfg.http.keep_alive_timeout_ms,
+            header_read: cfg.http.header_read_timeout_ms,
+            nodelay: true,
+        };
+        let drain_delay = cfg.server.drain_delay_ms;
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .name("control")
+            .io_memory(256 << 10)
+            .spawn(move || async move {
+                let listener = match listener::bind(admin_addr) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = bound_tx.send(listener.local_addr().map_err(std::io::Error::from));
+                let control = Rc::new(Control::new(
+                    settings, file, senders, metrics, global, campaigns, 1,
+                ));
+                glommio::spawn_local(admin_accept(control.clone(), listener, limits)).detach();
+                control::watch(control.clone(), signal, stop.clone(), drain_delay).await;
+                // Keep the admin API (metrics) up while shards drain.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+                control.conns.drain();
+            })
+            .map_err(|e| anyhow!("cannot start the control thread: {e}"))?
+    };
+    match bound_rx.recv() {
+        Ok(Ok(addr)) => info!(traffic = %listen, admin = %addr, shards = shard_count, "Listening"),
+        Ok(Err(e)) => {
+            stop_shards(&senders, handles);
+            bail!("cannot listen on server.admin_listen {admin_addr}: {e}");
+        }
+        Err(_) => {
+            stop_shards(&senders, handles);
+            bail!("the control thread failed to start");
+        }
+    }
+
+    for (id, h) in handles.into_iter().enumerate() {
+        if let Err(e) = h.join() {
+            warn!(shard = id, error = %e, "Shard ended with an error");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = control.join();
+    info!("Stopped");
+    Ok(())
+}
+
+async fn admin_accept(
+    control: Rc<Control>,
+    listener: glommio::net::TcpListener,
+    limits: ConnLimits,
+) {
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            control.conns.accept_drained().await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            Some(Ok(s)) => s,
+            Some(Err(_)) => {
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            None => return,
+        };
+        let control = control.clone();
+        glommio::spawn_local(async move {
+            let c = control.clone();
+            let service = service_fn(move |req| {
+                let c = c.clone();
+                async move { Ok::<_, std::convert::Infallible>(admin::route(&c, req).await) }
+            });
+            let _ = listener::serve_connection(&control.conns, limits, stream, service).await;
+        })
+        .detach();
+    }
+}
+
+fn stop_shards(
+    senders: &[crossbeam_channel::Sender<ShardMsg>],
+    handles: Vec<glommio::ExecutorJoinHandle<()>>,
+) {
+    for tx in senders {
+        let _ = tx.send(ShardMsg::Drain);
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
+fn runtime_help(id: usize, err: &str, cfg: &Config) -> String {
+    let (soft, _) = memlock();
+    format!(
+        "shard {id} could not start its io_uring executor: {err}\n\
+         shardbid needs Linux 5.8+ with io_uring enabled (sysctl kernel.io_uring_disabled=0; \
+         containers need a seccomp profile allowing io_uring_setup, io_uring_enter and \
+         io_uring_register) and enough locked memory: about {} KiB for {} shard(s), the limit \
+         is {} KiB. Raise it (ulimit -l unlimited; systemd LimitMEMLOCK=infinity; docker \
+         --ulimit memlock=-1) or lower server.io_memory / server.shards.",
+        cfg.shard_count() * (cfg.server.io_memory + RING_MEMORY) / 1024,
+        cfg.shard_count(),
+        soft / 1024
+    )
+}
+
+/// (soft, hard) RLIMIT_MEMLOCK in bytes.
+fn memlock() -> (u64, u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
+        return (0, 0);
+    }
+    (lim.rlim_cur as u64, lim.rlim_max as u64)
+}
+
+/// Raises the soft locked-memory limit towards the hard limit when the estimate needs
+/// it, and warns when even the hard limit is below it (io_uring may still work: recent
+/// kernels account its rings to the memory cgroup instead).
+fn raise_memlock(needed: usize) {
+    let (soft, hard) = memlock();
+    let needed = needed as u64;
+    if soft >= needed {
+        return;
+    }
+    let target = needed.min(hard);
+    let lim = libc::rlimit {
+        rlim_cur: target as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct we own; lowering nothing, raising soft <= hard.
+    let ok = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } == 0;
+    if !ok || target < needed {
+        warn!(
+            limit_kib = (if ok { target } else { soft }) / 1024,
+            needed_kib = needed / 1024,
+            "Locked-memory limit is below the estimate; raise it (ulimit -l) if shards fail to start"
+        );
+    }
+}
+
+fn online_cpus() -> Vec<usize> {
+    match glommio::CpuSet::online() {
+        Ok(set) => {
+            let mut cpus: Vec<usize> = set.into_iter().map(|l| l.cpu).collect();
+            cpus.sort_unstable();
+            cpus.dedup();
+            cpus
+        }
+        Err(_) => Vec::new(),
+    }
+}

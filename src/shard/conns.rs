@@ -1,0 +1,183 @@
+//! The shard's connection registry: the sweeper that fires idle and header timeouts,
+//! and the drain signal that asks every connection to finish and close.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::http::compat::ConnState;
+
+/// How often the sweeper looks for expired waits. Timeouts fire up to this late.
+pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
+struct Entry {
+    state: Rc<ConnState>,
+    /// Waker of the connection task's drain wait.
+    drain_waker: Option<Waker>,
+}
+
+/// Every open connection of one shard, plus the shard's drain flag.
+#[derive(Default)]
+pub struct Conns {
+    slots: RefCell<Vec<Option<Entry>>>,
+    free: RefCell<Vec<usize>>,
+    open: Cell<usize>,
+    draining: Cell<bool>,
+    /// Waker of the accept loop's drain wait.
+    accept_waker: RefCell<Option<Waker>>,
+}
+
+/// A connection's place in the registry; removes it when dropped.
+pub struct ConnHandle<'a> {
+    conns: &'a Conns,
+    slot: usize,
+}
+
+impl Conns {
+    pub fn register(&self, state: Rc<ConnState>) -> ConnHandle<'_> {
+        let entry = Entry {
+            state,
+            drain_waker: None,
+        };
+        let mut slots = self.slots.borrow_mut();
+        let slot = match self.free.borrow_mut().pop() {
+            Some(i) => {
+                slots[i] = Some(entry);
+                i
+            }
+            None => {
+                slots.push(Some(entry));
+                slots.len() - 1
+            }
+        };
+        self.open.set(self.open.get() + 1);
+        ConnHandle { conns: self, slot }
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.get()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.get()
+    }
+
+    /// Wakes every connection whose idle or header deadline has passed.
+    pub fn sweep(&self, now: Instant) {
+        for entry in self.slots.borrow().iter().flatten() {
+            entry.state.wake_if_expired(now);
+        }
+    }
+
+    /// Starts draining: the accept loop stops and every connection is asked to close
+    /// after its in-flight request.
+    pub fn drain(&self) {
+        if self.draining.replace(true) {
+            return;
+        }
+        if let Some(w) = self.accept_waker.borrow_mut().take() {
+            w.wake();
+        }
+        for entry in self.slots.borrow_mut().iter_mut().flatten() {
+            if let Some(w) = entry.drain_waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Resolves when draining starts (for the accept loop).
+    pub fn accept_drained(&self) -> impl Future<Output = ()> + '_ {
+        DrainWait {
+            conns: self,
+            slot: None,
+        }
+    }
+}
+
+impl ConnHandle<'_> {
+    /// Resolves when draining starts (for this connection's task).
+    pub fn drained(&self) -> impl Future<Output = ()> + '_ {
+        DrainWait {
+            conns: self.conns,
+            slot: Some(self.slot),
+        }
+    }
+}
+
+impl Drop for ConnHandle<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.conns.slots.borrow_mut().get_mut(self.slot) {
+            *s = None;
+        }
+        self.conns.free.borrow_mut().push(self.slot);
+        self.conns.open.set(self.conns.open.get() - 1);
+    }
+}
+
+struct DrainWait<'a> {
+    conns: &'a Conns,
+    /// The connection's slot, or `None` for the accept loop.
+    slot: Option<usize>,
+}
+
+impl Future for DrainWait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.conns.draining.get() {
+            return Poll::Ready(());
+        }
+        let store = |slot: &mut Option<Waker>| match slot {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        };
+        match self.slot {
+            None => store(&mut self.conns.accept_waker.borrow_mut()),
+            Some(i) => {
+                if let Some(Some(entry)) = self.conns.slots.borrow_mut().get_mut(i) {
+                    store(&mut entry.drain_waker);
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_reused_and_counted() {
+        let conns = Conns::default();
+        let s = || ConnState::new(Duration::from_secs(1), Duration::from_secs(1));
+        let a = conns.register(s());
+        let b = conns.register(s());
+        assert_eq!(conns.open(), 2);
+        let slot_a = a.slot;
+        drop(a);
+        assert_eq!(conns.open(), 1);
+        let c = conns.register(s());
+        assert_eq!(c.slot, slot_a);
+        drop((b, c));
+        assert_eq!(conns.open(), 0);
+    }
+
+    #[test]
+    fn drain_wakes_waiters() {
+        let conns = Conns::default();
+        let h = conns.register(ConnState::new(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        ));
+        let mut wait = Box::pin(h.drained());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        conns.drain();
+        assert!(wait.as_mut().poll(&mut cx).is_ready());
+        assert!(conns.is_draining());
+    }
+}

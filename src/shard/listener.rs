@@ -1,0 +1,131 @@
+//! The shard's listener and its connections: accept, serve HTTP/1.1 with keep-alive,
+//! and on drain stop accepting and let every connection finish its request.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use glommio::net::{TcpListener, TcpStream};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use tracing::{debug, info, warn};
+
+use super::conns::Conns;
+use super::Shard;
+use crate::http::compat::{ConnState, ConnTimer, Io};
+use crate::http::router;
+
+/// Accepts connections until the shard drains, then waits (up to `drain_timeout`) for
+/// open connections to finish. Every shard binds the same address: glommio sets
+/// SO_REUSEPORT and the kernel spreads connections by their 4-tuple.
+pub async fn serve(shard: Rc<Shard>, listener: TcpListener, drain_timeout: Duration) {
+    let addr = listener.local_addr().ok();
+    shard.global.shards_serving.fetch_add(1, Ordering::Relaxed);
+    info!(shard = shard.id, addr = ?addr, "Serving");
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            shard.conns.accept_drained().await;
+            None
+        })
+        .await;
+        match accepted {
+            Some(Ok(stream)) => {
+                glommio::spawn_local(connection(shard.clone(), stream)).detach();
+            }
+            Some(Err(e)) => {
+                // Out of file descriptors or memory: back off instead of spinning.
+                warn!(shard = shard.id, error = %e, "Accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+            None => break,
+        }
+    }
+    drop(listener);
+    shard.global.shards_serving.fetch_sub(1, Ordering::Relaxed);
+
+    let deadline = Instant::now() + drain_timeout;
+    while shard.conns.open() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    info!(shard = shard.id, left_open = shard.conns.open(), "Drained");
+}
+
+/// Binds the traffic listener for one shard.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).map_err(std::io::Error::from)
+}
+
+async fn connection(shard: Rc<Shard>, stream: TcpStream) {
+    shard.metrics.connections_total.inc();
+    shard.metrics.connections_open.inc();
+    let svc_shard = shard.clone();
+    let service = service_fn(move |req| {
+        let shard = svc_shard.clone();
+        async move { Ok::<_, Infallible>(router::route(&shard, req).await) }
+    });
+    let s = &shard.settings;
+    let limits = ConnLimits {
+        keep_alive: s.keep_alive_timeout,
+        header_read: s.header_read_timeout,
+        nodelay: s.tcp_nodelay,
+    };
+    if let Err(e) = serve_connection(&shard.conns, limits, stream, service).await {
+        // Client resets and timeouts are routine for a bidder; keep them at debug.
+        debug!(shard = shard.id, error = %e, "Connection ended");
+    }
+    let open = shard.metrics.connections_open.get();
+    shard.metrics.connections_open.set(open.saturating_sub(1));
+}
+
+/// Timeouts and socket options of a served connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    pub keep_alive: Duration,
+    pub header_read: Duration,
+    pub nodelay: bool,
+}
+
+/// Serves HTTP/1.1 with keep-alive on one connection until the client leaves, a
+/// timeout fires, or `conns` drains (then after the in-flight response).
+pub async fn serve_connection<S>(
+    conns: &Conns,
+    limits: ConnLimits,
+    stream: TcpStream,
+    service: S,
+) -> hyper::Result<()>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if limits.nodelay {
+        let _ = stream.set_nodelay(true);
+    }
+    let state = ConnState::new(limits.keep_alive, limits.header_read);
+    let handle = conns.register(state.clone());
+    let mut conn = pin!(http1::Builder::new()
+        .timer(ConnTimer::new(state.clone()))
+        .header_read_timeout(limits.header_read)
+        .keep_alive(true)
+        // One flattened write per response: the head and the small body together.
+        .writev(false)
+        .serve_connection(Io::new(stream, state), service));
+
+    let finished = future::or(async { Some(conn.as_mut().await) }, async {
+        handle.drained().await;
+        None
+    })
+    .await;
+    match finished {
+        Some(r) => r,
+        None => {
+            // Drain: an idle connection closes now, a busy one after its response.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
+}

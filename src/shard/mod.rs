@@ -1,0 +1,248 @@
+//! A shard: one thread, one glommio executor pinned to one core, its own SO_REUSEPORT
+//! listener, its connections, and its own replica of the targeting table.
+//!
+//! Everything here is single-threaded: state lives in `Cell`/`RefCell` behind an `Rc`,
+//! and no borrow is held across an `.await`. The only ways in from other threads are the
+//! control channel (new tables, drain) and the metrics the shard writes for scrapes.
+
+pub mod conns;
+pub mod listener;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, TryRecvError};
+use tracing::{debug, info};
+
+use crate::auction::Bid;
+use crate::config::Config;
+use crate::metrics::ShardMetrics;
+use crate::openrtb::Decoder;
+use crate::targeting::Table;
+use conns::Conns;
+
+/// How often a shard checks its control channel. A new table reaches every shard
+/// within this interval (plus the build time).
+pub const CONTROL_POLL: Duration = Duration::from_millis(10);
+
+/// Messages from the control thread to a shard.
+pub enum ShardMsg {
+    /// A new table replica, swapped in between requests.
+    Table(Box<Table>),
+    /// Stop accepting, finish in-flight requests, close connections, exit.
+    Drain,
+}
+
+/// Process-wide state that is read outside the request path (readiness, drain).
+#[derive(Debug, Default)]
+pub struct Global {
+    pub shard_count: usize,
+    /// Shards that have bound their listener and are serving.
+    pub shards_serving: AtomicUsize,
+    /// Set on SIGTERM/SIGINT: `/readyz` answers 503 from then on.
+    pub draining: AtomicBool,
+}
+
+impl Global {
+    pub fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed)
+            && self.shards_serving.load(Ordering::Relaxed) == self.shard_count
+    }
+}
+
+/// The settings every shard reads on the request path, resolved once from the config.
+#[derive(Debug, Clone)]
+pub struct ShardSettings {
+    pub max_body_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub keep_alive_timeout: Duration,
+    pub tcp_nodelay: bool,
+    pub default_tmax_ms: u32,
+    pub network_margin_ms: u32,
+    /// Exchange names in config order; an exchange's id is its index.
+    pub exchanges: Vec<String>,
+    /// Network margin per exchange id.
+    pub exchange_margins_ms: Vec<u32>,
+}
+
+impl ShardSettings {
+    pub fn from_config(cfg: &Config) -> ShardSettings {
+        let margin = cfg.bidding.network_margin_ms;
+        ShardSettings {
+            max_body_bytes: cfg.http.max_body_bytes,
+            header_read_timeout: cfg.http.header_read_timeout_ms,
+            keep_alive_timeout: cfg.http.keep_alive_timeout_ms,
+            tcp_nodelay: cfg.http.tcp_nodelay,
+            default_tmax_ms: cfg.bidding.default_tmax_ms,
+            network_margin_ms: margin,
+            exchanges: cfg.exchanges.keys().cloned().collect(),
+            exchange_margins_ms: cfg
+                .exchanges
+                .values()
+                .map(|e| e.network_margin_ms.unwrap_or(margin))
+                .collect(),
+        }
+    }
+
+    /// The id of the exchange named in a bid path.
+    pub fn exchange_id(&self, name: &str) -> Option<u32> {
+        self.exchanges
+            .iter()
+            .position(|e| e == name)
+            .map(|i| i as u32)
+    }
+
+    /// The bidder's own time budget for a request.
+    pub fn budget(&self, tmax_ms: Option<u32>, exchange: Option<u32>) -> Duration {
+        let tmax = tmax_ms.filter(|&t| t > 0).unwrap_or(self.default_tmax_ms);
+        let margin = exchange
+            .and_then(|e| self.exchange_margins_ms.get(e as usize).copied())
+            .unwrap_or(self.network_margin_ms);
+        Duration::from_millis(tmax.saturating_sub(margin) as u64)
+    }
+}
+
+/// The per-request scratch space a shard reuses: the body buffer, the decoder's
+/// buffers, the bid list and the response buffer.
+pub struct Scratch {
+    pub decoder: Decoder,
+    pub bids: Vec<Bid>,
+    pub out: Vec<u8>,
+}
+
+/// One shard's state, shared with its tasks by `Rc`.
+pub struct Shard {
+    pub id: usize,
+    pub settings: Rc<ShardSettings>,
+    pub global: Arc<Global>,
+    pub metrics: Arc<ShardMetrics>,
+    pub conns: Conns,
+    table: RefCell<Rc<Table>>,
+    /// Request bodies: a small pool, since bodies of several connections can be in
+    /// flight at once while they are read.
+    bodies: RefCell<Vec<Vec<u8>>>,
+    scratch: RefCell<Scratch>,
+    stopped: Cell<bool>,
+}
+
+impl Shard {
+    pub fn new(
+        id: usize,
+        settings: Rc<ShardSettings>,
+        global: Arc<Global>,
+        metrics: Arc<ShardMetrics>,
+        table: Table,
+    ) -> Shard {
+        metrics.table_version.set(table.version());
+        metrics.campaigns.set(table.campaign_count() as u64);
+        Shard {
+            id,
+            settings,
+            global,
+            metrics,
+            conns: Conns::default(),
+            table: RefCell::new(Rc::new(table)),
+            bodies: RefCell::new(Vec::new()),
+            scratch: RefCell::new(Scratch {
+                decoder: Decoder::new(),
+                bids: Vec::new(),
+                out: Vec::new(),
+            }),
+            stopped: Cell::new(false),
+        }
+    }
+
+    /// The table to run a request against. A request keeps its `Rc` until it is done,
+    /// so a swap never changes the table under an in-flight request.
+    pub fn table(&self) -> Rc<Table> {
+        self.table.borrow().clone()
+    }
+
+    /// Takes a body buffer from the pool (empty, with capacity from earlier use).
+    pub fn take_body(&self) -> Vec<u8> {
+        self.bodies.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Returns a body buffer to the pool. Buffers that grew unusually large are dropped
+    /// so that one huge body does not pin memory forever.
+    pub fn put_body(&self, mut body: Vec<u8>) {
+        const KEEP: usize = 64 * 1024;
+        const POOL: usize = 64;
+        body.clear();
+        let mut pool = self.bodies.borrow_mut();
+        if body.capacity() <= KEEP && pool.len() < POOL {
+            pool.push(body);
+        }
+    }
+
+    /// The reusable scratch space. The borrow must not be held across an `.await`.
+    pub fn scratch(&self) -> std::cell::RefMut<'_, Scratch> {
+        self.scratch.borrow_mut()
+    }
+
+    fn swap_table(&self, table: Table) {
+        let (version, campaigns) = (table.version(), table.campaign_count());
+        *self.table.borrow_mut() = Rc::new(table);
+        self.metrics.table_version.set(version);
+        self.metrics.campaigns.set(campaigns as u64);
+        debug!(shard = self.id, version, campaigns, "Table swapped");
+    }
+
+    /// Applies control messages until the channel is empty. Returns false once the
+    /// shard must drain.
+    fn poll_control(&self, rx: &Receiver<ShardMsg>) -> bool {
+        loop {
+            match rx.try_recv() {
+                Ok(ShardMsg::Table(t)) => self.swap_table(*t),
+                Ok(ShardMsg::Drain) | Err(TryRecvError::Disconnected) => {
+                    self.stopped.set(true);
+                    return false;
+                }
+                Err(TryRecvError::Empty) => return true,
+            }
+        }
+    }
+}
+
+/// The shard's housekeeping task: control messages, then timeouts, until drained.
+pub async fn housekeeping(shard: Rc<Shard>, rx: Receiver<ShardMsg>) {
+    let mut last_sweep = std::time::Instant::now();
+    while shard.poll_control(&rx) {
+        glommio::timer::sleep(CONTROL_POLL).await;
+        let now = std::time::Instant::now();
+        if now.duration_since(last_sweep) >= conns::SWEEP_EVERY {
+            shard.conns.sweep(now);
+            last_sweep = now;
+        }
+    }
+    info!(shard = shard.id, open = shard.conns.open(), "Draining");
+    shard.conns.drain();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_is_tmax_minus_margin() {
+        let mut cfg = Config::default();
+        cfg.exchanges.insert(
+            "adx".into(),
+            crate::config::ExchangeConfig {
+                network_margin_ms: Some(30),
+            },
+        );
+        let s = ShardSettings::from_config(&cfg);
+        assert_eq!(s.budget(Some(120), None), Duration::from_millis(100));
+        assert_eq!(s.budget(None, None), Duration::from_millis(80));
+        assert_eq!(
+            s.budget(Some(120), s.exchange_id("adx")),
+            Duration::from_millis(90)
+        );
+        assert_eq!(s.budget(Some(10), None), Duration::ZERO);
+        assert_eq!(s.exchange_id("nope"), None);
+    }
+}
