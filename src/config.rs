@@ -240,7 +240,7 @@ impl Config {
     /// Checks what serde cannot; each error names its key.
     pub fn validate(&self) -> Result<()> {
         let mut errors = Vec::new();
-        if self.server.listen == self.server.admin_listen {
+        if self.server.listen == self.server.admin_listen && self.server.listen.port() != 0 {
             errors.push("server.admin_listen: must differ from server.listen".to_string());
         }
         if self.server.shards > 1024 {

@@ -1,0 +1,44 @@
+# shardbid container image.
+#
+# Build:  docker build -t shardbid .
+# Run:    docker run --rm -p 8080:8080 \
+#           --ulimit memlock=-1 \
+#           --security-opt seccomp=/path/to/seccomp-with-io_uring.json \
+#           shardbid
+#
+# Two things differ from an ordinary container:
+# - io_uring: Docker's default seccomp profile blocks io_uring_setup, io_uring_enter and
+#   io_uring_register. Use a profile that allows them (Docker's default profile with
+#   those three syscalls added), or --security-opt seccomp=unconfined on a trusted host.
+# - locked memory: each shard locks server.io_memory (2 MiB by default) plus about
+#   1 MiB for its rings; --ulimit memlock=-1 (or a value above shards x 3 MiB) covers it.
+# The admin listener (metrics, campaign changes) has no authentication: publish 9100
+# only to the monitoring network, never to the internet.
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# Dependencies first, so that source edits do not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
+COPY loadtest/Cargo.toml loadtest/Cargo.toml
+RUN mkdir -p src benches loadtest/src/bin \
+ && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+ && echo 'fn main() {}' > loadtest/src/main.rs && echo 'fn main() {}' > loadtest/src/bin/floor.rs \
+ && sed -i '/^\[\[bench\]\]/,/^$/d' Cargo.toml \
+ && cargo build --release -p shardbid || true
+COPY . .
+RUN touch src/main.rs src/lib.rs && cargo build --release -p shardbid --bin shardbid
+
+FROM debian:bookworm-slim
+RUN useradd --system --no-create-home --shell /usr/sbin/nologin shardbid
+COPY --from=build /src/target/release/shardbid /usr/local/bin/shardbid
+COPY config /etc/shardbid
+USER shardbid
+ENV SHARDBID_CONFIG=/etc/shardbid/shardbid.toml \
+    SHARDBID_LISTEN=0.0.0.0:8080 \
+    SHARDBID_ADMIN_LISTEN=0.0.0.0:9100
+EXPOSE 8080 9100
+# Liveness: GET /healthz on 8080. Readiness: GET /readyz (503 while draining).
+# SIGTERM drains in-flight requests (server.drain_timeout_ms) and exits 0.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/shardbid"]
