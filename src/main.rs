@@ -74,7 +74,6 @@ fn main() -> ExitCode {
     match server::run(cfg, campaigns) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("shardbid: {e:#}");
             ExitCode::FAILURE
         }

@@ -219,17 +219,23 @@ fn stop_shards(
 
 fn runtime_help(id: usize, err: &str, cfg: &Config) -> String {
     let (soft, _) = memlock();
-    format!(
-        "shard {id} could not start its io_uring executor: {err}\n\
-         shardbid needs Linux 5.8+ with io_uring enabled (sysctl kernel.io_uring_disabled=0; \
-         containers need a seccomp profile allowing io_uring_setup, io_uring_enter and \
-         io_uring_register) and enough locked memory: about {} KiB for {} shard(s), the limit \
-         is {} KiB. Raise it (ulimit -l unlimited; systemd LimitMEMLOCK=infinity; docker \
-         --ulimit memlock=-1) or lower server.io_memory / server.shards.",
-        cfg.shard_count() * (cfg.server.io_memory + RING_MEMORY) / 1024,
-        cfg.shard_count(),
-        soft / 1024
-    )
+    let needed_kib = cfg.shard_count() * (cfg.server.io_memory + RING_MEMORY) / 1024;
+    if err.contains("MemLock") {
+        format!(
+            "shard {id} could not start: the locked-memory limit ({} KiB) is too low for io_uring \
+             ({err}). {} shard(s) need about {needed_kib} KiB. Raise it: `ulimit -l unlimited` \
+             in the shell, LimitMEMLOCK=infinity in a systemd unit, --ulimit memlock=-1 for \
+             docker; or lower server.io_memory / server.shards.",
+            soft / 1024,
+            cfg.shard_count(),
+        )
+    } else {
+        format!(
+            "shard {id} could not start its io_uring executor: {err}. shardbid needs Linux 5.8+ \
+             with io_uring enabled (sysctl kernel.io_uring_disabled=0); containers need a seccomp \
+             profile that allows io_uring_setup, io_uring_enter and io_uring_register."
+        )
+    }
 }
 
 /// (soft, hard) RLIMIT_MEMLOCK in bytes.

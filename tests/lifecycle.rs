@@ -24,7 +24,13 @@ fn campaign_swap_under_load_fails_no_request() {
     let body = fixture("simple-banner.json");
     let workers: Vec<_> = (0..4)
         .map(|_| {
-            let (stop, ok, failed, body, addr) = (stop.clone(), ok.clone(), failed.clone(), body.clone(), server.traffic);
+            let (stop, ok, failed, body, addr) = (
+                stop.clone(),
+                ok.clone(),
+                failed.clone(),
+                body.clone(),
+                server.traffic,
+            );
             std::thread::spawn(move || {
                 let mut conn = Conn::open(addr);
                 while !stop.load(Ordering::Relaxed) {
@@ -41,12 +47,21 @@ fn campaign_swap_under_load_fails_no_request() {
     for round in 0..10 {
         let crid = format!("creative-{round}");
         let started = Instant::now();
-        let resp = admin.send("PUT", "/admin/campaigns", &[], campaign_set(&crid).to_string().as_bytes());
+        let resp = admin.send(
+            "PUT",
+            "/admin/campaigns",
+            &[],
+            campaign_set(&crid).to_string().as_bytes(),
+        );
         assert_eq!(resp.status, 200, "{}", resp.text());
         assert_eq!(resp.json()["version"], json!(round + 2));
         // The swap is confirmed on every shard before the admin call returns, well
         // within 100 ms.
-        assert!(started.elapsed() < Duration::from_millis(100), "swap took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "swap took {:?}",
+            started.elapsed()
+        );
         let bid = server.bid(&body);
         assert_eq!(bid.status, 200);
         assert_eq!(bid.json()["seatbid"][0]["bid"][0]["crid"], json!(crid));
@@ -55,10 +70,19 @@ fn campaign_swap_under_load_fails_no_request() {
     for w in workers {
         w.join().unwrap();
     }
-    assert!(ok.load(Ordering::Relaxed) > 100, "too little load: {}", ok.load(Ordering::Relaxed));
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "too little load: {}",
+        ok.load(Ordering::Relaxed)
+    );
     assert_eq!(failed.load(Ordering::Relaxed), 0);
     for shard in 0..2 {
-        assert_eq!(server.metric(&format!("shardbid_shard_table_version{{shard=\"{shard}\"}}")), 11);
+        assert_eq!(
+            server.metric(&format!(
+                "shardbid_shard_table_version{{shard=\"{shard}\"}}"
+            )),
+            11
+        );
     }
 }
 
@@ -70,33 +94,61 @@ fn invalid_campaigns_are_rejected_and_the_old_set_stays() {
         {"id": "dup", "adomain": [], "bid_cpm": "1", "creatives": []},
         {"id": "dup", "adomain": [], "bid_cpm": "1", "creatives": [{"id": "c", "kind": "banner", "adm": "x"}]}
     ]});
-    let resp = server.admin().send("PUT", "/admin/campaigns", &[], bad.to_string().as_bytes());
+    let resp = server
+        .admin()
+        .send("PUT", "/admin/campaigns", &[], bad.to_string().as_bytes());
     assert_eq!(resp.status, 400);
     let errors = resp.json()["errors"].as_array().unwrap().clone();
     assert!(errors.len() >= 2, "{errors:?}");
-    assert!(errors.iter().all(|e| e.as_str().unwrap().contains("dup")), "{errors:?}");
-    let not_json = server.admin().send("PUT", "/admin/campaigns", &[], b"{\"campaigns\": [");
+    assert!(
+        errors.iter().all(|e| e.as_str().unwrap().contains("dup")),
+        "{errors:?}"
+    );
+    let not_json = server
+        .admin()
+        .send("PUT", "/admin/campaigns", &[], b"{\"campaigns\": [");
     assert_eq!(not_json.status, 400);
     let after = server.admin().get("/admin/campaigns").json();
     assert_eq!(before, after);
     assert_eq!(server.metric("shardbid_table_version"), 1);
-    assert!(matches!(server.bid(&fixture("simple-banner.json")).status, 200));
+    assert!(matches!(
+        server.bid(&fixture("simple-banner.json")).status,
+        200
+    ));
 }
 
 #[test]
 fn reload_rereads_the_campaigns_file() {
     let dir = common::TempDir::new("reload");
     let path = common::write_file(&dir.0, "c.json", &campaign_set("first").to_string());
-    let server = Server::start_with(Options { campaigns: Some(path.clone()), ..Options::default() });
+    let server = Server::start_with(Options {
+        campaigns: Some(path.clone()),
+        ..Options::default()
+    });
     let body = fixture("simple-banner.json");
-    assert_eq!(server.bid(&body).json()["seatbid"][0]["bid"][0]["crid"], "first");
+    assert_eq!(
+        server.bid(&body).json()["seatbid"][0]["bid"][0]["crid"],
+        "first"
+    );
     std::fs::write(&path, campaign_set("second").to_string()).unwrap();
     let resp = server.admin().send("POST", "/admin/reload", &[], b"");
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(server.bid(&body).json()["seatbid"][0]["bid"][0]["crid"], "second");
+    assert_eq!(
+        server.bid(&body).json()["seatbid"][0]["bid"][0]["crid"],
+        "second"
+    );
     std::fs::write(&path, "not json").unwrap();
-    assert_eq!(server.admin().send("POST", "/admin/reload", &[], b"").status, 400);
-    assert_eq!(server.bid(&body).json()["seatbid"][0]["bid"][0]["crid"], "second");
+    assert_eq!(
+        server
+            .admin()
+            .send("POST", "/admin/reload", &[], b"")
+            .status,
+        400
+    );
+    assert_eq!(
+        server.bid(&body).json()["seatbid"][0]["bid"][0]["crid"],
+        "second"
+    );
 }
 
 #[test]
@@ -107,10 +159,21 @@ fn slow_headers_are_cut_but_idle_keep_alive_survives() {
     });
     // Slowloris: a partial head is cut after the header timeout (plus sweep slack).
     let mut slow = server.conn();
-    std::io::Write::write_all(&mut slow.stream, b"POST /openrtb2/bid HTTP/1.1\r\nhost: x\r\n").unwrap();
+    std::io::Write::write_all(
+        &mut slow.stream,
+        b"POST /openrtb2/bid HTTP/1.1\r\nhost: x\r\n",
+    )
+    .unwrap();
     let started = Instant::now();
-    assert!(slow.closed_within(Duration::from_secs(3)), "slow header connection was not closed");
-    assert!(started.elapsed() >= Duration::from_millis(250), "closed too early: {:?}", started.elapsed());
+    assert!(
+        slow.closed_within(Duration::from_secs(3)),
+        "slow header connection was not closed"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed too early: {:?}",
+        started.elapsed()
+    );
 
     // An idle keep-alive connection outlives the header timeout.
     let mut idle = server.conn();
@@ -139,7 +202,10 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let body = fixture("simple-banner.json");
     // A request in flight: head and half the body sent.
     let mut inflight = server.conn();
-    let head = format!("POST /openrtb2/bid HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n", body.len());
+    let head = format!(
+        "POST /openrtb2/bid HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
     std::io::Write::write_all(&mut inflight.stream, head.as_bytes()).unwrap();
     std::io::Write::write_all(&mut inflight.stream, &body[..body.len() / 2]).unwrap();
     // An idle keep-alive connection.
@@ -155,11 +221,15 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
 
     std::thread::sleep(Duration::from_millis(500));
     std::io::Write::write_all(&mut inflight.stream, &body[body.len() / 2..]).unwrap();
-    let resp = inflight.read_response().expect("in-flight request answered");
+    let resp = inflight
+        .read_response()
+        .expect("in-flight request answered");
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert!(inflight.closed_within(Duration::from_secs(3)));
 
-    let status = server.wait(Duration::from_secs(6)).expect("exited within the drain timeout");
+    let status = server
+        .wait(Duration::from_secs(6))
+        .expect("exited within the drain timeout");
     assert!(status.success(), "exit status {status:?}");
     let log = server.log.lock().unwrap().clone();
     assert!(log.contains("Stopped"), "{log}");

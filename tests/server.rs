@@ -24,7 +24,10 @@ fn test_campaigns() -> Value {
 fn start_with_campaigns(set: &Value) -> (Server, TempDir) {
     let dir = TempDir::new("camp");
     let path = common::write_file(&dir.0, "campaigns.json", &set.to_string());
-    let server = Server::start_with(Options { campaigns: Some(path), ..Options::default() });
+    let server = Server::start_with(Options {
+        campaigns: Some(path),
+        ..Options::default()
+    });
     (server, dir)
 }
 
@@ -57,19 +60,38 @@ fn every_iab_example_gets_a_bid_or_no_bid_never_an_error() {
     for name in FIXTURES {
         let body = fixture(name);
         let resp = conn.post("/openrtb2/bid", &body);
-        assert!(resp.status == 200 || resp.status == 204, "{name}: {} {}", resp.status, resp.text());
+        assert!(
+            resp.status == 200 || resp.status == 204,
+            "{name}: {} {}",
+            resp.status,
+            resp.text()
+        );
         if resp.status == 200 {
             bids += 1;
             let out = resp.json();
             let req: Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(out["id"], req["id"], "{name}");
             let bid = &out["seatbid"][0]["bid"][0];
-            let imp = req["imp"].as_array().unwrap().iter().find(|i| i["id"] == bid["impid"]);
-            let imp = imp.unwrap_or_else(|| panic!("{name}: impid {} not in request", bid["impid"]));
+            let imp = req["imp"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["id"] == bid["impid"]);
+            let imp =
+                imp.unwrap_or_else(|| panic!("{name}: impid {} not in request", bid["impid"]));
             let floor = imp["bidfloor"].as_f64().unwrap_or(0.0);
-            assert!(bid["price"].as_f64().unwrap() >= floor, "{name}: price under floor");
-            assert!(bid["crid"].is_string() && bid["adomain"].is_array(), "{name}: {out}");
-            assert!(bid["adm"].is_string() || bid["nurl"].is_string(), "{name}: no markup");
+            assert!(
+                bid["price"].as_f64().unwrap() >= floor,
+                "{name}: price under floor"
+            );
+            assert!(
+                bid["crid"].is_string() && bid["adomain"].is_array(),
+                "{name}: {out}"
+            );
+            assert!(
+                bid["adm"].is_string() || bid["nurl"].is_string(),
+                "{name}: no markup"
+            );
         } else {
             assert!(resp.body.is_empty());
         }
@@ -84,7 +106,10 @@ fn bid_response_is_exact() {
     let resp = server.conn().send(
         "POST",
         "/openrtb2/bid",
-        &[("content-type", "application/json"), ("x-openrtb-version", "2.6")],
+        &[
+            ("content-type", "application/json"),
+            ("x-openrtb-version", "2.6"),
+        ],
         &banner_request(json!({})),
     );
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -106,7 +131,10 @@ fn bid_response_is_exact() {
     assert_eq!(bid["adomain"], json!(["acme.com"]));
     assert_eq!(bid["cat"], json!(["IAB3"]));
     assert_eq!(bid["adm"], "<a href=\"https://acme.com\">ad</a>");
-    assert_eq!((bid["w"].as_u64(), bid["h"].as_u64()), (Some(300), Some(250)));
+    assert_eq!(
+        (bid["w"].as_u64(), bid["h"].as_u64()),
+        (Some(300), Some(250))
+    );
     assert!(bid.get("dealid").is_none());
     assert!(bid["id"].as_str().is_some_and(|s| !s.is_empty()));
 }
@@ -114,9 +142,14 @@ fn bid_response_is_exact() {
 #[test]
 fn floor_above_bid_raises_price_up_to_max() {
     let (server, _dir) = start_with_campaigns(&test_campaigns());
-    let resp = server.bid(&banner_request(json!({"imp": [{"id": "1", "banner": {"w": 300, "h": 250}, "bidfloor": "2.5"}]})));
+    let resp = server.bid(&banner_request(
+        json!({"imp": [{"id": "1", "banner": {"w": 300, "h": 250}, "bidfloor": "2.5"}]}),
+    ));
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(resp.json()["seatbid"][0]["bid"][0]["price"].as_f64(), Some(2.5));
+    assert_eq!(
+        resp.json()["seatbid"][0]["bid"][0]["price"].as_f64(),
+        Some(2.5)
+    );
 }
 
 #[test]
@@ -136,9 +169,15 @@ fn deal_bid_carries_dealid_and_seat() {
 fn every_no_bid_reason_is_a_204_and_counted() {
     let (server, _dir) = start_with_campaigns(&test_campaigns());
     let cases: [(&str, Value); 5] = [
-        ("no_match", json!({"imp": [{"id": "1", "banner": {"w": 1, "h": 1}}]})),
+        (
+            "no_match",
+            json!({"imp": [{"id": "1", "banner": {"w": 1, "h": 1}}]}),
+        ),
         ("blocked", json!({"bcat": ["IAB3"]})),
-        ("below_floor", json!({"imp": [{"id": "1", "banner": {"w": 300, "h": 250}, "bidfloor": 10}]})),
+        (
+            "below_floor",
+            json!({"imp": [{"id": "1", "banner": {"w": 300, "h": 250}, "bidfloor": 10}]}),
+        ),
         ("currency", json!({"cur": ["JPY"]})),
         (
             "deals_only",
@@ -162,15 +201,47 @@ fn every_no_bid_reason_is_a_204_and_counted() {
         "targeting": {"test_requests": false},
         "creatives": [{"id": "c", "kind": "banner", "w": 300, "h": 250, "adm": "x"}]
     }]});
-    assert_eq!(server.admin().send("PUT", "/admin/campaigns", &[], only_live.to_string().as_bytes()).status, 200);
-    assert_eq!(conn.post("/openrtb2/bid", &banner_request(json!({"test": 1}))).status, 204);
+    assert_eq!(
+        server
+            .admin()
+            .send(
+                "PUT",
+                "/admin/campaigns",
+                &[],
+                only_live.to_string().as_bytes()
+            )
+            .status,
+        200
+    );
+    assert_eq!(
+        conn.post("/openrtb2/bid", &banner_request(json!({"test": 1})))
+            .status,
+        204
+    );
     assert_eq!(server.metric("shardbid_nobid_total{reason=\"test\"}"), 1);
-    assert_eq!(conn.post("/openrtb2/bid", &banner_request(json!({}))).status, 200);
+    assert_eq!(
+        conn.post("/openrtb2/bid", &banner_request(json!({})))
+            .status,
+        200
+    );
 
     // An empty campaign set.
-    assert_eq!(server.admin().send("PUT", "/admin/campaigns", &[], br#"{"campaigns": []}"#).status, 200);
-    assert_eq!(conn.post("/openrtb2/bid", &banner_request(json!({}))).status, 204);
-    assert_eq!(server.metric("shardbid_nobid_total{reason=\"no_campaigns\"}"), 1);
+    assert_eq!(
+        server
+            .admin()
+            .send("PUT", "/admin/campaigns", &[], br#"{"campaigns": []}"#)
+            .status,
+        200
+    );
+    assert_eq!(
+        conn.post("/openrtb2/bid", &banner_request(json!({})))
+            .status,
+        204
+    );
+    assert_eq!(
+        server.metric("shardbid_nobid_total{reason=\"no_campaigns\"}"),
+        1
+    );
 }
 
 #[test]
@@ -183,30 +254,62 @@ fn error_statuses() {
     let invalid = c.post("/openrtb2/bid", br#"{"id":"x","imp":[]}"#);
     assert_eq!(invalid.status, 400);
     assert!(invalid.text().contains("imp"), "{}", invalid.text());
-    assert_eq!(c.post("/openrtb2/bid", br#"{"imp":[{"id":"1"}]}"#).status, 400);
+    assert_eq!(
+        c.post("/openrtb2/bid", br#"{"imp":[{"id":"1"}]}"#).status,
+        400
+    );
     assert_eq!(c.post("/openrtb2/bid", br#"[1,2,3]"#).status, 400);
-    assert_eq!(c.post("/openrtb2/bid", br#"{"id":"x","imp":[{"id":"1","banner":{"w":"wide"}}]}"#).status, 400);
+    assert_eq!(
+        c.post(
+            "/openrtb2/bid",
+            br#"{"id":"x","imp":[{"id":"1","banner":{"w":"wide"}}]}"#
+        )
+        .status,
+        400
+    );
     // The connection survives bad input.
     assert_eq!(c.get("/healthz").status, 200);
 
     let big = vec![b' '; 256 * 1024 + 1];
     assert_eq!(server.conn().post("/openrtb2/bid", &big).status, 413);
-    let ct = server.conn().send("POST", "/openrtb2/bid", &[("content-type", "text/html")], b"{}");
+    let ct = server.conn().send(
+        "POST",
+        "/openrtb2/bid",
+        &[("content-type", "text/html")],
+        b"{}",
+    );
     assert_eq!(ct.status, 415);
     // A missing content type means JSON.
-    let none = server.conn().send("POST", "/openrtb2/bid", &[], &fixture("simple-banner.json"));
+    let none = server
+        .conn()
+        .send("POST", "/openrtb2/bid", &[], &fixture("simple-banner.json"));
     assert!(none.status == 200 || none.status == 204);
 
-    assert_eq!(server.conn().post("/openrtb2/bid/no-such-exchange", b"{}").status, 404);
+    assert_eq!(
+        server
+            .conn()
+            .post("/openrtb2/bid/no-such-exchange", b"{}")
+            .status,
+        404
+    );
     assert_eq!(server.conn().post("/elsewhere", b"{}").status, 404);
     let get = server.conn().get("/openrtb2/bid");
     assert_eq!(get.status, 405);
     assert_eq!(get.header("allow"), Some("POST"));
     assert_eq!(server.conn().post("/healthz", b"").status, 405);
 
-    assert_eq!(server.metric("shardbid_bid_requests_total{outcome=\"bad_request\"}"), 5);
-    assert_eq!(server.metric("shardbid_bid_requests_total{outcome=\"too_large\"}"), 1);
-    assert_eq!(server.metric("shardbid_bid_requests_total{outcome=\"unsupported_media\"}"), 1);
+    assert_eq!(
+        server.metric("shardbid_bid_requests_total{outcome=\"bad_request\"}"),
+        5
+    );
+    assert_eq!(
+        server.metric("shardbid_bid_requests_total{outcome=\"too_large\"}"),
+        1
+    );
+    assert_eq!(
+        server.metric("shardbid_bid_requests_total{outcome=\"unsupported_media\"}"),
+        1
+    );
 }
 
 #[test]
@@ -219,8 +322,14 @@ fn exchange_paths_are_counted_per_exchange() {
         assert!(r.status == 200 || r.status == 204);
     }
     assert!(matches!(c.post("/openrtb2/bid", &body).status, 200 | 204));
-    assert_eq!(server.metric("shardbid_exchange_requests_total{exchange=\"adx\"}"), 3);
-    assert_eq!(server.metric("shardbid_exchange_requests_total{exchange=\"\"}"), 1);
+    assert_eq!(
+        server.metric("shardbid_exchange_requests_total{exchange=\"adx\"}"),
+        3
+    );
+    assert_eq!(
+        server.metric("shardbid_exchange_requests_total{exchange=\"\"}"),
+        1
+    );
 }
 
 #[test]
@@ -230,11 +339,18 @@ fn probes_and_metrics() {
     assert_eq!(server.conn().get("/readyz").status, 200);
     let mut c = server.conn();
     for _ in 0..10 {
-        assert!(matches!(c.post("/openrtb2/bid", &fixture("simple-banner.json")).status, 200 | 204));
+        assert!(matches!(
+            c.post("/openrtb2/bid", &fixture("simple-banner.json"))
+                .status,
+            200 | 204
+        ));
     }
     let page = server.admin().get("/metrics");
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
     let text = page.text();
     for series in [
         "shardbid_shard_http_requests_total{shard=\"0\"}",
@@ -245,7 +361,13 @@ fn probes_and_metrics() {
     ] {
         assert!(text.contains(series), "missing {series}\n{text}");
     }
-    let total: u64 = (0..2).map(|s| server.metric(&format!("shardbid_shard_http_requests_total{{shard=\"{s}\"}}"))).sum();
+    let total: u64 = (0..2)
+        .map(|s| {
+            server.metric(&format!(
+                "shardbid_shard_http_requests_total{{shard=\"{s}\"}}"
+            ))
+        })
+        .sum();
     assert_eq!(total, 12);
     assert_eq!(server.metric("shardbid_bid_duration_seconds_count"), 10);
 }
@@ -264,8 +386,16 @@ fn bad_config_fails_before_binding() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bidding.network_margin_ms"), "{err}");
 
-    let unknown = common::write_file(&dir.0, "unknown.toml", "[server]\nlisten_adress = \"127.0.0.1:1\"\n");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardbid")).arg("--config").arg(&unknown).output().unwrap();
+    let unknown = common::write_file(
+        &dir.0,
+        "unknown.toml",
+        "[server]\nlisten_adress = \"127.0.0.1:1\"\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardbid"))
+        .arg("--config")
+        .arg(&unknown)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen_adress"));
 
@@ -275,5 +405,9 @@ fn bad_config_fails_before_binding() {
         .arg("--check-config")
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }
