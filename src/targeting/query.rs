@@ -209,21 +209,6 @@ impl Query {
         );
         let city = geo.and_then(|g| g.city.as_deref());
         q.allow(ix, &ix.city, city.and_then(|s| lower.of(s)).into_iter(), 0);
-        q.allow(ix, &ix.segments, req.segments(), SEGMENTS);
-
-        if let Some(d) = at.domain.and_then(|d| lower.of(d)) {
-            q.allow(ix, &ix.domains, domain_suffixes(d), DOMAINS);
-            q.lookup(
-                ix,
-                Stage::NoMatch,
-                Op::Subtract,
-                &ix.domains_deny,
-                domain_suffixes(d),
-                DOMAINS,
-            );
-        } else {
-            q.allow(ix, &ix.domains, std::iter::empty::<&str>(), DOMAINS);
-        }
         if let Some(b) = at.bundle.and_then(|b| lower.of(b)) {
             q.allow(ix, &ix.bundles, std::iter::once(b), 0);
             q.lookup(
@@ -246,6 +231,23 @@ impl Query {
             at.publisher.into_iter(),
             0,
         );
+
+        // Terms from here on may hold any number of ids. The ones above hold at most two
+        // each, so they always fit; these have an exact check for when they do not.
+        q.allow(ix, &ix.segments, req.segments(), SEGMENTS);
+        if let Some(d) = at.domain.and_then(|d| lower.of(d)) {
+            q.allow(ix, &ix.domains, domain_suffixes(d), DOMAINS);
+            q.lookup(
+                ix,
+                Stage::NoMatch,
+                Op::Subtract,
+                &ix.domains_deny,
+                domain_suffixes(d),
+                DOMAINS,
+            );
+        } else {
+            q.allow(ix, &ix.domains, std::iter::empty::<&str>(), DOMAINS);
+        }
         // Categories: each site/app category and its parents, lowercased one at a time.
         q.category_terms(ix, &mut lower, at.cats);
 
