@@ -1,0 +1,436 @@
+//! The inverted index: for every targeting dimension, which campaigns each value
+//! admits, plus the campaigns that do not restrict that dimension at all.
+//!
+//! Campaigns are numbered in price order (highest `bid_cpm` first), so walking a
+//! posting set in number order visits candidates from the best price down.
+
+use std::hash::Hash;
+
+use super::campaign::{Campaign, CreativeKind, Inventory};
+use super::keys::{category_prefixes, domain_suffixes, exact_key, lower_key, KeyMap};
+use super::posting::{Posting, PostingId, CHUNK_BITS, EMPTY};
+
+/// Hours in a week; `AuctionContext::hour_of_week` counts from Monday 00:00 UTC.
+pub const HOURS_PER_WEEK: usize = 168;
+
+/// An allow-list dimension: a campaign with an empty list accepts any value (and none).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AllowDim<K> {
+    /// Campaigns without a list here; `None` when no campaign restricts this dimension,
+    /// so matching can skip it.
+    pub unrestricted: Option<PostingId>,
+    /// Campaigns that list each value.
+    pub values: KeyMap<K, PostingId>,
+}
+
+/// Format postings split by whether the creative is HTTPS-safe: `[any, secure]`.
+pub(crate) type BySecure = [PostingId; 2];
+
+/// Every posting set of a table and the maps from request values to them.
+#[derive(Clone, Debug)]
+pub(crate) struct Index {
+    /// Number of chunks the campaigns span.
+    pub chunks: usize,
+    /// Posting sets; entry 0 is the empty set.
+    pub pool: Vec<Posting>,
+    /// Active campaigns; `None` when all are active.
+    pub active: Option<PostingId>,
+    /// Per exchange id, campaigns that bid there; the last entry is for requests that
+    /// name no exchange. `None` when no campaign restricts exchanges.
+    pub exchanges: Option<Box<[PostingId]>>,
+    /// Per hour of the week, campaigns whose dayparts include it; the last entry is for
+    /// hours out of range. `None` when every campaign is always on.
+    pub hours: Option<Box<[PostingId]>>,
+    /// Campaigns that accept site, app, and neither inventory.
+    pub inventory: Option<[PostingId; 3]>,
+    /// Campaigns that bid on `test = 1` requests; `None` when all do.
+    pub test_ok: Option<PostingId>,
+    pub device: AllowDim<u32>,
+    pub os: AllowDim<Box<str>>,
+    pub country: AllowDim<Box<str>>,
+    pub region: AllowDim<Box<str>>,
+    pub city: AllowDim<Box<str>>,
+    pub segments: AllowDim<Box<str>>,
+    pub domains: AllowDim<Box<str>>,
+    pub domains_deny: KeyMap<Box<str>, PostingId>,
+    pub bundles: AllowDim<Box<str>>,
+    pub bundles_deny: KeyMap<Box<str>, PostingId>,
+    pub publishers: AllowDim<Box<str>>,
+    pub publishers_deny: KeyMap<Box<str>, PostingId>,
+    pub categories: AllowDim<Box<str>>,
+    pub categories_deny: KeyMap<Box<str>, PostingId>,
+    /// Campaigns with a banner creative of a size.
+    pub banner: KeyMap<(u32, u32), BySecure>,
+    /// Campaigns with any video creative, and by MIME type.
+    pub video_any: BySecure,
+    pub video_mime: KeyMap<Box<str>, BySecure>,
+    pub native: BySecure,
+    /// Campaigns without deals (they bid in the open auction).
+    pub open: PostingId,
+    pub deals: KeyMap<Box<str>, PostingId>,
+    /// Campaigns by seat.
+    pub seats: KeyMap<Box<str>, PostingId>,
+    /// Campaigns by advertiser domain and each of its parents (for `badv`).
+    pub adomains: KeyMap<Box<str>, PostingId>,
+    /// Campaigns by advertised app bundle (for `bapp`).
+    pub app_bundles: KeyMap<Box<str>, PostingId>,
+    /// Campaigns all of whose creatives carry a category or a subcategory of it (for
+    /// `bcat`; campaigns with mixed creatives are checked creative by creative).
+    pub cats_all: KeyMap<Box<str>, PostingId>,
+    /// Campaigns all of whose creatives carry an attribute (for `battr`).
+    pub attrs_all: KeyMap<u32, PostingId>,
+}
+
+impl Index {
+    /// Indexes `campaigns` (in price order). `seats[i]` is campaign i's resolved seat,
+    /// `exchanges` the configured exchange names. The campaigns are already valid.
+    pub(crate) fn build(campaigns: &[&Campaign], seats: &[&str], exchanges: &[String]) -> Index {
+        let n = campaigns.len();
+        let chunks = n.div_ceil(CHUNK_BITS).max(1);
+        let mut pool = Pool {
+            sets: vec![Posting::new(&[], chunks)],
+            chunks,
+        };
+
+        let mut active = Vec::with_capacity(n);
+        let mut test_ok = Vec::with_capacity(n);
+        let mut open = Vec::with_capacity(n);
+        let mut inventory = [Vec::new(), Vec::new(), Vec::new()];
+        let mut ex_unrestricted = Vec::new();
+        let mut ex_lists = vec![Vec::new(); exchanges.len()];
+        let mut hour_lists = vec![Vec::new(); HOURS_PER_WEEK];
+        let mut always_on = Vec::new();
+        let mut device = AllowLists::default();
+        let mut os = AllowLists::<Box<str>>::default();
+        let mut country = AllowLists::<Box<str>>::default();
+        let mut region = AllowLists::<Box<str>>::default();
+        let mut city = AllowLists::<Box<str>>::default();
+        let mut segments = AllowLists::default();
+        let mut domains = FilterLists::default();
+        let mut bundles = FilterLists::default();
+        let mut publishers = FilterLists::default();
+        let mut categories = FilterLists::default();
+        let mut banner = Lists::<(u32, u32, bool)>::default();
+        let mut video_mime = Lists::<(Box<str>, bool)>::default();
+        let mut video_any = [Vec::new(), Vec::new()];
+        let mut native = [Vec::new(), Vec::new()];
+        let mut deals = Lists::default();
+        let mut seat_lists = Lists::default();
+        let mut adomains = Lists::default();
+        let mut app_bundles = Lists::default();
+        let mut cats_all = Lists::default();
+        let mut attrs_all = Lists::default();
+
+        for (i, c) in campaigns.iter().enumerate() {
+            let id = i as u32;
+            let t = &c.targeting;
+            if c.active {
+                active.push(id);
+            }
+            if t.test_requests {
+                test_ok.push(id);
+            }
+            let (site, app) = match t.inventory {
+                Inventory::Any => (true, true),
+                Inventory::Site => (true, false),
+                Inventory::App => (false, true),
+            };
+            for (list, ok) in inventory.iter_mut().zip([site, app, site && app]) {
+                if ok {
+                    list.push(id);
+                }
+            }
+            if t.exchanges.is_empty() {
+                ex_unrestricted.push(id);
+            }
+            for name in &t.exchanges {
+                if let Some(e) = exchanges.iter().position(|x| x == name) {
+                    push_once(&mut ex_lists[e], id);
+                }
+            }
+            if t.dayparts.is_empty() {
+                always_on.push(id);
+            }
+            for d in &t.dayparts {
+                for day in d.days.iter().filter_map(|s| day_index(s)) {
+                    for h in d.from.min(24)..d.to.min(24) {
+                        push_once(&mut hour_lists[day * 24 + h as usize], id);
+                    }
+                }
+            }
+            device.add(id, t.device_types.iter().copied());
+            os.add(id, t.os.iter().map(|s| lower_key(s)));
+            country.add(id, t.countries.iter().map(|s| lower_key(s)));
+            region.add(id, t.regions.iter().map(|s| lower_key(s)));
+            city.add(id, t.cities.iter().map(|s| lower_key(s)));
+            segments.add(id, t.segments.iter().map(|s| exact_key(s)));
+            domains.add(id, &t.domains.allow, &t.domains.deny, lower_key);
+            bundles.add(id, &t.bundles.allow, &t.bundles.deny, lower_key);
+            publishers.add(id, &t.publishers.allow, &t.publishers.deny, exact_key);
+            categories.add(id, &t.categories.allow, &t.categories.deny, lower_key);
+
+            for cr in &c.creatives {
+                let slots: &[bool] = if cr.secure { &[false, true] } else { &[false] };
+                for &secure in slots {
+                    match cr.kind {
+                        CreativeKind::Banner => {
+                            if let (Some(w), Some(h)) = (cr.w, cr.h) {
+                                banner.add((w, h, secure), id);
+                            }
+                        }
+                        CreativeKind::Video => {
+                            push_once(&mut video_any[secure as usize], id);
+                            if let Some(m) = &cr.mime {
+                                video_mime.add((lower_key(m), secure), id);
+                            }
+                        }
+                        CreativeKind::Native => push_once(&mut native[secure as usize], id),
+                    }
+                }
+            }
+            if t.deals.is_empty() {
+                open.push(id);
+            }
+            for d in &t.deals {
+                deals.add(exact_key(d), id);
+            }
+            seat_lists.add(exact_key(seats[i]), id);
+            for a in &c.adomain {
+                for s in domain_suffixes(&lower_key(a)) {
+                    adomains.add(s.into(), id);
+                }
+            }
+            if let Some(b) = &c.bundle {
+                app_bundles.add(lower_key(b), id);
+            }
+            if let Some((first, rest)) = c.creatives.split_first() {
+                for cat in &first.cat {
+                    let cat = lower_key(cat);
+                    for p in category_prefixes(&cat) {
+                        let all = rest
+                            .iter()
+                            .all(|cr| cr.cat.iter().any(|x| super::keys::category_under(x, p)));
+                        if all {
+                            cats_all.add(p.into(), id);
+                        }
+                    }
+                }
+                for &a in &first.attr {
+                    if rest.iter().all(|cr| cr.attr.contains(&a)) {
+                        attrs_all.add(a, id);
+                    }
+                }
+            }
+        }
+
+        let restricted = |unrestricted: &[u32]| unrestricted.len() < n;
+        let exchanges = restricted(&ex_unrestricted).then(|| {
+            let mut ids: Vec<PostingId> = ex_lists
+                .iter()
+                .map(|l| pool.add(&union(&ex_unrestricted, l)))
+                .collect();
+            ids.push(pool.add(&ex_unrestricted));
+            ids.into_boxed_slice()
+        });
+        let hours = restricted(&always_on).then(|| {
+            let mut ids: Vec<PostingId> = hour_lists
+                .iter()
+                .map(|l| pool.add(&union(&always_on, l)))
+                .collect();
+            ids.push(pool.add(&always_on));
+            ids.into_boxed_slice()
+        });
+        let inventory =
+            restricted(&inventory[2]).then(|| [0, 1, 2].map(|k| pool.add(&inventory[k])));
+        let by_secure =
+            |pool: &mut Pool, lists: &[Vec<u32>; 2]| lists.each_ref().map(|l| pool.add(l));
+        let video_any = by_secure(&mut pool, &video_any);
+        let native = by_secure(&mut pool, &native);
+        Index {
+            active: (active.len() < n).then(|| pool.add(&active)),
+            test_ok: (test_ok.len() < n).then(|| pool.add(&test_ok)),
+            exchanges,
+            hours,
+            inventory,
+            device: device.finish(&mut pool, n),
+            os: os.finish(&mut pool, n),
+            country: country.finish(&mut pool, n),
+            region: region.finish(&mut pool, n),
+            city: city.finish(&mut pool, n),
+            segments: segments.finish(&mut pool, n),
+            domains: domains.allow.finish(&mut pool, n),
+            domains_deny: domains.deny.finish(&mut pool),
+            bundles: bundles.allow.finish(&mut pool, n),
+            bundles_deny: bundles.deny.finish(&mut pool),
+            publishers: publishers.allow.finish(&mut pool, n),
+            publishers_deny: publishers.deny.finish(&mut pool),
+            categories: categories.allow.finish(&mut pool, n),
+            categories_deny: categories.deny.finish(&mut pool),
+            banner: split_secure(banner.finish(&mut pool), |(w, h, s)| ((w, h), s)),
+            video_any,
+            video_mime: split_secure(video_mime.finish(&mut pool), |(m, s)| (m, s)),
+            native,
+            open: pool.add(&open),
+            deals: deals.finish(&mut pool),
+            seats: seat_lists.finish(&mut pool),
+            adomains: adomains.finish(&mut pool),
+            app_bundles: app_bundles.finish(&mut pool),
+            cats_all: cats_all.finish(&mut pool),
+            attrs_all: attrs_all.finish(&mut pool),
+            chunks,
+            pool: pool.sets,
+        }
+    }
+
+    /// The set behind an id (the empty set for an unknown id).
+    #[inline]
+    pub(crate) fn posting(&self, id: PostingId) -> &Posting {
+        self.pool
+            .get(id as usize)
+            .unwrap_or(&self.pool[EMPTY as usize])
+    }
+}
+
+/// Monday = 0 .. Sunday = 6.
+pub(crate) fn day_index(day: &str) -> Option<usize> {
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    DAYS.iter().position(|d| d.eq_ignore_ascii_case(day.trim()))
+}
+
+struct Pool {
+    sets: Vec<Posting>,
+    chunks: usize,
+}
+
+impl Pool {
+    fn add(&mut self, ids: &[u32]) -> PostingId {
+        if ids.is_empty() {
+            return EMPTY;
+        }
+        self.sets.push(Posting::new(ids, self.chunks));
+        (self.sets.len() - 1) as PostingId
+    }
+}
+
+fn push_once(list: &mut Vec<u32>, id: u32) {
+    if list.last() != Some(&id) {
+        list.push(id);
+    }
+}
+
+/// Sorted union of two sorted lists.
+fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        out.push(x.min(y));
+        i += (x <= y) as usize;
+        j += (y <= x) as usize;
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// Campaign lists per value, filled in campaign order.
+struct Lists<K>(KeyMap<K, Vec<u32>>);
+
+impl<K> Default for Lists<K> {
+    fn default() -> Self {
+        Lists(KeyMap::default())
+    }
+}
+
+impl<K: Hash + Eq> Lists<K> {
+    fn add(&mut self, key: K, id: u32) {
+        push_once(self.0.entry(key).or_default(), id);
+    }
+
+    fn finish(self, pool: &mut Pool) -> KeyMap<K, PostingId> {
+        self.0
+            .into_iter()
+            .map(|(k, ids)| (k, pool.add(&ids)))
+            .collect()
+    }
+}
+
+struct AllowLists<K> {
+    unrestricted: Vec<u32>,
+    values: Lists<K>,
+}
+
+impl<K> Default for AllowLists<K> {
+    fn default() -> Self {
+        AllowLists {
+            unrestricted: Vec::new(),
+            values: Lists::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq> AllowLists<K> {
+    fn add(&mut self, id: u32, values: impl Iterator<Item = K>) {
+        let mut any = false;
+        for v in values {
+            self.values.add(v, id);
+            any = true;
+        }
+        if !any {
+            self.unrestricted.push(id);
+        }
+    }
+
+    fn finish(self, pool: &mut Pool, n: usize) -> AllowDim<K> {
+        let unrestricted = (self.unrestricted.len() < n).then(|| pool.add(&self.unrestricted));
+        AllowDim {
+            unrestricted,
+            values: self.values.finish(pool),
+        }
+    }
+}
+
+#[derive(Default)]
+struct FilterLists {
+    allow: AllowLists<Box<str>>,
+    deny: Lists<Box<str>>,
+}
+
+impl FilterLists {
+    fn add(&mut self, id: u32, allow: &[String], deny: &[String], key: fn(&str) -> Box<str>) {
+        self.allow.add(id, allow.iter().map(|s| key(s)));
+        for d in deny {
+            self.deny.add(key(d), id);
+        }
+    }
+}
+
+fn split_secure<K, K2: Hash + Eq>(
+    map: KeyMap<K, PostingId>,
+    split: impl Fn(K) -> (K2, bool),
+) -> KeyMap<K2, BySecure> {
+    let mut out: KeyMap<K2, BySecure> = KeyMap::default();
+    for (k, id) in map {
+        let (k2, secure) = split(k);
+        out.entry(k2).or_insert([EMPTY; 2])[secure as usize] = id;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unions_sorted_lists() {
+        assert_eq!(union(&[1, 3, 5], &[2, 3, 6]), [1, 2, 3, 5, 6]);
+        assert_eq!(union(&[], &[4]), [4]);
+    }
+
+    #[test]
+    fn names_days() {
+        assert_eq!(day_index("Mon"), Some(0));
+        assert_eq!(day_index("sun"), Some(6));
+        assert_eq!(day_index("monday"), None);
+    }
+}
