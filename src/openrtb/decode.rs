@@ -22,8 +22,9 @@
 mod model;
 mod tape;
 
-use simd_json::{Buffers, Node};
+use simd_json::{Buffers, Tape};
 
+use self::tape::{Cursor, Malformed};
 use super::request::BidRequest;
 
 /// Why a body is not a bid request. Maps to 400.
@@ -63,8 +64,9 @@ const INITIAL_BODY: usize = 4096;
 /// A per-shard decoder that keeps its scratch buffers between requests.
 pub struct Decoder {
     buffers: Buffers,
-    /// The tape's allocation, empty between requests (see [`recycle`]).
-    tape: Vec<Node<'static>>,
+    /// The tape's allocation, empty between requests ([`Tape::reset`] hands it over
+    /// from one body's lifetime to the next).
+    tape: Tape<'static>,
 }
 
 impl Default for Decoder {
@@ -78,7 +80,7 @@ impl Decoder {
     pub fn new() -> Self {
         Decoder {
             buffers: Buffers::with_max_depth(INITIAL_BODY, MAX_DEPTH),
-            tape: Vec::with_capacity(INITIAL_BODY / 4),
+            tape: Tape(Vec::with_capacity(INITIAL_BODY / 4)),
         }
     }
 
@@ -86,24 +88,16 @@ impl Decoder {
     /// strings had escapes, so after this call the body is no longer the JSON that was
     /// received; every string of the request borrows from it.
     pub fn decode<'a>(&mut self, body: &'a mut [u8]) -> Result<BidRequest<'a>, DecodeError> {
-        let mut tape = simd_json::Tape(recycle(std::mem::take(&mut self.tape)));
-        let read = match simd_json::fill_tape(body, &mut self.buffers, &mut tape) {
-            Ok(()) => model::request(&mut tape::Cursor::new(&tape.0)),
-            Err(_) => Err(tape::Malformed),
+        let mut nodes = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
+        let read = match simd_json::fill_tape(body, &mut self.buffers, &mut nodes) {
+            Ok(()) => model::request(&mut Cursor::new(&nodes.0)),
+            Err(_) => Err(Malformed),
         };
-        self.tape = recycle(tape.0);
+        self.tape = nodes.reset();
         let req = read.map_err(|_| DecodeError::Syntax)?;
         req.validate().map_err(|_| DecodeError::Invalid)?;
         Ok(req)
     }
-}
-
-/// Empties a tape and hands back its allocation for nodes borrowing from another body.
-/// Collecting an empty `Vec` into one of the same layout reuses its allocation, so the
-/// tape is allocated once per shard, not once per request.
-fn recycle<'x, 'y>(mut nodes: Vec<Node<'x>>) -> Vec<Node<'y>> {
-    nodes.clear();
-    nodes.into_iter().filter_map(|_| None).collect()
 }
 
 #[cfg(test)]
@@ -115,12 +109,12 @@ mod tests {
         let mut d = Decoder::new();
         let mut body = br#"{"id":"1","imp":[{"id":"1"}],"ext":{"a":[1,2,3]}}"#.to_vec();
         assert!(d.decode(&mut body).is_ok());
-        let ptr = d.tape.as_ptr();
-        let cap = d.tape.capacity();
+        let ptr = d.tape.0.as_ptr();
+        let cap = d.tape.0.capacity();
         assert!(cap > 0);
         let mut body = br#"{"id":"2","imp":[{"id":"1"}]}"#.to_vec();
         assert!(d.decode(&mut body).is_ok());
-        assert_eq!((d.tape.as_ptr(), d.tape.capacity()), (ptr, cap));
+        assert_eq!((d.tape.0.as_ptr(), d.tape.0.capacity()), (ptr, cap));
     }
 
     #[test]
