@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::ops::Deref;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::lenient;
 
@@ -22,10 +22,12 @@ use super::lenient;
 pub struct Str<'a>(#[serde(borrow)] pub Cow<'a, str>);
 
 impl<'a> Str<'a> {
+    /// A string borrowed as is.
     pub const fn borrowed(s: &'a str) -> Self {
         Str(Cow::Borrowed(s))
     }
 
+    /// The string's text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -52,11 +54,11 @@ impl PartialEq<&str> for Str<'_> {
 
 /// OpenRTB `BidRequest`. Required: `id` and at least one `imp` (checked by
 /// [`BidRequest::validate`], not by the decoder, so the error can be precise).
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct BidRequest<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub id: Str<'a>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub imp: Vec<Imp<'a>>,
     #[serde(borrow, default)]
     pub site: Option<Site<'a>>,
@@ -69,39 +71,48 @@ pub struct BidRequest<'a> {
     /// 1 = test mode, the auction is not billable.
     #[serde(default, deserialize_with = "lenient::u8")]
     pub test: u8,
-    /// Auction type: 1 first price, 2 second price (default). 500+ exchange-specific.
-    #[serde(default = "default_at", deserialize_with = "lenient::u32")]
+    /// Auction type: 1 first price, 2 second price (default, also for `null`).
+    /// 500+ exchange-specific.
+    #[serde(default = "default_at", deserialize_with = "lenient_at")]
     pub at: u32,
     /// Maximum time in milliseconds the exchange waits for a bid, network included.
     #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub tmax: Option<u32>,
     /// Currencies allowed for bids (ISO-4217). Empty means USD.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub cur: Vec<Str<'a>>,
     /// Blocked advertiser categories (IAB content taxonomy).
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub bcat: Vec<Str<'a>>,
     /// Blocked advertiser domains.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub badv: Vec<Str<'a>>,
     /// Blocked app bundles / package names of advertised apps.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub bapp: Vec<Str<'a>>,
     /// Buyer seats allowed to bid; empty means any.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub wseat: Vec<Str<'a>>,
     /// Buyer seats blocked from bidding.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub bseat: Vec<Str<'a>>,
 }
 
+/// The auction type when the request names none: second price.
+pub(crate) const DEFAULT_AT: u32 = 2;
+
 fn default_at() -> u32 {
-    2
+    DEFAULT_AT
 }
 
-#[derive(Deserialize, Debug, Default)]
+fn lenient_at<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    lenient::opt_u32(d).map(|at| at.unwrap_or(DEFAULT_AT))
+}
+
+/// One impression (ad slot) offered in the auction; a bid names it by `id`.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Imp<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub id: Str<'a>,
     #[serde(default)]
     pub banner: Option<Banner>,
@@ -120,12 +131,14 @@ pub struct Imp<'a> {
     /// 1 = the creative must be HTTPS-safe.
     #[serde(default, deserialize_with = "lenient::opt_u8")]
     pub secure: Option<u8>,
+    /// 1 = interstitial or full-screen.
     #[serde(default, deserialize_with = "lenient::u8")]
     pub instl: u8,
     #[serde(borrow, default)]
     pub tagid: Option<Str<'a>>,
 }
 
+/// One allowed banner size.
 #[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Format {
     #[serde(default, deserialize_with = "lenient::u32")]
@@ -134,14 +147,15 @@ pub struct Format {
     pub h: u32,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// A banner (display) impression.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Banner {
     #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub w: Option<u32>,
     #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub h: Option<u32>,
     /// Allowed sizes; takes precedence over `w`/`h` when present.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::nullable")]
     pub format: Vec<Format>,
     /// Blocked creative attributes.
     #[serde(default, deserialize_with = "lenient::vec_u32")]
@@ -162,9 +176,10 @@ impl Banner {
     }
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// A video impression.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Video<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub mimes: Vec<Str<'a>>,
     #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub minduration: Option<u32>,
@@ -183,10 +198,11 @@ pub struct Video<'a> {
     pub battr: Vec<u32>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// A native impression.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Native<'a> {
     /// The native ad request, a JSON document carried as an opaque string.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub request: Str<'a>,
     #[serde(borrow, default)]
     pub ver: Option<Str<'a>>,
@@ -194,18 +210,20 @@ pub struct Native<'a> {
     pub battr: Vec<u32>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// Private marketplace: the deals on offer for an impression.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Pmp<'a> {
     /// 1 = only bids on the listed deals are accepted.
     #[serde(default, deserialize_with = "lenient::u8")]
     pub private_auction: u8,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub deals: Vec<Deal<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// One direct deal between a buyer and the seller.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Deal<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub id: Str<'a>,
     /// Deal floor, CPM, in the deal's own `bidfloorcur` (it does not inherit the imp's).
     #[serde(default, deserialize_with = "lenient::f64")]
@@ -213,13 +231,14 @@ pub struct Deal<'a> {
     #[serde(borrow, default)]
     pub bidfloorcur: Option<Str<'a>>,
     /// Buyer seats allowed on this deal; empty means any.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub wseat: Vec<Str<'a>>,
     #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub at: Option<u32>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// The seller of the site or app.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Publisher<'a> {
     #[serde(borrow, default)]
     pub id: Option<Str<'a>>,
@@ -227,7 +246,8 @@ pub struct Publisher<'a> {
     pub domain: Option<Str<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// The website the impression appears on (absent for apps).
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Site<'a> {
     #[serde(borrow, default)]
     pub id: Option<Str<'a>>,
@@ -236,13 +256,14 @@ pub struct Site<'a> {
     #[serde(borrow, default)]
     pub page: Option<Str<'a>>,
     /// IAB content categories of the site.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub cat: Vec<Str<'a>>,
     #[serde(borrow, default)]
     pub publisher: Option<Publisher<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// The app the impression appears in (absent for sites).
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct App<'a> {
     #[serde(borrow, default)]
     pub id: Option<Str<'a>>,
@@ -250,13 +271,14 @@ pub struct App<'a> {
     pub bundle: Option<Str<'a>>,
     #[serde(borrow, default)]
     pub domain: Option<Str<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub cat: Vec<Str<'a>>,
     #[serde(borrow, default)]
     pub publisher: Option<Publisher<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// A location: where the device is, or the user's home.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Geo<'a> {
     /// ISO-3166-1 alpha-3.
     #[serde(borrow, default)]
@@ -268,7 +290,8 @@ pub struct Geo<'a> {
     pub city: Option<Str<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// The device the ad is shown on.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Device<'a> {
     /// AdCOM device type (1 mobile/tablet, 2 PC, 3 CTV, 4 phone, 5 tablet, ...).
     #[serde(default, deserialize_with = "lenient::opt_u32")]
@@ -279,21 +302,24 @@ pub struct Device<'a> {
     pub geo: Option<Geo<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// One audience segment from a data provider.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Segment<'a> {
     #[serde(borrow, default)]
     pub id: Option<Str<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// One data provider's segments for the user.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Data<'a> {
     #[serde(borrow, default)]
     pub id: Option<Str<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub segment: Vec<Segment<'a>>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+/// The human user of the device.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct User<'a> {
     #[serde(borrow, default)]
     pub id: Option<Str<'a>>,
@@ -301,21 +327,26 @@ pub struct User<'a> {
     pub buyeruid: Option<Str<'a>>,
     #[serde(borrow, default)]
     pub geo: Option<Geo<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub data: Vec<Data<'a>>,
 }
 
 /// Why a decoded request is not a valid bid request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Invalid {
+    /// `id` is absent, `null` or empty.
     MissingId,
+    /// `imp` is absent, `null` or empty.
     NoImp,
+    /// An `imp` has no `id`: a bid could not name it.
     ImpWithoutId,
+    /// A deal has no `id`: a deal bid could not name it.
+    DealWithoutId,
 }
 
 impl BidRequest<'_> {
     /// The OpenRTB requirements the decoder leaves to us: a non-empty `id`, at least
-    /// one `imp`, and an `id` on every `imp`.
+    /// one `imp`, and an `id` on every `imp` and on every deal.
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.id.is_empty() {
             return Err(Invalid::MissingId);
@@ -323,8 +354,14 @@ impl BidRequest<'_> {
         if self.imp.is_empty() {
             return Err(Invalid::NoImp);
         }
-        if self.imp.iter().any(|imp| imp.id.is_empty()) {
-            return Err(Invalid::ImpWithoutId);
+        for imp in &self.imp {
+            if imp.id.is_empty() {
+                return Err(Invalid::ImpWithoutId);
+            }
+            let mut deals = imp.pmp.iter().flat_map(|p| p.deals.iter());
+            if deals.any(|d| d.id.is_empty()) {
+                return Err(Invalid::DealWithoutId);
+            }
         }
         Ok(())
     }
