@@ -199,8 +199,11 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
         config: Some("[server]\ndrain_delay_ms = 400\ndrain_timeout_ms = 5000\n".into()),
         ..Options::default()
     });
-    let body = fixture("simple-banner.json");
-    // A request in flight: head and half the body sent.
+    // A request in flight, with a deadline long enough to outlast the drain delay:
+    // head and half the body sent.
+    let mut req: Value = serde_json::from_slice(&fixture("simple-banner.json")).unwrap();
+    req["tmax"] = json!(5000);
+    let body = serde_json::to_vec(&req).unwrap();
     let mut inflight = server.conn();
     let head = format!(
         "POST /openrtb2/bid HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",

@@ -61,7 +61,7 @@ impl Drop for TempDir {
 }
 
 pub struct Options {
-    /// Extra TOML appended to a copy of config/shardbid.toml (later keys win by section).
+    /// A config file's text (every key has a default); the sample exchanges are added.
     pub config: Option<String>,
     pub campaigns: Option<PathBuf>,
     pub shards: usize,
@@ -93,7 +93,12 @@ impl Server {
             Some(toml) => {
                 let d = TempDir::new("cfg");
                 let path = d.0.join("shardbid.toml");
-                std::fs::write(&path, toml).unwrap();
+                // The sample campaigns target the sample exchanges.
+                let mut text = toml.clone();
+                if !text.contains("[exchanges") {
+                    text.push_str("\n[exchanges.example]\n[exchanges.adx]\n");
+                }
+                std::fs::write(&path, text).unwrap();
                 dir = Some(d);
                 path
             }
