@@ -8,7 +8,7 @@
 //! | 204, empty | no bid (reason counted in `shardbid_nobid_total`), or the deadline passed |
 //! | 400 + reason | the body is not JSON, or not a valid bid request |
 //! | 413 | the body is larger than `http.max_body_bytes` |
-//! | 415 | a `Content-Type` other than JSON, or a `Content-Encoding` we do not decode |
+//! | 415 | a `Content-Type` that is not JSON (see `is_json`), or a `Content-Encoding` |
 //!
 //! `x-openrtb-version` is echoed on every answer. A no-bid is a normal result, not an
 //! error; the deadline never produces a 5xx.
@@ -97,13 +97,16 @@ fn check_headers(headers: &HeaderMap, max_body: usize) -> Result<(), (Outcome, R
     Ok(())
 }
 
-/// JSON media types: `application/json`, `application/*+json`, and `text/plain`, which
-/// some exchanges send for JSON bodies. Parameters such as `charset` are ignored.
+/// Media types taken as JSON: `application/json`, `application/*+json`, `text/plain`
+/// (some exchanges send it), and `application/x-www-form-urlencoded`, which is what
+/// `curl --data-binary` and several load tools send unless told otherwise. Parameters
+/// such as `charset` are ignored.
 fn is_json(ct: &HeaderValue) -> bool {
     let Ok(s) = ct.to_str() else { return false };
     let media = s.split(';').next().unwrap_or("").trim();
     media.eq_ignore_ascii_case("application/json")
         || media.eq_ignore_ascii_case("text/plain")
+        || media.eq_ignore_ascii_case("application/x-www-form-urlencoded")
         || (media.len() > 17
             && media[..12].eq_ignore_ascii_case("application/")
             && media[media.len() - 5..].eq_ignore_ascii_case("+json"))
