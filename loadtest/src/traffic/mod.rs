@@ -1,0 +1,10 @@
+//! Deterministic traffic: OpenRTB 2.6 bid requests and matching campaign files.
+
+pub mod campaign;
+pub mod corpus;
+mod json;
+#[cfg(test)]
+mod reference;
+pub mod request;
+pub mod rng;
+pub mod vocab;
