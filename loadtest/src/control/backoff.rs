@@ -39,8 +39,19 @@ mod tests {
 
     #[test]
     fn delays_grow_exponentially_within_jitter_bounds_and_cap() {
-        let b = Backoff { retries: 5, base: 10 * MS, max: 100 * MS };
-        for (retry, lo, hi) in [(1, 5, 10), (2, 10, 20), (3, 20, 40), (4, 40, 80), (5, 50, 100), (30, 50, 100)] {
+        let b = Backoff {
+            retries: 5,
+            base: 10 * MS,
+            max: 100 * MS,
+        };
+        for (retry, lo, hi) in [
+            (1, 5, 10),
+            (2, 10, 20),
+            (3, 20, 40),
+            (4, 40, 80),
+            (5, 50, 100),
+            (30, 50, 100),
+        ] {
             for random in [0, 1, 12345, u64::MAX / 3, u64::MAX] {
                 let d = b.delay(retry, random, None);
                 assert!((lo * MS..=hi * MS).contains(&d), "retry {retry}: {d}");
@@ -52,8 +63,14 @@ mod tests {
 
     #[test]
     fn jitter_spreads_retries() {
-        let b = Backoff { retries: 3, base: 100 * MS, max: 1000 * MS };
-        let mut seen: Vec<u64> = (0..100u64).map(|i| b.delay(2, i.wrapping_mul(0x9E37_79B9_7F4A_7C15), None)).collect();
+        let b = Backoff {
+            retries: 3,
+            base: 100 * MS,
+            max: 1000 * MS,
+        };
+        let mut seen: Vec<u64> = (0..100u64)
+            .map(|i| b.delay(2, i.wrapping_mul(0x9E37_79B9_7F4A_7C15), None))
+            .collect();
         seen.sort_unstable();
         seen.dedup();
         assert!(seen.len() > 90);
@@ -61,7 +78,11 @@ mod tests {
 
     #[test]
     fn retry_after_is_honoured_and_attempts_are_capped() {
-        let b = Backoff { retries: 2, base: MS, max: 10 * MS };
+        let b = Backoff {
+            retries: 2,
+            base: MS,
+            max: 10 * MS,
+        };
         assert_eq!(b.delay(1, 0, Some(2)), 2_000_000_000);
         assert!(b.may_retry(1) && b.may_retry(2));
         assert!(!b.may_retry(3));

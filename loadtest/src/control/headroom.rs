@@ -26,7 +26,15 @@ impl Headroom {
     /// Controls a limit of at most `cap`, reacting to p99 above `target_us`.
     pub fn new(cap: u32, target_us: u64) -> Headroom {
         let cap = cap.max(1);
-        Headroom { cap, floor: (cap / 100).max(1), limit: cap, target_us, step: (cap / 20).max(1), total: 0, over: 0 }
+        Headroom {
+            cap,
+            floor: (cap / 100).max(1),
+            limit: cap,
+            target_us,
+            step: (cap / 20).max(1),
+            total: 0,
+            over: 0,
+        }
     }
 
     /// The effective limit.
@@ -51,7 +59,9 @@ impl Headroom {
     pub fn end_second(&mut self) -> u32 {
         if self.total >= Self::MIN_SAMPLES {
             if self.p99_over_target() {
-                self.limit = (self.limit / 10 * Self::DECREASE_TENTHS + self.limit % 10 * Self::DECREASE_TENTHS / 10).max(self.floor);
+                self.limit = (self.limit / 10 * Self::DECREASE_TENTHS
+                    + self.limit % 10 * Self::DECREASE_TENTHS / 10)
+                    .max(self.floor);
             } else {
                 self.limit = self.limit.saturating_add(self.step).min(self.cap);
             }
@@ -81,10 +91,18 @@ mod tests {
     #[test]
     fn backs_off_multiplicatively_and_recovers_additively() {
         let mut h = Headroom::new(1000, 10_000);
-        assert_eq!(second(&mut h, 1000, 5), 1000, "0.5% slow: p99 within target");
+        assert_eq!(
+            second(&mut h, 1000, 5),
+            1000,
+            "0.5% slow: p99 within target"
+        );
         assert_eq!(second(&mut h, 980, 20), 700, "2% slow: p99 above target");
         assert_eq!(second(&mut h, 600, 100), 490);
-        assert_eq!(second(&mut h, 500, 0), 540, "recovers by 5% of the cap per second");
+        assert_eq!(
+            second(&mut h, 500, 0),
+            540,
+            "recovers by 5% of the cap per second"
+        );
         assert_eq!(second(&mut h, 500, 0), 590);
         for _ in 0..20 {
             second(&mut h, 500, 0);

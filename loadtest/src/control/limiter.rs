@@ -17,7 +17,12 @@ impl Limiter {
     /// At most `cap` sends per `window` nanoseconds.
     pub fn new(cap: u32, window: u64) -> Limiter {
         let cap = cap.max(1);
-        Limiter { cap, limit: cap, window, sends: VecDeque::with_capacity(cap.min(1 << 20) as usize) }
+        Limiter {
+            cap,
+            limit: cap,
+            window,
+            sends: VecDeque::with_capacity(cap.min(1 << 20) as usize),
+        }
     }
 
     /// The configured maximum.
@@ -66,7 +71,11 @@ impl Limiter {
 
     /// Sends in the window ending at `now`.
     pub fn in_window(&self, now: u64) -> usize {
-        self.sends.iter().rev().take_while(|&&t| t + self.window > now).count()
+        self.sends
+            .iter()
+            .rev()
+            .take_while(|&&t| t + self.window > now)
+            .count()
     }
 }
 

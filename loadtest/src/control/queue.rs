@@ -25,7 +25,12 @@ pub struct Pending {
 impl Pending {
     /// A fresh request.
     pub fn new(intended: u64, deadline: u64, body: u32) -> Pending {
-        Pending { intended, deadline, body, attempts: 0 }
+        Pending {
+            intended,
+            deadline,
+            body,
+            attempts: 0,
+        }
     }
 
     /// Whether its deadline has passed at `now`.
@@ -75,7 +80,12 @@ impl PendingQueue {
     /// A queue holding at most `capacity` requests (at least one).
     pub fn new(capacity: usize) -> PendingQueue {
         let capacity = capacity.max(1);
-        PendingQueue { ready: VecDeque::with_capacity(capacity.min(4096)), delayed: BinaryHeap::new(), capacity, seq: 0 }
+        PendingQueue {
+            ready: VecDeque::with_capacity(capacity.min(4096)),
+            delayed: BinaryHeap::new(),
+            capacity,
+            seq: 0,
+        }
     }
 
     /// Requests held (ready and delayed).
@@ -111,7 +121,11 @@ impl PendingQueue {
             return Err(Rejected::Full);
         }
         self.seq += 1;
-        self.delayed.push(Reverse(Delayed { due, seq: self.seq, p }));
+        self.delayed.push(Reverse(Delayed {
+            due,
+            seq: self.seq,
+            p,
+        }));
         Ok(())
     }
 
@@ -163,12 +177,11 @@ impl PendingQueue {
         None
     }
 
-    /// Empties the queue, returning how many requests it held.
-    pub fn clear(&mut self) -> usize {
-        let n = self.len();
-        self.ready.clear();
-        self.delayed.clear();
-        n
+    /// Empties the queue, returning what it held (ready first, then delayed retries).
+    pub fn drain(&mut self) -> Vec<Pending> {
+        let mut out: Vec<Pending> = self.ready.drain(..).collect();
+        out.extend(self.delayed.drain().map(|d| d.0.p));
+        out
     }
 }
 
@@ -191,7 +204,9 @@ mod tests {
         let mut expired = 0;
         assert_eq!(q.pop(10, &mut expired).map(|p| p.intended), Some(0));
         assert_eq!(q.push(p(4, NO_DEADLINE)), Ok(()));
-        let order: Vec<u64> = std::iter::from_fn(|| q.pop(10, &mut expired)).map(|p| p.intended).collect();
+        let order: Vec<u64> = std::iter::from_fn(|| q.pop(10, &mut expired))
+            .map(|p| p.intended)
+            .collect();
         assert_eq!(order, vec![1, 2, 4]);
         assert_eq!(expired, 0);
         assert!(q.is_empty());
@@ -222,7 +237,9 @@ mod tests {
         assert_eq!(q.ready_len(), 1);
         assert_eq!(q.promote(250), 0);
         let mut expired = 0;
-        let order: Vec<u64> = std::iter::from_fn(|| q.pop(250, &mut expired)).map(|p| p.intended).collect();
+        let order: Vec<u64> = std::iter::from_fn(|| q.pop(250, &mut expired))
+            .map(|p| p.intended)
+            .collect();
         assert_eq!(order, vec![1, 5, 50]);
         assert_eq!(q.next_due(), None);
     }
@@ -234,8 +251,13 @@ mod tests {
         q.push_retry(p(0, 100), 90).unwrap();
         q.push(p(1, NO_DEADLINE)).unwrap();
         assert_eq!(q.push_retry(p(2, NO_DEADLINE), 90), Err(Rejected::Full));
-        assert_eq!(q.promote(120), 1, "due at 90 but only looked at after its deadline");
+        assert_eq!(
+            q.promote(120),
+            1,
+            "due at 90 but only looked at after its deadline"
+        );
         assert_eq!(q.len(), 1);
-        assert_eq!(q.clear(), 1);
+        assert_eq!(q.drain().len(), 1);
+        assert!(q.is_empty());
     }
 }

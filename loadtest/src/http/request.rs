@@ -34,7 +34,10 @@ pub fn build(target: &Target, body: &[u8], gzip: bool) -> Vec<u8> {
 
 /// gzip of `data` at the default level.
 pub fn gzip_bytes(data: &[u8]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 2 + 64), Compression::default());
+    let mut enc = GzEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 64),
+        Compression::default(),
+    );
     // Writing into a Vec cannot fail.
     let _ = enc.write_all(data);
     enc.finish().unwrap_or_default()
@@ -47,7 +50,12 @@ mod tests {
     use super::*;
 
     fn target() -> Target {
-        Target { url: String::new(), host: "127.0.0.1:8080".into(), path: "/openrtb2/bid/example".into(), addr: "127.0.0.1:8080".parse().unwrap() }
+        Target {
+            url: String::new(),
+            host: "127.0.0.1:8080".into(),
+            path: "/openrtb2/bid/example".into(),
+            addr: "127.0.0.1:8080".parse().unwrap(),
+        }
     }
 
     fn split(req: &[u8]) -> (String, &[u8]) {
@@ -76,7 +84,9 @@ mod tests {
         assert!(head.contains("\r\nContent-Encoding: gzip"));
         assert!(head.ends_with(&format!("Content-Length: {}", rest.len())));
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(rest).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(rest)
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, body);
     }
 }

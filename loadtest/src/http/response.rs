@@ -81,7 +81,14 @@ struct Head {
 
 impl Default for ResponseParser {
     fn default() -> Self {
-        ResponseParser { start: 0, scanned: 0, head: None, chunk_pos: 0, chunk: ChunkPhase::Size, chunked_body: Vec::new() }
+        ResponseParser {
+            start: 0,
+            scanned: 0,
+            head: None,
+            chunk_pos: 0,
+            chunk: ChunkPhase::Size,
+            chunked_body: Vec::new(),
+        }
     }
 }
 
@@ -128,7 +135,9 @@ impl ResponseParser {
                     let end = head.end + n;
                     Ok((buf.len() >= end).then(|| self.done(head, end, head.end, end, false)))
                 }
-                Framing::Chunked => Ok(self.parse_chunks(buf)?.map(|end| self.done(head, end, 0, 0, true))),
+                Framing::Chunked => Ok(self
+                    .parse_chunks(buf)?
+                    .map(|end| self.done(head, end, 0, 0, true))),
                 Framing::UntilClose => {
                     if buf.len() - head.end > MAX_BODY {
                         return Err(ParseError::TooLarge);
@@ -146,7 +155,9 @@ impl ResponseParser {
             return Ok(r);
         }
         match self.head {
-            Some(h) if h.framing == Framing::UntilClose => Ok(self.done(h, buf.len(), h.end, buf.len(), false)),
+            Some(h) if h.framing == Framing::UntilClose => {
+                Ok(self.done(h, buf.len(), h.end, buf.len(), false))
+            }
             _ => Err(ParseError::Truncated),
         }
     }
@@ -160,9 +171,24 @@ impl ResponseParser {
         }
     }
 
-    fn done(&self, h: Head, len: usize, body_start: usize, body_end: usize, chunked: bool) -> Response {
+    fn done(
+        &self,
+        h: Head,
+        len: usize,
+        body_start: usize,
+        body_end: usize,
+        chunked: bool,
+    ) -> Response {
         let close = h.close || h.framing == Framing::UntilClose;
-        Response { status: h.status, len, close, retry_after: h.retry_after, body_start, body_end, chunked }
+        Response {
+            status: h.status,
+            len,
+            close,
+            retry_after: h.retry_after,
+            body_start,
+            body_end,
+            chunked,
+        }
     }
 
     fn parse_head(&mut self, buf: &[u8]) -> Result<Option<Head>, ParseError> {
@@ -176,10 +202,13 @@ impl ResponseParser {
         };
         let end = from + i + 4;
         let head = &buf[self.start..end - 4];
-        let mut lines = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        let mut lines = head
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
         let status_line = lines.next().ok_or(ParseError::StatusLine)?;
         // "HTTP/1.1 200 OK"
-        if status_line.len() < 12 || !status_line.starts_with(b"HTTP/1.") || status_line[8] != b' ' {
+        if status_line.len() < 12 || !status_line.starts_with(b"HTTP/1.") || status_line[8] != b' '
+        {
             return Err(ParseError::StatusLine);
         }
         let http10 = status_line[7] == b'0';
@@ -203,7 +232,10 @@ impl ResponseParser {
                 }
                 length = Some(n);
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                chunked = value.rsplit(|&b| b == b',').next().is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"));
+                chunked = value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"));
             } else if name.eq_ignore_ascii_case(b"connection") {
                 for token in value.split(|&b| b == b',') {
                     let t = trim(token);
@@ -229,7 +261,13 @@ impl ResponseParser {
         } else {
             Framing::UntilClose
         };
-        Ok(Some(Head { status, end, framing, close, retry_after }))
+        Ok(Some(Head {
+            status,
+            end,
+            framing,
+            close,
+            retry_after,
+        }))
     }
 
     /// Advances through chunks; returns the end of the response once the last chunk
@@ -239,20 +277,33 @@ impl ResponseParser {
             match self.chunk {
                 ChunkPhase::Size => {
                     let Some(i) = memmem::find(&buf[self.chunk_pos..], b"\r\n") else {
-                        return if buf.len() - self.chunk_pos > 1024 { Err(ParseError::Chunk) } else { Ok(None) };
+                        return if buf.len() - self.chunk_pos > 1024 {
+                            Err(ParseError::Chunk)
+                        } else {
+                            Ok(None)
+                        };
                     };
                     let line = &buf[self.chunk_pos..self.chunk_pos + i];
-                    let digits = line.split(|&b| b == b';').next().map(trim).unwrap_or_default();
+                    let digits = line
+                        .split(|&b| b == b';')
+                        .next()
+                        .map(trim)
+                        .unwrap_or_default();
                     let size = parse_hex(digits).ok_or(ParseError::Chunk)?;
                     if self.chunked_body.len() + size > MAX_BODY {
                         return Err(ParseError::TooLarge);
                     }
                     self.chunk_pos += i + 2;
-                    self.chunk = if size == 0 { ChunkPhase::Trailer } else { ChunkPhase::Data(size) };
+                    self.chunk = if size == 0 {
+                        ChunkPhase::Trailer
+                    } else {
+                        ChunkPhase::Data(size)
+                    };
                 }
                 ChunkPhase::Data(left) => {
                     let n = left.min(buf.len() - self.chunk_pos);
-                    self.chunked_body.extend_from_slice(&buf[self.chunk_pos..self.chunk_pos + n]);
+                    self.chunked_body
+                        .extend_from_slice(&buf[self.chunk_pos..self.chunk_pos + n]);
                     self.chunk_pos += n;
                     if n < left {
                         self.chunk = ChunkPhase::Data(left - n);
@@ -272,7 +323,11 @@ impl ResponseParser {
                 }
                 ChunkPhase::Trailer => {
                     let Some(i) = memmem::find(&buf[self.chunk_pos..], b"\r\n") else {
-                        return if buf.len() - self.chunk_pos > MAX_HEAD { Err(ParseError::TooLarge) } else { Ok(None) };
+                        return if buf.len() - self.chunk_pos > MAX_HEAD {
+                            Err(ParseError::TooLarge)
+                        } else {
+                            Ok(None)
+                        };
                     };
                     self.chunk_pos += i + 2;
                     if i == 0 {
@@ -305,7 +360,9 @@ fn parse_hex(s: &[u8]) -> Option<usize> {
     if s.is_empty() || s.len() > 8 {
         return None;
     }
-    s.iter().try_fold(0usize, |a, &d| Some(a * 16 + (d as char).to_digit(16)? as usize))
+    s.iter().try_fold(0usize, |a, &d| {
+        Some(a * 16 + (d as char).to_digit(16)? as usize)
+    })
 }
 
 /// Bids found in a bid response body: how many `"price"` fields, and their sum.
@@ -329,7 +386,10 @@ pub fn scan_prices(body: &[u8]) -> Prices {
         while let [b' ' | b'\t' | b'\r' | b'\n' | b'"', r @ ..] = rest {
             rest = r;
         }
-        let len = rest.iter().position(|b| !matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')).unwrap_or(rest.len());
+        let len = rest
+            .iter()
+            .position(|b| !matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+            .unwrap_or(rest.len());
         if let Some(m) = price_micros(&rest[..len]) {
             out.count += 1;
             out.sum_micros = out.sum_micros.saturating_add(m);
@@ -352,7 +412,11 @@ fn price_micros(num: &[u8]) -> Option<i64> {
         Some(i) => (&num[..i], &num[i + 1..]),
         None => (num, &b""[..]),
     };
-    if int.is_empty() || int.len() > 12 || !int.iter().all(u8::is_ascii_digit) || !frac.iter().all(u8::is_ascii_digit) {
+    if int.is_empty()
+        || int.len() > 12
+        || !int.iter().all(u8::is_ascii_digit)
+        || !frac.iter().all(u8::is_ascii_digit)
+    {
         return None;
     }
     let mut v = int.iter().fold(0i64, |a, &d| a * 10 + (d - b'0') as i64) * 1_000_000;
@@ -426,7 +490,13 @@ mod tests {
             let (r, body) = parse_in_steps(bytes, step);
             assert_eq!((r.status, r.len), (200, bytes.len()));
             assert_eq!(body, b"{\"price\":2.5,\"x\":\"abc\"}!");
-            assert_eq!(scan_prices(&body), Prices { count: 1, sum_micros: 2_500_000 });
+            assert_eq!(
+                scan_prices(&body),
+                Prices {
+                    count: 1,
+                    sum_micros: 2_500_000
+                }
+            );
         }
     }
 
@@ -434,7 +504,10 @@ mod tests {
     fn interim_responses_are_skipped() {
         let bytes = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n";
         let (r, _) = parse_in_steps(bytes, 4);
-        assert_eq!((r.status, r.len, r.retry_after), (429, bytes.len(), Some(3)));
+        assert_eq!(
+            (r.status, r.len, r.retry_after),
+            (429, bytes.len(), Some(3))
+        );
     }
 
     #[test]
@@ -446,13 +519,18 @@ mod tests {
         assert!(r.close);
         assert_eq!(p.body(bytes, &r), b"{\"price\":3}");
         let mut p = ResponseParser::default();
-        assert_eq!(p.finish_eof(&BID[..BID.len() - 1]), Err(ParseError::Truncated));
+        assert_eq!(
+            p.finish_eof(&BID[..BID.len() - 1]),
+            Err(ParseError::Truncated)
+        );
     }
 
     #[test]
     fn reset_allows_the_next_response() {
         let mut p = ResponseParser::default();
-        let _ = p.parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n").unwrap();
+        let _ = p
+            .parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n")
+            .unwrap();
         assert!(p.started());
         p.reset();
         assert!(!p.started());
@@ -466,15 +544,30 @@ mod tests {
         let mut p = ResponseParser::default();
         assert_eq!(p.parse(b"HTTP/2 200\r\n\r\n"), Err(ParseError::StatusLine));
         let mut p = ResponseParser::default();
-        assert_eq!(p.parse(b"HTTP/1.1 2x0 OK\r\n\r\n"), Err(ParseError::StatusLine));
+        assert_eq!(
+            p.parse(b"HTTP/1.1 2x0 OK\r\n\r\n"),
+            Err(ParseError::StatusLine)
+        );
         let mut p = ResponseParser::default();
-        assert_eq!(p.parse(b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n"), Err(ParseError::Header));
+        assert_eq!(
+            p.parse(b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n"),
+            Err(ParseError::Header)
+        );
         let mut p = ResponseParser::default();
-        assert_eq!(p.parse(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), Err(ParseError::Header));
+        assert_eq!(
+            p.parse(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            Err(ParseError::Header)
+        );
         let mut p = ResponseParser::default();
-        assert_eq!(p.parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"), Err(ParseError::Chunk));
+        assert_eq!(
+            p.parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+            Err(ParseError::Chunk)
+        );
         let mut p = ResponseParser::default();
-        assert_eq!(p.parse(b"HTTP/1.1 200 OK\r\nBroken\r\n\r\n"), Err(ParseError::Header));
+        assert_eq!(
+            p.parse(b"HTTP/1.1 200 OK\r\nBroken\r\n\r\n"),
+            Err(ParseError::Header)
+        );
         let mut p = ResponseParser::default();
         let huge = vec![b'a'; MAX_HEAD + 10];
         assert_eq!(p.parse(&huge), Err(ParseError::TooLarge));
@@ -483,7 +576,13 @@ mod tests {
     #[test]
     fn prices_are_summed_exactly() {
         let body = br#"{"seatbid":[{"bid":[{"price":0.0360,"adm":"{\"price\":9}"},{"price" : "2.5"},{"price":1e-2},{"price":3.1234567}]}],"x":"price"}"#;
-        assert_eq!(scan_prices(body), Prices { count: 4, sum_micros: 36_000 + 2_500_000 + 10_000 + 3_123_456 });
+        assert_eq!(
+            scan_prices(body),
+            Prices {
+                count: 4,
+                sum_micros: 36_000 + 2_500_000 + 10_000 + 3_123_456
+            }
+        );
         assert_eq!(scan_prices(b"{}"), Prices::default());
         assert_eq!(scan_prices(b"{\"price\":}"), Prices::default());
     }

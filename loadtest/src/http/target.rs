@@ -21,7 +21,9 @@ pub struct Target {
 pub fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -30,7 +32,9 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 pub fn parse(url: &str, allow_remote: bool) -> Result<Target> {
     let rest = match url.strip_prefix("http://") {
         Some(r) => r,
-        None if url.starts_with("https://") => bail!("{url}: https is not supported; use plain http (TLS would dominate the measurement)"),
+        None if url.starts_with("https://") => bail!(
+            "{url}: https is not supported; use plain http (TLS would dominate the measurement)"
+        ),
         None => bail!("{url}: expected a URL such as http://127.0.0.1:8080/openrtb2/bid/example"),
     };
     let (authority, path) = match rest.find(['/', '?']) {
@@ -41,11 +45,18 @@ pub fn parse(url: &str, allow_remote: bool) -> Result<Target> {
     if authority.is_empty() || authority.contains('@') {
         bail!("{url}: expected http://host[:port]/path");
     }
-    if path.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if path
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         bail!("{url}: the path must not contain spaces or control characters");
     }
-    let (host, port) = split_host_port(authority).ok_or_else(|| anyhow!("{url}: bad host or port"))?;
-    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs().with_context(|| format!("{url}: cannot resolve {host}"))?.collect();
+    let (host, port) =
+        split_host_port(authority).ok_or_else(|| anyhow!("{url}: bad host or port"))?;
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("{url}: cannot resolve {host}"))?
+        .collect();
     if addrs.is_empty() {
         bail!("{url}: {host} resolves to no address");
     }
@@ -54,8 +65,17 @@ pub fn parse(url: &str, allow_remote: bool) -> Result<Target> {
             bail!("{url}: {} is not a loopback address; only 127.0.0.0/8 and ::1 are targeted unless --allow-remote is given", a.ip());
         }
     }
-    let addr = addrs.iter().find(|a| a.is_ipv4()).copied().unwrap_or(addrs[0]);
-    Ok(Target { url: url.to_string(), host: authority.to_string(), path, addr })
+    let addr = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .copied()
+        .unwrap_or(addrs[0]);
+    Ok(Target {
+        url: url.to_string(),
+        host: authority.to_string(),
+        path,
+        addr,
+    })
 }
 
 fn split_host_port(authority: &str) -> Option<(&str, u16)> {
@@ -90,7 +110,11 @@ mod tests {
         let t = parse("http://[::1]:9000/x?y=1", false).unwrap();
         assert_eq!(t.addr, "[::1]:9000".parse().unwrap());
         assert_eq!(t.path, "/x?y=1");
-        assert!(parse("http://localhost:1/", false).unwrap().addr.ip().is_loopback());
+        assert!(parse("http://localhost:1/", false)
+            .unwrap()
+            .addr
+            .ip()
+            .is_loopback());
     }
 
     #[test]

@@ -18,7 +18,11 @@
 //! no-bid requests stay no-bids whatever the count.
 
 use shardbid::money::Micros;
-use shardbid::targeting::campaign::{Campaign, CampaignSet, Creative, CreativeKind, Daypart, Inventory, ListFilter, Targeting};
+use shardbid::targeting::campaign::{
+    Campaign, CampaignSet, Creative, CreativeKind, Daypart, Inventory, ListFilter, Targeting,
+};
+
+use std::io::Write;
 
 use super::rng::Rng;
 use super::vocab;
@@ -32,7 +36,23 @@ pub const FULL_SHARE_MIN_CAMPAIGNS: usize = BROAD_CAMPAIGNS + vocab::ANCHOR_DEAL
 
 /// `count` campaigns for `seed`.
 pub fn generate(count: usize, seed: u64) -> CampaignSet {
-    CampaignSet { campaigns: (0..count).map(|j| campaign(seed, j, count)).collect() }
+    CampaignSet {
+        campaigns: (0..count).map(|j| campaign(seed, j, count)).collect(),
+    }
+}
+
+/// Writes the JSON of `generate(count, seed)` to `out` one campaign at a time, so that
+/// files of millions of campaigns need no more memory than one campaign.
+pub fn write_json(out: &mut impl Write, count: usize, seed: u64) -> std::io::Result<()> {
+    out.write_all(b"{\"campaigns\":[")?;
+    for j in 0..count {
+        if j > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, &campaign(seed, j, count))?;
+    }
+    out.write_all(b"]}")?;
+    out.flush()
 }
 
 /// Campaign `j` of a file of `count` campaigns.
@@ -57,7 +77,13 @@ fn usd_cents(cents: u64) -> Micros {
 }
 
 fn unsafe_deny() -> ListFilter {
-    ListFilter { allow: Vec::new(), deny: vocab::UNSAFE_DOMAINS.iter().map(|d| d.to_string()).collect() }
+    ListFilter {
+        allow: Vec::new(),
+        deny: vocab::UNSAFE_DOMAINS
+            .iter()
+            .map(|d| d.to_string())
+            .collect(),
+    }
 }
 
 fn base(j: usize, name: &str, bid_cents: u64) -> Campaign {
@@ -73,7 +99,11 @@ fn base(j: usize, name: &str, bid_cents: u64) -> Campaign {
         max_cpm: None,
         nurl: None,
         burl: None,
-        targeting: Targeting { domains: unsafe_deny(), test_requests: true, ..Targeting::default() },
+        targeting: Targeting {
+            domains: unsafe_deny(),
+            test_requests: true,
+            ..Targeting::default()
+        },
         creatives: Vec::new(),
     }
 }
@@ -144,7 +174,11 @@ fn native(j: usize, k: usize, cat: &str) -> Creative {
 /// Creatives for every lit banner size, both video durations and native.
 fn full_creatives(r: &mut Rng, j: usize) -> Vec<Creative> {
     let cat = *r.pick(vocab::CREATIVE_CATS);
-    let mut out: Vec<Creative> = vocab::LIT_BANNER_SIZES.iter().enumerate().map(|(k, &s)| banner(j, k, s, cat, Vec::new())).collect();
+    let mut out: Vec<Creative> = vocab::LIT_BANNER_SIZES
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| banner(j, k, s, cat, Vec::new()))
+        .collect();
     let n = out.len();
     for (k, &v) in vocab::VIDEO_CREATIVES.iter().enumerate() {
         out.push(video(j, n + k, v, cat));
@@ -155,7 +189,12 @@ fn full_creatives(r: &mut Rng, j: usize) -> Vec<Creative> {
 
 fn broad_campaign(r: &mut Rng, j: usize, broad: usize) -> Campaign {
     let mut c = base(j, "run of network", 200 + (j as u64 % 16) * 10);
-    c.targeting.countries = vocab::LIT_COUNTRIES.iter().enumerate().filter(|(i, _)| i % broad == j).map(|(_, c)| c.code.to_string()).collect();
+    c.targeting.countries = vocab::LIT_COUNTRIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % broad == j)
+        .map(|(_, c)| c.code.to_string())
+        .collect();
     c.creatives = full_creatives(r, j);
     c
 }
@@ -163,7 +202,10 @@ fn broad_campaign(r: &mut Rng, j: usize, broad: usize) -> Campaign {
 fn anchor_deal_campaign(r: &mut Rng, j: usize, deal: usize) -> Campaign {
     let mut c = base(j, "private marketplace", 400);
     c.max_cpm = Some(usd_cents(500));
-    c.targeting.countries = vocab::LIT_COUNTRIES.iter().map(|c| c.code.to_string()).collect();
+    c.targeting.countries = vocab::LIT_COUNTRIES
+        .iter()
+        .map(|c| c.code.to_string())
+        .collect();
     c.targeting.deals = vec![vocab::lit_deal(deal)];
     c.creatives = full_creatives(r, j);
     c
@@ -174,14 +216,22 @@ fn narrow_campaign(r: &mut Rng, j: usize) -> Campaign {
     let mut c = base(j, "targeted", bid);
     c.active = !r.chance(0.05);
     if r.chance(0.5) {
-        c.max_cpm = Some(usd_cents(r.range(bid, vocab::MAX_CAMPAIGN_CPM as u64 * 100)));
+        c.max_cpm = Some(usd_cents(
+            r.range(bid, vocab::MAX_CAMPAIGN_CPM as u64 * 100),
+        ));
     }
     if r.chance(0.15) {
         c.seat = Some(format!("seat-{}", r.range(1, 20)));
     }
     if r.chance(0.2) {
-        c.nurl = Some(format!("https://win.shardbid.example/n?c={}&p=${{AUCTION_PRICE}}", c.id));
-        c.burl = Some(format!("https://bill.shardbid.example/b?c={}&p=${{AUCTION_PRICE}}", c.id));
+        c.nurl = Some(format!(
+            "https://win.shardbid.example/n?c={}&p=${{AUCTION_PRICE}}",
+            c.id
+        ));
+        c.burl = Some(format!(
+            "https://bill.shardbid.example/b?c={}&p=${{AUCTION_PRICE}}",
+            c.id
+        ));
     }
     let t = &mut c.targeting;
     let countries = r.sample(vocab::LIT_COUNTRIES.len(), 1, 3);
@@ -195,39 +245,68 @@ fn narrow_campaign(r: &mut Rng, j: usize) -> Campaign {
             }
         }
     }
-    t.countries = countries.into_iter().map(|i| vocab::LIT_COUNTRIES[i].code.to_string()).collect();
-    t.inventory = *r.weighted(&[(70, Inventory::Any), (15, Inventory::Site), (15, Inventory::App)]);
+    t.countries = countries
+        .into_iter()
+        .map(|i| vocab::LIT_COUNTRIES[i].code.to_string())
+        .collect();
+    t.inventory = *r.weighted(&[
+        (70, Inventory::Any),
+        (15, Inventory::Site),
+        (15, Inventory::App),
+    ]);
     if r.chance(0.4) {
         let n = r.range(1, 3) as usize;
-        t.device_types = r.sample_indices(vocab::DEVICE_TYPES.len(), n).into_iter().map(|i| vocab::DEVICE_TYPES[i]).collect();
+        t.device_types = r
+            .sample_indices(vocab::DEVICE_TYPES.len(), n)
+            .into_iter()
+            .map(|i| vocab::DEVICE_TYPES[i])
+            .collect();
     }
     if r.chance(0.3) {
         let n = r.range(1, 2) as usize;
-        t.os = r.sample_indices(vocab::OSES.len(), n).into_iter().map(|i| vocab::OSES[i].to_string()).collect();
+        t.os = r
+            .sample_indices(vocab::OSES.len(), n)
+            .into_iter()
+            .map(|i| vocab::OSES[i].to_string())
+            .collect();
     }
     if t.inventory != Inventory::App && r.chance(0.15) {
-        t.domains.allow = (0..r.range(1, 20)).map(|_| vocab::domain(r.below(vocab::DOMAIN_COUNT))).collect();
+        t.domains.allow = (0..r.range(1, 20))
+            .map(|_| vocab::domain(r.below(vocab::DOMAIN_COUNT)))
+            .collect();
     } else if r.chance(0.1) {
-        t.domains.deny.push(vocab::domain(r.below(vocab::DOMAIN_COUNT)));
+        t.domains
+            .deny
+            .push(vocab::domain(r.below(vocab::DOMAIN_COUNT)));
     }
     if t.inventory == Inventory::App && r.chance(0.3) {
-        t.bundles.allow = (0..r.range(1, 10)).map(|_| vocab::app(r.below(vocab::APP_COUNT)).0).collect();
+        t.bundles.allow = (0..r.range(1, 10))
+            .map(|_| vocab::app(r.below(vocab::APP_COUNT)).0)
+            .collect();
     }
     if r.chance(0.1) {
-        t.publishers.allow = (0..r.range(1, 5)).map(|_| vocab::publisher(r.below(vocab::PUBLISHER_COUNT))).collect();
+        t.publishers.allow = (0..r.range(1, 5))
+            .map(|_| vocab::publisher(r.below(vocab::PUBLISHER_COUNT)))
+            .collect();
     }
     if r.chance(0.2) {
-        t.categories.allow = (0..r.range(1, 3)).map(|_| r.pick(vocab::CONTENT_CATS).to_string()).collect();
+        t.categories.allow = (0..r.range(1, 3))
+            .map(|_| r.pick(vocab::CONTENT_CATS).to_string())
+            .collect();
         t.categories.allow.sort();
         t.categories.allow.dedup();
     }
     if r.chance(0.35) {
-        t.segments = (0..r.range(1, 10)).map(|_| vocab::segment(r.below(vocab::SEGMENT_COUNT)).1).collect();
+        t.segments = (0..r.range(1, 10))
+            .map(|_| vocab::segment(r.below(vocab::SEGMENT_COUNT)).1)
+            .collect();
         t.segments.sort();
         t.segments.dedup();
     }
     if r.chance(0.1) {
-        t.deals = (0..r.range(1, 3)).map(|_| vocab::lit_deal(r.below(vocab::LIT_DEAL_COUNT))).collect();
+        t.deals = (0..r.range(1, 3))
+            .map(|_| vocab::lit_deal(r.below(vocab::LIT_DEAL_COUNT)))
+            .collect();
         t.deals.sort();
         t.deals.dedup();
     }
@@ -237,7 +316,12 @@ fn narrow_campaign(r: &mut Rng, j: usize) -> Campaign {
         let to = r.range(from as u64 + 1, 24) as u8;
         let weekend = r.chance(0.3);
         t.dayparts.push(Daypart {
-            days: days.iter().skip(if weekend { 5 } else { 0 }).take(if weekend { 2 } else { 5 }).map(|d| d.to_string()).collect(),
+            days: days
+                .iter()
+                .skip(if weekend { 5 } else { 0 })
+                .take(if weekend { 2 } else { 5 })
+                .map(|d| d.to_string())
+                .collect(),
             from,
             to,
         });
@@ -248,12 +332,22 @@ fn narrow_campaign(r: &mut Rng, j: usize) -> Campaign {
     t.test_requests = !r.chance(0.1);
     // Creatives: one to three, of one kind.
     let cat = *r.pick(vocab::CREATIVE_CATS);
-    let attr = if r.chance(0.2) { vec![*r.pick(vocab::CREATIVE_ATTRS)] } else { Vec::new() };
-    let kind = *r.weighted(&[(70, CreativeKind::Banner), (20, CreativeKind::Video), (10, CreativeKind::Native)]);
+    let attr = if r.chance(0.2) {
+        vec![*r.pick(vocab::CREATIVE_ATTRS)]
+    } else {
+        Vec::new()
+    };
+    let kind = *r.weighted(&[
+        (70, CreativeKind::Banner),
+        (20, CreativeKind::Video),
+        (10, CreativeKind::Native),
+    ]);
     let n = r.range(1, 3) as usize;
     c.creatives = (0..n)
         .map(|k| match kind {
-            CreativeKind::Banner => banner(j, k, *r.pick(vocab::LIT_BANNER_SIZES), cat, attr.clone()),
+            CreativeKind::Banner => {
+                banner(j, k, *r.pick(vocab::LIT_BANNER_SIZES), cat, attr.clone())
+            }
             CreativeKind::Video => video(j, k, *r.pick(vocab::VIDEO_CREATIVES), cat),
             CreativeKind::Native => native(j, k, cat),
         })
@@ -280,15 +374,40 @@ mod tests {
         assert_eq!(back, set);
         let ids: BTreeSet<&str> = set.campaigns.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids.len(), 600);
-        let crids: BTreeSet<&str> = set.campaigns.iter().flat_map(|c| c.creatives.iter().map(|cr| cr.id.as_str())).collect();
-        assert_eq!(crids.len(), set.campaigns.iter().map(|c| c.creatives.len()).sum::<usize>());
+        let crids: BTreeSet<&str> = set
+            .campaigns
+            .iter()
+            .flat_map(|c| c.creatives.iter().map(|cr| cr.id.as_str()))
+            .collect();
+        assert_eq!(
+            crids.len(),
+            set.campaigns
+                .iter()
+                .map(|c| c.creatives.len())
+                .sum::<usize>()
+        );
         let settings = TableSettings {
             exchanges: vocab::EXCHANGES.iter().map(|e| e.to_string()).collect(),
-            currencies: BTreeMap::from([("EUR".to_string(), Micros(1_080_000)), ("GBP".to_string(), Micros(1_270_000))]),
+            currencies: BTreeMap::from([
+                ("EUR".to_string(), Micros(1_080_000)),
+                ("GBP".to_string(), Micros(1_270_000)),
+            ]),
             default_seat: vocab::DEFAULT_SEAT.to_string(),
             ..TableSettings::default()
         };
         assert!(Table::build(&back, &settings, 1).is_ok());
+    }
+
+    #[test]
+    fn streamed_file_is_exactly_the_serialised_set() {
+        for n in [0, 1, 30] {
+            let mut out = Vec::new();
+            write_json(&mut out, n, 4).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&generate(n, 4)).unwrap()
+            );
+        }
     }
 
     #[test]
@@ -305,9 +424,25 @@ mod tests {
         let set = generate(2000, 3);
         let lit: BTreeSet<&str> = vocab::LIT_COUNTRIES.iter().map(|c| c.code).collect();
         for c in &set.campaigns {
-            assert!(!c.targeting.countries.is_empty() && c.targeting.countries.iter().all(|x| lit.contains(x.as_str())), "{}", c.id);
-            assert!(vocab::UNSAFE_DOMAINS.iter().all(|d| c.targeting.domains.deny.iter().any(|x| x == d)));
-            assert!(c.max_cpm.unwrap_or(c.bid_cpm) <= Micros(vocab::MAX_CAMPAIGN_CPM as i64 * 1_000_000));
+            assert!(
+                !c.targeting.countries.is_empty()
+                    && c.targeting
+                        .countries
+                        .iter()
+                        .all(|x| lit.contains(x.as_str())),
+                "{}",
+                c.id
+            );
+            assert!(vocab::UNSAFE_DOMAINS.iter().all(|d| c
+                .targeting
+                .domains
+                .deny
+                .iter()
+                .any(|x| x == d)));
+            assert!(
+                c.max_cpm.unwrap_or(c.bid_cpm)
+                    <= Micros(vocab::MAX_CAMPAIGN_CPM as i64 * 1_000_000)
+            );
             assert!(c.max_cpm.is_none_or(|m| m >= c.bid_cpm));
             assert!(c.targeting.deals.iter().all(|d| d.starts_with("SB-DEAL-")));
             assert!(!c.creatives.is_empty());
@@ -316,15 +451,25 @@ mod tests {
                     let size = (cr.w.unwrap(), cr.h.unwrap());
                     assert!(vocab::LIT_BANNER_SIZES.contains(&size));
                 }
-                assert!(cr.cat.iter().all(|x| vocab::CREATIVE_CATS.contains(&x.as_str())));
+                assert!(cr
+                    .cat
+                    .iter()
+                    .all(|x| vocab::CREATIVE_CATS.contains(&x.as_str())));
             }
         }
         // The broad campaigns together cover every lit country.
-        let covered: BTreeSet<&str> = set.campaigns[..BROAD_CAMPAIGNS].iter().flat_map(|c| c.targeting.countries.iter().map(String::as_str)).collect();
+        let covered: BTreeSet<&str> = set.campaigns[..BROAD_CAMPAIGNS]
+            .iter()
+            .flat_map(|c| c.targeting.countries.iter().map(String::as_str))
+            .collect();
         assert_eq!(covered, lit);
         // Small files still cover every lit country.
         let tiny = generate(3, 3);
-        let covered: BTreeSet<&str> = tiny.campaigns.iter().flat_map(|c| c.targeting.countries.iter().map(String::as_str)).collect();
+        let covered: BTreeSet<&str> = tiny
+            .campaigns
+            .iter()
+            .flat_map(|c| c.targeting.countries.iter().map(String::as_str))
+            .collect();
         assert_eq!(covered, lit);
     }
 
@@ -339,11 +484,21 @@ mod tests {
             match g.intent {
                 Intent::Bid => {
                     bids += 1;
-                    assert!(core.iter().any(|c| c.targeting.dayparts.is_empty() && reference::fits(c, &req)), "no campaign for {}", g.body);
+                    assert!(
+                        core.iter()
+                            .any(|c| c.targeting.dayparts.is_empty() && reference::fits(c, &req)),
+                        "no campaign for {}",
+                        g.body
+                    );
                 }
                 Intent::NoBid(kind) => {
                     let hit = set.campaigns.iter().find(|c| reference::fits(c, &req));
-                    assert!(hit.is_none(), "{kind:?} request fits {:?}: {}", hit.map(|c| &c.id), g.body);
+                    assert!(
+                        hit.is_none(),
+                        "{kind:?} request fits {:?}: {}",
+                        hit.map(|c| &c.id),
+                        g.body
+                    );
                 }
             }
         }

@@ -63,7 +63,11 @@ impl CorpusStats {
             100.0 * self.bid_share()
         );
         for (i, (_, kind)) in NoBidKind::WEIGHTS.iter().enumerate() {
-            s.push_str(&format!("built to get no bid, {}: {}\n", kind.label(), self.no_bid[i]));
+            s.push_str(&format!(
+                "built to get no bid, {}: {}\n",
+                kind.label(),
+                self.no_bid[i]
+            ));
         }
         s
     }
@@ -82,8 +86,10 @@ pub fn write(dir: &Path, count: usize, seed: u64, mix: &Mix) -> Result<CorpusSta
     for i in 0..count {
         let g = request::generate(seed, i as u64, mix);
         let path = dir.join(file_name(i, count));
-        let mut f = fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        f.write_all(g.body.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+        let mut f =
+            fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        f.write_all(g.body.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
         stats.add(g.intent, g.body.len());
     }
     Ok(stats)
@@ -113,7 +119,10 @@ pub fn read(dir: &Path) -> Result<Vec<Vec<u8>>> {
     if paths.is_empty() {
         bail!("corpus folder {} holds no *.json file", dir.display());
     }
-    paths.iter().map(|p| fs::read(p).with_context(|| format!("cannot read {}", p.display()))).collect()
+    paths
+        .iter()
+        .map(|p| fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+        .collect()
 }
 
 #[cfg(test)]

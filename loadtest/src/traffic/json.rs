@@ -7,7 +7,11 @@ use std::fmt::{Display, Write};
 /// Writes one JSON object into `out`, filled by `f`.
 pub fn object(out: &mut String, f: impl FnOnce(&mut Obj<'_>)) {
     out.push('{');
-    let mut o = Obj { out, first: true, escape_slash: false };
+    let mut o = Obj {
+        out,
+        first: true,
+        escape_slash: false,
+    };
     f(&mut o);
     o.out.push('}');
 }
@@ -87,7 +91,11 @@ impl<'a> Obj<'a> {
     pub fn obj(&mut self, k: &str, f: impl FnOnce(&mut Obj<'_>)) -> &mut Self {
         self.key(k);
         self.out.push('{');
-        let mut o = Obj { out: self.out, first: true, escape_slash: self.escape_slash };
+        let mut o = Obj {
+            out: self.out,
+            first: true,
+            escape_slash: self.escape_slash,
+        };
         f(&mut o);
         self.out.push('}');
         self
@@ -97,7 +105,11 @@ impl<'a> Obj<'a> {
     pub fn arr(&mut self, k: &str, f: impl FnOnce(&mut Arr<'_>)) -> &mut Self {
         self.key(k);
         self.out.push('[');
-        let mut a = Arr { out: self.out, first: true, escape_slash: self.escape_slash };
+        let mut a = Arr {
+            out: self.out,
+            first: true,
+            escape_slash: self.escape_slash,
+        };
         f(&mut a);
         self.out.push(']');
         self
@@ -148,7 +160,11 @@ impl<'a> Arr<'a> {
     pub fn obj(&mut self, f: impl FnOnce(&mut Obj<'_>)) -> &mut Self {
         self.sep();
         self.out.push('{');
-        let mut o = Obj { out: self.out, first: true, escape_slash: self.escape_slash };
+        let mut o = Obj {
+            out: self.out,
+            first: true,
+            escape_slash: self.escape_slash,
+        };
         f(&mut o);
         self.out.push('}');
         self
@@ -163,7 +179,9 @@ mod tests {
     fn writes_valid_ordered_json_with_escapes() {
         let mut s = String::new();
         object(&mut s, |o| {
-            o.str("id", "a\"b\\c\u{1}é").num("n", 3).num_str("f", "0.50");
+            o.str("id", "a\"b\\c\u{1}é")
+                .num("n", 3)
+                .num_str("f", "0.50");
             o.obj("site", |o| {
                 o.escape_slashes(true).str("page", "https://x/y");
             });

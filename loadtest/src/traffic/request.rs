@@ -118,9 +118,22 @@ fn write_request(r: &mut Rng, intent: Intent) -> String {
     };
     let region = r.below(country.regions.len());
     let city = r.below(country.regions[region].cities.len());
-    let device = if app { r.weighted(vocab::APP_DEVICES) } else { r.weighted(vocab::WEB_DEVICES) };
+    let device = if app {
+        r.weighted(vocab::APP_DEVICES)
+    } else {
+        r.weighted(vocab::WEB_DEVICES)
+    };
     let device_geo = !r.chance(0.05);
-    let plan = Plan { intent, app, country, region, city, device, escape_slashes: r.chance(0.2), device_geo };
+    let plan = Plan {
+        intent,
+        app,
+        country,
+        region,
+        city,
+        device,
+        escape_slashes: r.chance(0.2),
+        device_geo,
+    };
 
     let mut out = String::with_capacity(2048);
     object(&mut out, |o| {
@@ -152,14 +165,27 @@ fn write_request(r: &mut Rng, intent: Intent) -> String {
         write_currency(o, r, intent);
         if r.chance(0.7) {
             let n = r.range(3, 8) as usize;
-            o.strs("bcat", r.sample_indices(vocab::BLOCKED_CATS.len(), n).into_iter().map(|i| vocab::BLOCKED_CATS[i]));
+            o.strs(
+                "bcat",
+                r.sample_indices(vocab::BLOCKED_CATS.len(), n)
+                    .into_iter()
+                    .map(|i| vocab::BLOCKED_CATS[i]),
+            );
         }
         if r.chance(0.4) {
             let n = r.range(1, 4) as usize;
-            o.strs("badv", r.sample_indices(vocab::BLOCKED_ADVERTISERS.len(), n).into_iter().map(|i| vocab::BLOCKED_ADVERTISERS[i]));
+            o.strs(
+                "badv",
+                r.sample_indices(vocab::BLOCKED_ADVERTISERS.len(), n)
+                    .into_iter()
+                    .map(|i| vocab::BLOCKED_ADVERTISERS[i]),
+            );
         }
         if plan.app && r.chance(0.15) {
-            o.strs("bapp", vocab::BLOCKED_BUNDLES.iter().take(r.range(1, 3) as usize));
+            o.strs(
+                "bapp",
+                vocab::BLOCKED_BUNDLES.iter().take(r.range(1, 3) as usize),
+            );
         }
         if r.chance(0.05) {
             o.strs("wseat", [vocab::DEFAULT_SEAT, "agency-x"]);
@@ -174,7 +200,9 @@ fn write_request(r: &mut Rng, intent: Intent) -> String {
                     o.arr("nodes", |a| {
                         for _ in 0..r.range(1, 2) {
                             a.obj(|o| {
-                                o.str("asi", "exchange.example").str("sid", &format!("{}", r.range(10_000, 99_999))).num("hp", 1);
+                                o.str("asi", "exchange.example")
+                                    .str("sid", &format!("{}", r.range(10_000, 99_999)))
+                                    .num("hp", 1);
                             });
                         }
                     });
@@ -184,7 +212,14 @@ fn write_request(r: &mut Rng, intent: Intent) -> String {
         o.obj("regs", |o| {
             o.num("coppa", 0);
             o.obj("ext", |o| {
-                o.num("gdpr", if plan.country.code == "DEU" || plan.country.code == "FRA" { 1 } else { 0 });
+                o.num(
+                    "gdpr",
+                    if plan.country.code == "DEU" || plan.country.code == "FRA" {
+                        1
+                    } else {
+                        0
+                    },
+                );
                 if plan.country.code == "USA" {
                     o.str("us_privacy", "1YNN");
                 }
@@ -264,10 +299,25 @@ fn write_imp(o: &mut Obj<'_>, r: &mut Rng, plan: &Plan<'_>, i: usize) {
     if r.chance(0.7) {
         o.num("secure", 1);
     }
-    o.str("tagid", &format!("{}-{}", if plan.app { "app" } else { "slot" }, r.range(1, 5000)));
+    o.str(
+        "tagid",
+        &format!(
+            "{}-{}",
+            if plan.app { "app" } else { "slot" },
+            r.range(1, 5000)
+        ),
+    );
     write_pmp(o, r, intent, must_bid);
     o.obj("ext", |o| {
-        o.str("gpid", &format!("/{}/{}/{}", r.range(1000, 9999), if plan.app { "app" } else { "web" }, r.pick(&["top", "mid", "sidebar", "footer", "inline"])));
+        o.str(
+            "gpid",
+            &format!(
+                "/{}/{}/{}",
+                r.range(1000, 9999),
+                if plan.app { "app" } else { "web" },
+                r.pick(&["top", "mid", "sidebar", "footer", "inline"])
+            ),
+        );
         if r.chance(0.5) {
             o.obj("data", |o| {
                 o.str("pbadslot", &format!("ad-unit-{}", r.range(1, 400)));
@@ -280,7 +330,10 @@ fn write_pmp(o: &mut Obj<'_>, r: &mut Rng, intent: Intent, must_bid: bool) {
     let deal = |a: &mut Arr<'_>, r: &mut Rng, id: String, max_cents: u64| {
         a.obj(|o| {
             o.str("id", &id);
-            o.num("bidfloor", format!("{:.2}", r.range(50, max_cents) as f64 / 100.0));
+            o.num(
+                "bidfloor",
+                format!("{:.2}", r.range(50, max_cents) as f64 / 100.0),
+            );
             if r.chance(0.5) {
                 o.num("at", 1);
             }
@@ -316,7 +369,11 @@ fn write_pmp(o: &mut Obj<'_>, r: &mut Rng, intent: Intent, must_bid: bool) {
             o.num("private_auction", 0);
             o.arr("deals", |a| {
                 for _ in 0..r.range(1, 3) {
-                    let id = if r.chance(0.5) { vocab::lit_deal(r.below(vocab::LIT_DEAL_COUNT)) } else { vocab::dark_deal(r.below(10_000)) };
+                    let id = if r.chance(0.5) {
+                        vocab::lit_deal(r.below(vocab::LIT_DEAL_COUNT))
+                    } else {
+                        vocab::dark_deal(r.below(10_000))
+                    };
                     deal(a, r, id, 500);
                 }
             });
@@ -354,7 +411,12 @@ fn write_banner(o: &mut Obj<'_>, r: &mut Rng, plan: &Plan<'_>, must_bid: bool) {
     o.num("pos", *r.pick(&[0u32, 1, 1, 3, 4, 7]));
     if r.chance(0.4) {
         let n = r.range(1, 3) as usize;
-        o.nums("battr", r.sample_indices(vocab::BLOCKED_ATTRS.len(), n).into_iter().map(|i| vocab::BLOCKED_ATTRS[i]));
+        o.nums(
+            "battr",
+            r.sample_indices(vocab::BLOCKED_ATTRS.len(), n)
+                .into_iter()
+                .map(|i| vocab::BLOCKED_ATTRS[i]),
+        );
     }
     if r.chance(0.3) {
         o.nums("btype", [4]);
@@ -374,7 +436,11 @@ fn write_video(o: &mut Obj<'_>, r: &mut Rng, plan: &Plan<'_>, must_bid: bool) {
         }
     });
     let min = *r.pick(&[0u32, 5, 5, 15]);
-    let max = if must_bid { *r.pick(&[15u32, 30, 30, 60, 120]) } else { *r.pick(&[6u32, 15, 30, 60]) };
+    let max = if must_bid {
+        *r.pick(&[15u32, 30, 30, 60, 120])
+    } else {
+        *r.pick(&[6u32, 15, 30, 60])
+    };
     o.num("minduration", min.min(max)).num("maxduration", max);
     o.arr("protocols", |a| {
         if must_bid || r.chance(0.8) {
@@ -386,9 +452,15 @@ fn write_video(o: &mut Obj<'_>, r: &mut Rng, plan: &Plan<'_>, must_bid: bool) {
             }
         }
     });
-    let (w, h) = if plan.device.w >= plan.device.h { (plan.device.w.min(1920), plan.device.h.min(1080)) } else { (640, 480) };
+    let (w, h) = if plan.device.w >= plan.device.h {
+        (plan.device.w.min(1920), plan.device.h.min(1080))
+    } else {
+        (640, 480)
+    };
     o.num("w", w).num("h", h);
-    o.num("startdelay", *r.pick(&[0i32, 0, -1, -2])).num("plcmt", *r.pick(&[1u32, 1, 2, 4])).num("linearity", 1);
+    o.num("startdelay", *r.pick(&[0i32, 0, -1, -2]))
+        .num("plcmt", *r.pick(&[1u32, 1, 2, 4]))
+        .num("linearity", 1);
     o.num("skip", if r.chance(0.5) { 1 } else { 0 });
     o.nums("api", [1, 2, 7]);
     if r.chance(0.3) {
@@ -401,7 +473,10 @@ fn write_native(o: &mut Obj<'_>, r: &mut Rng) {
     // The native request is a JSON document carried as a string (escaped quotes).
     let mut req = String::with_capacity(400);
     object(&mut req, |o| {
-        o.str("ver", "1.2").num("context", *r.pick(&[1u32, 2])).num("plcmttype", *r.pick(&[1u32, 4])).num("plcmtcnt", 1);
+        o.str("ver", "1.2")
+            .num("context", *r.pick(&[1u32, 2]))
+            .num("plcmttype", *r.pick(&[1u32, 4]))
+            .num("plcmtcnt", 1);
         o.arr("assets", |a| {
             a.obj(|o| {
                 o.num("id", 1).num("required", 1).obj("title", |o| {
@@ -445,10 +520,16 @@ fn write_native(o: &mut Obj<'_>, r: &mut Rng) {
 
 fn write_site(o: &mut Obj<'_>, r: &mut Rng, plan: &Plan<'_>) {
     let (domain, publisher) = if is(plan.intent, NoBidKind::UnsafeDomain) {
-        (r.pick(vocab::UNSAFE_DOMAINS).to_string(), vocab::publisher(vocab::PUBLISHER_COUNT - 1))
+        (
+            r.pick(vocab::UNSAFE_DOMAINS).to_string(),
+            vocab::publisher(vocab::PUBLISHER_COUNT - 1),
+        )
     } else {
         let d = r.below(vocab::DOMAIN_COUNT);
-        (vocab::domain(d), vocab::publisher(d % vocab::PUBLISHER_COUNT))
+        (
+            vocab::domain(d),
+            vocab::publisher(d % vocab::PUBLISHER_COUNT),
+        )
     };
     let host = match r.below(4) {
         0 => format!("www.{domain}"),
@@ -460,19 +541,39 @@ fn write_site(o: &mut Obj<'_>, r: &mut Rng, plan: &Plan<'_>) {
     o.str("domain", &host);
     let cats = r.sample(vocab::CONTENT_CATS.len(), 1, 3);
     o.strs("cat", cats.iter().map(|&i| vocab::CONTENT_CATS[i]));
-    let section = *r.pick(&["news", "sports", "recipes", "reviews", "world", "local", "video"]);
-    o.str("page", &format!("https://{host}/{section}/{}-{}.html?utm_source=feed&ref={}", r.pick(&["story", "article", "gallery"]), r.range(10_000, 9_999_999), r.hex(8)));
+    let section = *r.pick(&[
+        "news", "sports", "recipes", "reviews", "world", "local", "video",
+    ]);
+    o.str(
+        "page",
+        &format!(
+            "https://{host}/{section}/{}-{}.html?utm_source=feed&ref={}",
+            r.pick(&["story", "article", "gallery"]),
+            r.range(10_000, 9_999_999),
+            r.hex(8)
+        ),
+    );
     if r.chance(0.5) {
-        o.str("ref", &format!("https://www.{}/search?q={}", r.pick(&["google.com", "bing.com", "duckduckgo.com"]), r.pick(&["weather+today", "best+recipes", "football+scores"])));
+        o.str(
+            "ref",
+            &format!(
+                "https://www.{}/search?q={}",
+                r.pick(&["google.com", "bing.com", "duckduckgo.com"]),
+                r.pick(&["weather+today", "best+recipes", "football+scores"])
+            ),
+        );
     }
     o.num("mobile", if plan.device.devicetype == 2 { 0 } else { 1 });
     o.num("privacypolicy", 1);
     o.obj("publisher", |o| {
-        o.str("id", &publisher).str("name", &format!("{domain} media")).str("domain", &domain);
+        o.str("id", &publisher)
+            .str("name", &format!("{domain} media"))
+            .str("domain", &domain);
     });
     if r.chance(0.4) {
         o.obj("content", |o| {
-            o.str("language", "en").str("keywords", "local,weather,sports,lifestyle");
+            o.str("language", "en")
+                .str("keywords", "local,weather,sports,lifestyle");
         });
     }
 }
@@ -492,17 +593,27 @@ fn write_app(o: &mut Obj<'_>, r: &mut Rng) {
     o.str("storeurl", &store);
     let cats = r.sample(vocab::CONTENT_CATS.len(), 1, 2);
     o.strs("cat", cats.iter().map(|&i| vocab::CONTENT_CATS[i]));
-    o.str("ver", &format!("{}.{}.{}", r.range(1, 9), r.range(0, 20), r.range(0, 99)));
+    o.str(
+        "ver",
+        &format!("{}.{}.{}", r.range(1, 9), r.range(0, 20), r.range(0, 99)),
+    );
     o.num("paid", 0);
     o.obj("publisher", |o| {
-        o.str("id", &vocab::publisher(i * 7 % vocab::PUBLISHER_COUNT)).str("name", &domain);
+        o.str("id", &vocab::publisher(i * 7 % vocab::PUBLISHER_COUNT))
+            .str("name", &domain);
     });
 }
 
 fn write_geo(o: &mut Obj<'_>, r: &mut Rng, plan: &Plan<'_>, kind: u32) {
     let region = &plan.country.regions[plan.region];
-    o.num("lat", format!("{:.4}", r.range(0, 1_400_000) as f64 / 10_000.0 - 70.0));
-    o.num("lon", format!("{:.4}", r.range(0, 3_600_000) as f64 / 10_000.0 - 180.0));
+    o.num(
+        "lat",
+        format!("{:.4}", r.range(0, 1_400_000) as f64 / 10_000.0 - 70.0),
+    );
+    o.num(
+        "lon",
+        format!("{:.4}", r.range(0, 3_600_000) as f64 / 10_000.0 - 180.0),
+    );
     o.num("type", kind);
     o.str("country", plan.country.code);
     o.str("region", region.code);
@@ -517,22 +628,35 @@ fn write_device(o: &mut Obj<'_>, r: &mut Rng, plan: &Plan<'_>) {
     let d = plan.device;
     o.str("ua", d.ua);
     if r.chance(0.15) {
-        o.str("ipv6", &format!("2001:db8:{}:{}::{}", r.hex(4), r.hex(4), r.hex(3)));
+        o.str(
+            "ipv6",
+            &format!("2001:db8:{}:{}::{}", r.hex(4), r.hex(4), r.hex(3)),
+        );
     } else {
-        o.str("ip", &format!("{}.{}.{}.0", r.pick(&[203u32, 198, 192, 100]), r.range(0, 255), r.range(0, 255)));
+        o.str(
+            "ip",
+            &format!(
+                "{}.{}.{}.0",
+                r.pick(&[203u32, 198, 192, 100]),
+                r.range(0, 255),
+                r.range(0, 255)
+            ),
+        );
     }
     // Without device.geo the bidder must fall back to user.geo.
     if plan.device_geo {
         o.obj("geo", |o| write_geo(o, r, plan, 2));
     }
-    o.num("dnt", 0).num("lmt", if r.chance(0.1) { 1 } else { 0 });
+    o.num("dnt", 0)
+        .num("lmt", if r.chance(0.1) { 1 } else { 0 });
     if r.chance(0.05) {
         o.num_str("devicetype", d.devicetype);
     } else {
         o.num("devicetype", d.devicetype);
     }
     if !d.make.is_empty() {
-        o.str("make", d.make).str("model", *r.pick(d.models));
+        let model = *r.pick(d.models);
+        o.str("make", d.make).str("model", model);
     }
     o.str("os", d.os);
     let osv = *r.pick(d.osv);
@@ -540,10 +664,12 @@ fn write_device(o: &mut Obj<'_>, r: &mut Rng, plan: &Plan<'_>) {
         o.str("osv", osv);
     }
     o.num("w", d.w).num("h", d.h).num("js", 1);
-    o.str("language", *r.pick(&["en", "de", "fr", "es", "pt", "ja"]));
+    let language = *r.pick(&["en", "de", "fr", "es", "pt", "ja"]);
+    o.str("language", language);
     if plan.app {
         o.str("ifa", &r.uuid());
-        o.str("carrier", *r.pick(&["Verizon", "T-Mobile", "Vodafone", "Orange", "WIFI"]));
+        let carrier = *r.pick(&["Verizon", "T-Mobile", "Vodafone", "Orange", "WIFI"]);
+        o.str("carrier", carrier);
         o.num("connectiontype", *r.pick(&[2u32, 3, 5, 6]));
     } else {
         o.num("connectiontype", *r.pick(&[1u32, 2]));
@@ -572,7 +698,8 @@ fn write_user(o: &mut Obj<'_>, r: &mut Rng, plan: &Plan<'_>) {
                 let first = r.below(vocab::SEGMENT_COUNT);
                 let (provider, _) = vocab::segment(first);
                 a.obj(|o| {
-                    o.str("id", provider).str("name", &format!("{provider}-dmp"));
+                    o.str("id", provider)
+                        .str("name", &format!("{provider}-dmp"));
                     o.arr("segment", |a| {
                         for k in 0..r.range(1, 6) as usize {
                             let (_, seg) = vocab::segment(first + k * 4 * r.range(1, 50) as usize);
@@ -640,11 +767,16 @@ mod tests {
     #[test]
     fn every_request_is_a_valid_bid_request_for_shardbid() {
         for g in corpus(7, 3000) {
-            let v: serde_json::Value = serde_json::from_str(&g.body).unwrap_or_else(|e| panic!("{e}: {}", g.body));
+            let v: serde_json::Value =
+                serde_json::from_str(&g.body).unwrap_or_else(|e| panic!("{e}: {}", g.body));
             assert!(v.is_object());
-            let req: BidRequest<'_> = serde_json::from_slice(g.body.as_bytes()).unwrap_or_else(|e| panic!("{e}: {}", g.body));
+            let req: BidRequest<'_> = serde_json::from_slice(g.body.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}: {}", g.body));
             assert_eq!(req.validate(), Ok(()), "{}", g.body);
-            assert!(req.geo().and_then(|g| g.country.as_deref()).is_some(), "every request has a country");
+            assert!(
+                req.geo().and_then(|g| g.country.as_deref()).is_some(),
+                "every request has a country"
+            );
             assert!(req.tmax.is_some());
         }
     }
@@ -658,34 +790,89 @@ mod tests {
         let p90 = sizes[sizes.len() * 9 / 10];
         assert!((1000..=3000).contains(&median), "median {median}");
         assert!(p10 >= 700 && p90 <= 4000, "p10 {p10} p90 {p90}");
-        assert!(sizes[0] >= 400 && sizes[sizes.len() - 1] <= 8000, "{:?}", (sizes[0], sizes[sizes.len() - 1]));
+        assert!(
+            sizes[0] >= 400 && sizes[sizes.len() - 1] <= 8000,
+            "{:?}",
+            (sizes[0], sizes[sizes.len() - 1])
+        );
     }
 
     #[test]
     fn traffic_is_varied() {
         let gs = corpus(5, 3000);
         let count = |pred: &dyn Fn(&serde_json::Value) -> bool| {
-            gs.iter().filter(|g| pred(&serde_json::from_str::<serde_json::Value>(&g.body).unwrap())).count()
+            gs.iter()
+                .filter(|g| pred(&serde_json::from_str::<serde_json::Value>(&g.body).unwrap()))
+                .count()
         };
-        let any_imp = |v: &serde_json::Value, f: &dyn Fn(&serde_json::Value) -> bool| v["imp"].as_array().unwrap().iter().any(f);
+        let any_imp = |v: &serde_json::Value, f: &dyn Fn(&serde_json::Value) -> bool| {
+            v["imp"].as_array().unwrap().iter().any(f)
+        };
         let at_least = |what: &str, n: usize, min: usize| assert!(n >= min, "{what}: {n} < {min}");
         at_least("site", count(&|v| v.get("site").is_some()), 1200);
         at_least("app", count(&|v| v.get("app").is_some()), 1000);
-        at_least("multi-imp", count(&|v| v["imp"].as_array().unwrap().len() > 1), 450);
-        at_least("banner w/h", count(&|v| any_imp(v, &|i| i["banner"].get("w").is_some())), 400);
-        at_least("banner format[]", count(&|v| any_imp(v, &|i| i["banner"].get("format").is_some())), 600);
-        at_least("video", count(&|v| any_imp(v, &|i| i.get("video").is_some())), 400);
-        at_least("native", count(&|v| any_imp(v, &|i| i.get("native").is_some())), 250);
-        at_least("private auction", count(&|v| any_imp(v, &|i| i["pmp"]["private_auction"] == 1)), 150);
-        at_least("open deals", count(&|v| any_imp(v, &|i| i["pmp"]["private_auction"] == 0)), 150);
-        at_least("string floor", count(&|v| any_imp(v, &|i| i["bidfloor"].is_string())), 300);
+        at_least(
+            "multi-imp",
+            count(&|v| v["imp"].as_array().unwrap().len() > 1),
+            450,
+        );
+        at_least(
+            "banner w/h",
+            count(&|v| any_imp(v, &|i| i["banner"].get("w").is_some())),
+            400,
+        );
+        at_least(
+            "banner format[]",
+            count(&|v| any_imp(v, &|i| i["banner"].get("format").is_some())),
+            600,
+        );
+        at_least(
+            "video",
+            count(&|v| any_imp(v, &|i| i.get("video").is_some())),
+            400,
+        );
+        at_least(
+            "native",
+            count(&|v| any_imp(v, &|i| i.get("native").is_some())),
+            250,
+        );
+        at_least(
+            "private auction",
+            count(&|v| any_imp(v, &|i| i["pmp"]["private_auction"] == 1)),
+            150,
+        );
+        at_least(
+            "open deals",
+            count(&|v| any_imp(v, &|i| i["pmp"]["private_auction"] == 0)),
+            150,
+        );
+        at_least(
+            "string floor",
+            count(&|v| any_imp(v, &|i| i["bidfloor"].is_string())),
+            300,
+        );
         at_least("bcat", count(&|v| v.get("bcat").is_some()), 1800);
         at_least("badv", count(&|v| v.get("badv").is_some()), 900);
-        at_least("battr", count(&|v| any_imp(v, &|i| i["banner"].get("battr").is_some())), 300);
-        at_least("segments", count(&|v| v["user"].get("data").is_some()), 1500);
-        at_least("escaped slashes", gs.iter().filter(|g| g.body.contains("\\/")).count(), 400);
+        at_least(
+            "battr",
+            count(&|v| any_imp(v, &|i| i["banner"].get("battr").is_some())),
+            300,
+        );
+        at_least(
+            "segments",
+            count(&|v| v["user"].get("data").is_some()),
+            1500,
+        );
+        at_least(
+            "escaped slashes",
+            gs.iter().filter(|g| g.body.contains("\\/")).count(),
+            400,
+        );
         let distinct = |key: &dyn Fn(&serde_json::Value) -> Option<String>| {
-            gs.iter().filter_map(|g| key(&serde_json::from_str(&g.body).unwrap())).collect::<BTreeSet<_>>().len()
+            gs.iter()
+                .filter_map(|g| key(&serde_json::from_str(&g.body).unwrap()))
+                .collect::<BTreeSet<_>>()
+                .len()
         };
         assert!(distinct(&|v| v["device"]["geo"]["country"].as_str().map(str::to_string)) >= 20);
         assert!(distinct(&|v| v["device"]["geo"]["city"].as_str().map(str::to_string)) >= 40);
@@ -698,7 +885,9 @@ mod tests {
     fn bid_share_follows_the_mix() {
         for share in [0.1, 0.25, 0.6] {
             let mix = Mix { bid_share: share };
-            let bids = (0..4000).filter(|&i| generate(3, i, &mix).intent == Intent::Bid).count();
+            let bids = (0..4000)
+                .filter(|&i| generate(3, i, &mix).intent == Intent::Bid)
+                .count();
             let got = bids as f64 / 4000.0;
             assert!((got - share).abs() < 0.03, "share {share}: got {got}");
         }

@@ -28,41 +28,112 @@ macro_rules! country {
 
 /// Countries that generated campaigns target.
 pub const LIT_COUNTRIES: &[Country] = &[
-    country!("USA", 30, [
-        ("US-CA", ["Los Angeles", "San Francisco", "San Diego", "Sacramento"]),
-        ("US-NY", ["New York", "Buffalo", "Rochester"]),
-        ("US-TX", ["Houston", "Austin", "Dallas", "San Antonio"]),
-        ("US-FL", ["Miami", "Orlando", "Tampa"]),
-        ("US-IL", ["Chicago", "Springfield"]),
-        ("US-WA", ["Seattle", "Spokane"]),
-        ("US-GA", ["Atlanta"]),
-        ("US-MA", ["Boston", "Cambridge"])
-    ]),
-    country!("GBR", 8, [
-        ("GB-ENG", ["London", "Manchester", "Birmingham", "Leeds"]),
-        ("GB-SCT", ["Glasgow", "Edinburgh"]),
-        ("GB-WLS", ["Cardiff"])
-    ]),
-    country!("DEU", 7, [
-        ("DE-BE", ["Berlin"]),
-        ("DE-BY", ["München", "Nürnberg"]),
-        ("DE-HH", ["Hamburg"]),
-        ("DE-NW", ["Köln", "Düsseldorf"])
-    ]),
-    country!("FRA", 5, [("FR-IDF", ["Paris", "Versailles"]), ("FR-ARA", ["Lyon", "Grenoble"])]),
-    country!("CAN", 5, [
-        ("CA-ON", ["Toronto", "Ottawa"]),
-        ("CA-QC", ["Montréal", "Québec"]),
-        ("CA-BC", ["Vancouver"])
-    ]),
-    country!("AUS", 3, [("AU-NSW", ["Sydney"]), ("AU-VIC", ["Melbourne"]), ("AU-QLD", ["Brisbane"])]),
-    country!("JPN", 5, [("JP-13", ["Tokyo"]), ("JP-27", ["Osaka"]), ("JP-23", ["Nagoya"])]),
-    country!("BRA", 5, [("BR-SP", ["São Paulo", "Campinas"]), ("BR-RJ", ["Rio de Janeiro"])]),
+    country!(
+        "USA",
+        30,
+        [
+            (
+                "US-CA",
+                ["Los Angeles", "San Francisco", "San Diego", "Sacramento"]
+            ),
+            ("US-NY", ["New York", "Buffalo", "Rochester"]),
+            ("US-TX", ["Houston", "Austin", "Dallas", "San Antonio"]),
+            ("US-FL", ["Miami", "Orlando", "Tampa"]),
+            ("US-IL", ["Chicago", "Springfield"]),
+            ("US-WA", ["Seattle", "Spokane"]),
+            ("US-GA", ["Atlanta"]),
+            ("US-MA", ["Boston", "Cambridge"])
+        ]
+    ),
+    country!(
+        "GBR",
+        8,
+        [
+            ("GB-ENG", ["London", "Manchester", "Birmingham", "Leeds"]),
+            ("GB-SCT", ["Glasgow", "Edinburgh"]),
+            ("GB-WLS", ["Cardiff"])
+        ]
+    ),
+    country!(
+        "DEU",
+        7,
+        [
+            ("DE-BE", ["Berlin"]),
+            ("DE-BY", ["München", "Nürnberg"]),
+            ("DE-HH", ["Hamburg"]),
+            ("DE-NW", ["Köln", "Düsseldorf"])
+        ]
+    ),
+    country!(
+        "FRA",
+        5,
+        [
+            ("FR-IDF", ["Paris", "Versailles"]),
+            ("FR-ARA", ["Lyon", "Grenoble"])
+        ]
+    ),
+    country!(
+        "CAN",
+        5,
+        [
+            ("CA-ON", ["Toronto", "Ottawa"]),
+            ("CA-QC", ["Montréal", "Québec"]),
+            ("CA-BC", ["Vancouver"])
+        ]
+    ),
+    country!(
+        "AUS",
+        3,
+        [
+            ("AU-NSW", ["Sydney"]),
+            ("AU-VIC", ["Melbourne"]),
+            ("AU-QLD", ["Brisbane"])
+        ]
+    ),
+    country!(
+        "JPN",
+        5,
+        [
+            ("JP-13", ["Tokyo"]),
+            ("JP-27", ["Osaka"]),
+            ("JP-23", ["Nagoya"])
+        ]
+    ),
+    country!(
+        "BRA",
+        5,
+        [
+            ("BR-SP", ["São Paulo", "Campinas"]),
+            ("BR-RJ", ["Rio de Janeiro"])
+        ]
+    ),
     country!("ESP", 3, [("ES-MD", ["Madrid"]), ("ES-CT", ["Barcelona"])]),
     country!("ITA", 3, [("IT-62", ["Roma"]), ("IT-25", ["Milano"])]),
-    country!("NLD", 2, [("NL-NH", ["Amsterdam", "Haarlem"]), ("NL-ZH", ["Rotterdam"])]),
-    country!("MEX", 3, [("MX-CMX", ["Ciudad de México"]), ("MX-JAL", ["Guadalajara"])]),
-    country!("IND", 6, [("IN-MH", ["Mumbai", "Pune"]), ("IN-DL", ["New Delhi"]), ("IN-KA", ["Bengaluru"])]),
+    country!(
+        "NLD",
+        2,
+        [
+            ("NL-NH", ["Amsterdam", "Haarlem"]),
+            ("NL-ZH", ["Rotterdam"])
+        ]
+    ),
+    country!(
+        "MEX",
+        3,
+        [
+            ("MX-CMX", ["Ciudad de México"]),
+            ("MX-JAL", ["Guadalajara"])
+        ]
+    ),
+    country!(
+        "IND",
+        6,
+        [
+            ("IN-MH", ["Mumbai", "Pune"]),
+            ("IN-DL", ["New Delhi"]),
+            ("IN-KA", ["Bengaluru"])
+        ]
+    ),
     country!("SWE", 1, [("SE-AB", ["Stockholm"])]),
     country!("POL", 2, [("PL-14", ["Warszawa"]), ("PL-12", ["Kraków"])]),
     country!("KOR", 2, [("KR-11", ["Seoul"]), ("KR-26", ["Busan"])]),
@@ -162,14 +233,20 @@ pub const APP_DEVICES: &[(u32, DeviceProfile)] = &[
 ];
 
 /// Operating systems campaigns may target (every OS of the device profiles).
-pub const OSES: &[&str] = &["Windows", "macOS", "Linux", "Android", "iOS", "tvOS", "Roku", "Tizen"];
+pub const OSES: &[&str] = &[
+    "Windows", "macOS", "Linux", "Android", "iOS", "tvOS", "Roku", "Tizen",
+];
 
 const SITE_WORDS: &[&str] = &[
     "daily", "city", "tech", "sports", "food", "travel", "auto", "money", "health", "game",
     "music", "style", "home", "news", "weather", "movie", "garden", "science", "family", "pet",
 ];
-const SITE_SUFFIXES: &[&str] = &["herald", "times", "hub", "zone", "world", "post", "digest", "wire", "planet", "insider"];
-const TLDS: &[&str] = &[".com", ".net", ".co.uk", ".de", ".fr", ".com.br", ".io", ".jp"];
+const SITE_SUFFIXES: &[&str] = &[
+    "herald", "times", "hub", "zone", "world", "post", "digest", "wire", "planet", "insider",
+];
+const TLDS: &[&str] = &[
+    ".com", ".net", ".co.uk", ".de", ".fr", ".com.br", ".io", ".jp",
+];
 
 /// Number of distinct site domains.
 pub const DOMAIN_COUNT: usize = 20 * 10 * 8;
@@ -184,14 +261,44 @@ pub fn domain(i: usize) -> String {
 }
 
 /// Domains every generated campaign denies (brand-unsafe inventory).
-pub const UNSAFE_DOMAINS: &[&str] = &["warez-downloads.net", "free-casino-spins.biz", "clickfarm-news.xyz"];
+pub const UNSAFE_DOMAINS: &[&str] = &[
+    "warez-downloads.net",
+    "free-casino-spins.biz",
+    "clickfarm-news.xyz",
+];
 
 const APP_WORDS: &[&str] = &[
-    "puzzle", "solitaire", "weather", "radio", "fitness", "recipes", "chess", "racing", "photo",
-    "wallpaper", "scanner", "translator", "podcast", "bubble", "match3", "sudoku", "flashlight",
-    "stream", "quiz", "slots",
+    "puzzle",
+    "solitaire",
+    "weather",
+    "radio",
+    "fitness",
+    "recipes",
+    "chess",
+    "racing",
+    "photo",
+    "wallpaper",
+    "scanner",
+    "translator",
+    "podcast",
+    "bubble",
+    "match3",
+    "sudoku",
+    "flashlight",
+    "stream",
+    "quiz",
+    "slots",
 ];
-const APP_MAKERS: &[&str] = &["acmegames", "bluefish", "pixelforge", "toucan", "northstar", "sunnyapps", "mobilezen", "kiwilabs"];
+const APP_MAKERS: &[&str] = &[
+    "acmegames",
+    "bluefish",
+    "pixelforge",
+    "toucan",
+    "northstar",
+    "sunnyapps",
+    "mobilezen",
+    "kiwilabs",
+];
 
 /// Number of distinct apps.
 pub const APP_COUNT: usize = 20 * 8 * 2;
@@ -202,7 +309,11 @@ pub fn app(i: usize) -> (String, String, String) {
     let i = i % APP_COUNT;
     let w = APP_WORDS[(i / 2) % APP_WORDS.len()];
     let m = APP_MAKERS[(i / 2 / APP_WORDS.len()) % APP_MAKERS.len()];
-    let bundle = if i % 2 == 0 { format!("com.{m}.{w}") } else { format!("{}", 1_100_000_000 + i as u64 * 7919) };
+    let bundle = if i % 2 == 0 {
+        format!("com.{m}.{w}")
+    } else {
+        format!("{}", 1_100_000_000 + i as u64 * 7919)
+    };
     (bundle, format!("{w} by {m}"), format!("{m}.com"))
 }
 
@@ -216,18 +327,21 @@ pub fn publisher(i: usize) -> String {
 
 /// Content categories of sites and apps (IAB content taxonomy 1.0).
 pub const CONTENT_CATS: &[&str] = &[
-    "IAB1", "IAB1-1", "IAB1-6", "IAB2", "IAB2-3", "IAB3", "IAB3-1", "IAB4", "IAB5", "IAB6",
-    "IAB9", "IAB9-30", "IAB12", "IAB12-2", "IAB13", "IAB13-7", "IAB15", "IAB15-10", "IAB17",
-    "IAB17-12", "IAB18", "IAB19", "IAB19-18", "IAB20", "IAB20-3", "IAB22", "IAB10",
+    "IAB1", "IAB1-1", "IAB1-6", "IAB2", "IAB2-3", "IAB3", "IAB3-1", "IAB4", "IAB5", "IAB6", "IAB9",
+    "IAB9-30", "IAB12", "IAB12-2", "IAB13", "IAB13-7", "IAB15", "IAB15-10", "IAB17", "IAB17-12",
+    "IAB18", "IAB19", "IAB19-18", "IAB20", "IAB20-3", "IAB22", "IAB10",
 ];
 
 /// Categories generated creatives carry. None of them shares a top-level category
 /// with [`BLOCKED_CATS`], so a request's `bcat` never blocks a generated creative.
-pub const CREATIVE_CATS: &[&str] = &["IAB1", "IAB2", "IAB3", "IAB4", "IAB5", "IAB13", "IAB17", "IAB18", "IAB19", "IAB20", "IAB22"];
+pub const CREATIVE_CATS: &[&str] = &[
+    "IAB1", "IAB2", "IAB3", "IAB4", "IAB5", "IAB13", "IAB17", "IAB18", "IAB19", "IAB20", "IAB22",
+];
 
 /// Categories requests block (sensitive categories, as exchanges send in `bcat`).
 pub const BLOCKED_CATS: &[&str] = &[
-    "IAB7-39", "IAB8-18", "IAB8-5", "IAB9-9", "IAB11-4", "IAB14-1", "IAB23", "IAB24", "IAB25", "IAB25-3", "IAB26",
+    "IAB7-39", "IAB8-18", "IAB8-5", "IAB9-9", "IAB11-4", "IAB14-1", "IAB23", "IAB24", "IAB25",
+    "IAB25-3", "IAB26",
 ];
 
 /// Creative attributes generated creatives may carry.
@@ -235,8 +349,13 @@ pub const CREATIVE_ATTRS: &[u32] = &[1, 2, 3, 4];
 /// Creative attributes requests block; disjoint from [`CREATIVE_ATTRS`].
 pub const BLOCKED_ATTRS: &[u32] = &[6, 7, 8, 9, 10, 13, 14, 16, 17];
 
-const ADV_BRANDS: &[&str] = &["acme", "globex", "initech", "umbrella", "stark", "wayne", "wonka", "hooli", "vandelay", "soylent"];
-const ADV_LINES: &[&str] = &["shop", "cars", "bank", "travel", "mobile", "foods", "games", "energy"];
+const ADV_BRANDS: &[&str] = &[
+    "acme", "globex", "initech", "umbrella", "stark", "wayne", "wonka", "hooli", "vandelay",
+    "soylent",
+];
+const ADV_LINES: &[&str] = &[
+    "shop", "cars", "bank", "travel", "mobile", "foods", "games", "energy",
+];
 
 /// Number of distinct advertisers of generated campaigns.
 pub const ADVERTISER_COUNT: usize = 10 * 8;
@@ -244,12 +363,21 @@ pub const ADVERTISER_COUNT: usize = 10 * 8;
 /// Advertiser domain `i`, e.g. `acmecars.com`.
 pub fn advertiser(i: usize) -> String {
     let i = i % ADVERTISER_COUNT;
-    format!("{}{}.com", ADV_BRANDS[i % ADV_BRANDS.len()], ADV_LINES[i / ADV_BRANDS.len()])
+    format!(
+        "{}{}.com",
+        ADV_BRANDS[i % ADV_BRANDS.len()],
+        ADV_LINES[i / ADV_BRANDS.len()]
+    )
 }
 
 /// Advertiser domains requests block; no generated campaign advertises them.
 pub const BLOCKED_ADVERTISERS: &[&str] = &[
-    "apple.com", "go-text.me", "heywire.com", "rivalbrand.com", "cheapdeals.biz", "megacorp-ads.net",
+    "apple.com",
+    "go-text.me",
+    "heywire.com",
+    "rivalbrand.com",
+    "cheapdeals.biz",
+    "megacorp-ads.net",
 ];
 
 /// App bundles requests block in `bapp`; no generated campaign advertises them.
@@ -284,17 +412,41 @@ pub fn dark_deal(i: usize) -> String {
 
 /// Banner sizes generated campaigns have creatives for.
 pub const LIT_BANNER_SIZES: &[(u32, u32)] = &[
-    (300, 250), (728, 90), (320, 50), (160, 600), (300, 600), (970, 250), (320, 100),
-    (336, 280), (468, 60), (120, 600), (300, 50), (250, 250), (320, 480), (480, 320),
+    (300, 250),
+    (728, 90),
+    (320, 50),
+    (160, 600),
+    (300, 600),
+    (970, 250),
+    (320, 100),
+    (336, 280),
+    (468, 60),
+    (120, 600),
+    (300, 50),
+    (250, 250),
+    (320, 480),
+    (480, 320),
 ];
 
 /// Banner sizes no generated creative has.
-pub const DARK_BANNER_SIZES: &[(u32, u32)] = &[(234, 60), (180, 150), (88, 31), (1, 1), (970, 90), (200, 200)];
+pub const DARK_BANNER_SIZES: &[(u32, u32)] = &[
+    (234, 60),
+    (180, 150),
+    (88, 31),
+    (1, 1),
+    (970, 90),
+    (200, 200),
+];
 
 /// Video MIME type every generated video creative uses.
 pub const VIDEO_MIME: &str = "video/mp4";
 /// Other video MIME types requests list.
-pub const OTHER_VIDEO_MIMES: &[&str] = &["video/webm", "application/javascript", "video/x-flv", "video/3gpp"];
+pub const OTHER_VIDEO_MIMES: &[&str] = &[
+    "video/webm",
+    "application/javascript",
+    "video/x-flv",
+    "video/3gpp",
+];
 /// Video creatives: (duration s, VAST protocol).
 pub const VIDEO_CREATIVES: &[(u32, u32)] = &[(15, 3), (30, 7)];
 

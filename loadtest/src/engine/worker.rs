@@ -1,0 +1,647 @@
+//! One worker thread: a non-blocking event loop (epoll through mio) over its share of
+//! the connections. It creates requests (open-loop arrivals on a timer, or a new request
+//! whenever a closed-loop connection is free), applies the limiter and the queue, writes
+//! pre-serialised requests, parses responses and counts everything. Nothing is shared
+//! with other threads while it runs; once a second it sends that second's figures to the
+//! main thread.
+
+use std::io::ErrorKind;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::{Events, Poll, Token};
+
+use super::conn::{Conn, InFlight, Received, State};
+use super::timer::Timer;
+use super::Shared;
+use crate::control::headroom::Headroom;
+use crate::control::limiter::Limiter;
+use crate::control::queue::{PendingQueue, Rejected, NO_DEADLINE};
+use crate::control::{queue::Pending, SECOND};
+use crate::http::response::scan_prices;
+use crate::report::stats::{self, Counters, Outcome, Stats};
+use crate::traffic::rng::Rng;
+
+const TIMER: Token = Token(usize::MAX - 1);
+const TICK: u64 = 10_000_000;
+/// Shortest period of the arrival timer; faster arrivals are sent in small batches.
+const MIN_TIMER_PERIOD: u64 = 20_000;
+
+/// What one worker is given.
+pub struct WorkerPlan {
+    pub index: usize,
+    /// The target of each of its connections.
+    pub conn_targets: Vec<usize>,
+    /// Its share of each target's `--limit`.
+    pub limits: Vec<Option<u32>>,
+    /// Its share of the queue, per target.
+    pub queue_caps: Vec<usize>,
+    /// Open loop: time between its arrivals, and the time of its first one (ns).
+    pub interval: Option<u64>,
+    pub phase: u64,
+}
+
+/// One second of one worker, for the live line and the time series.
+pub struct SecondReport {
+    pub second: u64,
+    pub counters: Counters,
+    pub latency: Histogram<u64>,
+    pub queue: usize,
+    pub in_flight: usize,
+    pub limit: Option<u64>,
+}
+
+/// Worker to main thread.
+pub enum Message {
+    Second(Box<SecondReport>),
+    Done,
+}
+
+struct SecondAcc {
+    index: u64,
+    counters: Counters,
+    latency: Histogram<u64>,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    plan: WorkerPlan,
+    tx: Sender<Message>,
+    poll: Poll,
+    conns: Vec<Conn>,
+    idle: Vec<Vec<usize>>,
+    queues: Vec<PendingQueue>,
+    limiters: Vec<Option<Limiter>>,
+    headroom: Vec<Option<Headroom>>,
+    timer: Option<Timer>,
+    next_arrival: u64,
+    arrivals: u64,
+    created: u64,
+    in_flight: usize,
+    stats: Stats,
+    second: SecondAcc,
+    rng: Rng,
+    start: Instant,
+    warmup_end: u64,
+    gen_end: u64,
+    hard_end: u64,
+    timeout: u64,
+    deadline: Option<u64>,
+    next_tick: u64,
+    draining: bool,
+}
+
+/// Runs one worker to the end of the run and returns what it measured.
+pub fn run(shared: Arc<Shared>, plan: WorkerPlan, tx: Sender<Message>) -> std::io::Result<Stats> {
+    let mut w = Worker::new(shared, plan, tx)?;
+    let mut events = Events::with_capacity(1024);
+    w.connect_all(&mut events);
+    w.shared.barrier.wait();
+    w.start = *w.shared.start.get_or_init(Instant::now);
+    w.begin()?;
+    w.event_loop(&mut events);
+    Ok(w.finish())
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, plan: WorkerPlan, tx: Sender<Message>) -> std::io::Result<Worker> {
+        let spec = &shared.spec;
+        let n_targets = spec.targets.len();
+        let ns = |d: Duration| d.as_nanos().min(u64::MAX as u128) as u64;
+        let warmup_end = ns(spec.warmup);
+        let gen_end = warmup_end + ns(spec.duration);
+        let timeout = ns(spec.timeout).max(1);
+        let mut idle = Vec::with_capacity(n_targets);
+        idle.resize_with(n_targets, Vec::new);
+        let limiters = plan
+            .limits
+            .iter()
+            .map(|l| l.map(|l| Limiter::new(l.max(1), SECOND)))
+            .collect();
+        let headroom = plan
+            .limits
+            .iter()
+            .map(|l| {
+                l.zip(spec.latency_target)
+                    .map(|(l, t)| Headroom::new(l.max(1), t.as_micros() as u64))
+            })
+            .collect();
+        let timer = if plan.interval.is_some() {
+            Some(Timer::new()?)
+        } else {
+            None
+        };
+        Ok(Worker {
+            poll: Poll::new()?,
+            conns: plan.conn_targets.iter().map(|&t| Conn::new(t)).collect(),
+            idle,
+            queues: plan
+                .queue_caps
+                .iter()
+                .map(|&c| PendingQueue::new(c))
+                .collect(),
+            limiters,
+            headroom,
+            timer,
+            next_arrival: plan.phase,
+            arrivals: 0,
+            created: 0,
+            in_flight: 0,
+            stats: Stats::default(),
+            second: SecondAcc {
+                index: 0,
+                counters: Counters::default(),
+                latency: stats::new_histogram(),
+            },
+            rng: Rng::for_item(0x5EED, plan.index as u64),
+            start: Instant::now(),
+            warmup_end,
+            gen_end,
+            hard_end: gen_end + timeout,
+            timeout,
+            deadline: spec.deadline.map(ns),
+            next_tick: 0,
+            draining: false,
+            shared,
+            plan,
+            tx,
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// Counts into this second's figures, and into the run's if the request is measured.
+    fn count(&mut self, measured: bool, f: impl Fn(&mut Counters)) {
+        f(&mut self.second.counters);
+        if measured {
+            f(&mut self.stats.counters);
+        }
+    }
+
+    fn measured(&self, p: &Pending) -> bool {
+        p.intended >= self.warmup_end
+    }
+
+    /// Opens every connection and waits (up to a second) for them, before the clock starts.
+    fn connect_all(&mut self, events: &mut Events) {
+        for i in 0..self.conns.len() {
+            self.open(i, 0);
+        }
+        let until = Instant::now() + Duration::from_secs(1);
+        while self.conns.iter().any(|c| c.state == State::Connecting) && Instant::now() < until {
+            if self
+                .poll
+                .poll(events, Some(Duration::from_millis(10)))
+                .is_err()
+            {
+                break;
+            }
+            for e in events.iter() {
+                self.on_connect_event(e.token().0, 0);
+            }
+        }
+    }
+
+    fn begin(&mut self) -> std::io::Result<()> {
+        // Times recorded before the start refer to another clock: reset them.
+        for c in &mut self.conns {
+            if let State::Down { .. } = c.state {
+                c.state = State::Down { retry_at: 0 };
+            }
+        }
+        if let (Some(t), Some(interval)) = (self.timer.as_mut(), self.plan.interval) {
+            self.poll
+                .registry()
+                .register(t, TIMER, mio::Interest::READABLE)?;
+            // A few microseconds late, so that each wake finds its arrival due.
+            let first = Duration::from_nanos(self.plan.phase + 5_000);
+            t.arm(first, Duration::from_nanos(interval.max(MIN_TIMER_PERIOD)))?;
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, i: usize, now: u64) {
+        let addr = self.shared.spec.targets[self.conns[i].target].addr;
+        match self.conns[i].connect(addr, self.poll.registry(), Token(i)) {
+            Ok(()) => {}
+            Err(_) => self.connect_failed(i, now),
+        }
+    }
+
+    fn connect_failed(&mut self, i: usize, now: u64) {
+        self.count(true, |c| c.connect_errors += 1);
+        let c = &mut self.conns[i];
+        c.failures += 1;
+        // 10 ms, doubling, at most one second between attempts.
+        let wait = (10_000_000u64 << c.failures.min(7)).min(SECOND);
+        c.close(self.poll.registry(), now + wait);
+    }
+
+    fn on_connect_event(&mut self, i: usize, now: u64) {
+        if i >= self.conns.len() || self.conns[i].state != State::Connecting {
+            return;
+        }
+        match self.conns[i].check_connected() {
+            Ok(true) => {
+                self.count(true, |c| c.connects += 1);
+                let c = &mut self.conns[i];
+                c.failures = 0;
+                c.state = State::Idle;
+                self.idle[c.target].push(i);
+            }
+            Ok(false) => {}
+            Err(_) => self.connect_failed(i, now),
+        }
+    }
+
+    fn event_loop(&mut self, events: &mut Events) {
+        loop {
+            let now = self.now();
+            if now >= self.next_tick {
+                self.tick(now);
+            }
+            if now >= self.gen_end {
+                if !self.draining {
+                    self.draining = true;
+                    if let Some(t) = &self.timer {
+                        let _ = t.disarm();
+                    }
+                }
+                if self.in_flight == 0 || now >= self.hard_end {
+                    break;
+                }
+            } else if self.plan.interval.is_some() {
+                self.arrive(now);
+            }
+            self.promote(now);
+            self.dispatch(now);
+            let wait = self.poll_timeout(self.now());
+            if let Err(e) = self.poll.poll(events, Some(wait)) {
+                if e.kind() != ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            for e in events.iter() {
+                let token = e.token();
+                if token == TIMER {
+                    if let Some(t) = &self.timer {
+                        t.clear();
+                    }
+                } else {
+                    self.on_event(
+                        token.0,
+                        e.is_readable() || e.is_read_closed() || e.is_error(),
+                        e.is_writable(),
+                    );
+                }
+            }
+        }
+    }
+
+    fn poll_timeout(&self, now: u64) -> Duration {
+        let mut until = self.next_tick.min(if self.draining {
+            self.hard_end
+        } else {
+            self.gen_end
+        });
+        for (t, q) in self.queues.iter().enumerate() {
+            if let Some(due) = q.next_due() {
+                until = until.min(due);
+            }
+            let wants = q.ready_len() > 0 || (self.plan.interval.is_none() && !self.draining);
+            if wants && !self.idle[t].is_empty() {
+                if let Some(l) = &self.limiters[t] {
+                    until = until.min(l.next_free(now));
+                }
+            }
+        }
+        Duration::from_nanos(until.saturating_sub(now))
+    }
+
+    /// Open loop: creates every arrival that is due.
+    fn arrive(&mut self, now: u64) {
+        let Some(interval) = self.plan.interval else {
+            return;
+        };
+        let n_conns = self.plan.conn_targets.len() as u64;
+        let threads = self.shared.threads as u64;
+        let n_bodies = self.shared.requests[0].len() as u64;
+        while self.next_arrival <= now && self.next_arrival < self.gen_end {
+            let intended = self.next_arrival;
+            let m = self.arrivals;
+            self.arrivals += 1;
+            self.next_arrival += interval;
+            let t = self.plan.conn_targets[(m % n_conns) as usize];
+            let body = ((m * threads + self.plan.index as u64) % n_bodies) as u32;
+            let p = Pending::new(
+                intended,
+                self.deadline
+                    .map_or(NO_DEADLINE, |d| intended.saturating_add(d)),
+                body,
+            );
+            let measured = self.measured(&p);
+            self.count(measured, |c| c.offered += 1);
+            let free_conn = self.queues[t].ready_len() < self.idle[t].len();
+            let limited = self.limiters[t]
+                .as_ref()
+                .is_some_and(|l| l.next_free(now) > now);
+            if limited {
+                self.count(measured, |c| c.waited_for_limiter += 1);
+            } else if !free_conn {
+                self.count(measured, |c| c.waited_for_connection += 1);
+            }
+            if self.queues[t].push(p).is_err() {
+                self.count(measured, |c| c.dead_letter += 1);
+            }
+        }
+    }
+
+    fn promote(&mut self, now: u64) {
+        for t in 0..self.queues.len() {
+            if self.queues[t].next_due().is_some_and(|d| d <= now) {
+                // Which of them were measured is not known here; retries are rare, and
+                // count as measured once the run has passed its warm-up.
+                let expired = self.queues[t].promote(now);
+                let measured = now >= self.warmup_end;
+                self.count(measured, |c| c.expired += expired);
+            }
+        }
+    }
+
+    /// Sends queued requests (and, in closed loop, new ones) on free connections.
+    fn dispatch(&mut self, now: u64) {
+        // Nothing is sent after the recorded window: what is still queued then is
+        // reported as unsent.
+        if now >= self.gen_end {
+            return;
+        }
+        let closed = self.plan.interval.is_none();
+        for t in 0..self.queues.len() {
+            while !self.idle[t].is_empty() {
+                if self.limiters[t]
+                    .as_ref()
+                    .is_some_and(|l| l.next_free(now) > now)
+                {
+                    break;
+                }
+                let mut expired = 0;
+                let p = match self.queues[t].pop(now, &mut expired) {
+                    Some(p) => Some(p),
+                    None if closed => {
+                        let n_bodies = self.shared.requests[0].len() as u64;
+                        let body = ((self.created * self.shared.threads as u64
+                            + self.plan.index as u64)
+                            % n_bodies) as u32;
+                        self.created += 1;
+                        let p = Pending::new(
+                            now,
+                            self.deadline.map_or(NO_DEADLINE, |d| now.saturating_add(d)),
+                            body,
+                        );
+                        let measured = self.measured(&p);
+                        self.count(measured, |c| c.offered += 1);
+                        Some(p)
+                    }
+                    None => None,
+                };
+                if expired > 0 {
+                    let measured = now >= self.warmup_end;
+                    self.count(measured, |c| c.expired += expired);
+                }
+                let Some(p) = p else { break };
+                if let Some(l) = self.limiters[t].as_mut() {
+                    l.try_acquire(now);
+                }
+                if let Some(i) = self.idle[t].pop() {
+                    self.send(i, p, now);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, i: usize, mut p: Pending, now: u64) {
+        p.attempts += 1;
+        let measured = self.measured(&p);
+        let retry = p.attempts > 1;
+        self.count(measured, |c| {
+            c.sent += 1;
+            if retry {
+                c.retries += 1;
+            }
+        });
+        let c = &mut self.conns[i];
+        c.req = Some(InFlight {
+            p,
+            sent_at: now,
+            written: 0,
+            timeout_at: now + self.timeout,
+        });
+        c.state = State::Busy;
+        c.reset_response();
+        self.in_flight += 1;
+        let bytes = &self.shared.requests[c.target][p.body as usize];
+        if c.write_request(bytes).is_err() {
+            self.fail(i, Outcome::ConnError, now);
+        }
+    }
+
+    fn on_event(&mut self, i: usize, readable: bool, writable: bool) {
+        let Some(c) = self.conns.get(i) else { return };
+        match c.state {
+            State::Connecting => {
+                let now = self.now();
+                self.on_connect_event(i, now);
+            }
+            State::Busy => {
+                if writable {
+                    let c = &mut self.conns[i];
+                    if let Some(req) = c.req {
+                        let bytes = &self.shared.requests[c.target][req.p.body as usize];
+                        if req.written < bytes.len() && c.write_request(bytes).is_err() {
+                            let now = self.now();
+                            self.fail(i, Outcome::ConnError, now);
+                            return;
+                        }
+                    }
+                }
+                if readable {
+                    match self.conns[i].read_response() {
+                        Received::More => {}
+                        Received::Done(resp) => self.complete(i, resp),
+                        Received::Failed => {
+                            let now = self.now();
+                            self.fail(i, Outcome::ConnError, now);
+                        }
+                        Received::Bad => {
+                            let now = self.now();
+                            self.fail(i, Outcome::BadResponse, now);
+                        }
+                    }
+                }
+            }
+            State::Idle => {
+                if readable && self.conns[i].idle_read_closes() {
+                    let t = self.conns[i].target;
+                    self.idle[t].retain(|&x| x != i);
+                    let now = self.now();
+                    self.reopen(i, now);
+                }
+            }
+            State::Down { .. } => {}
+        }
+    }
+
+    /// A complete response arrived on connection `i`.
+    fn complete(&mut self, i: usize, resp: crate::http::response::Response) {
+        let now = self.now();
+        let Some(req) = self.conns[i].req.take() else {
+            return;
+        };
+        self.in_flight -= 1;
+        let t = self.conns[i].target;
+        let p = req.p;
+        let measured = self.measured(&p);
+        let service_us = now.saturating_sub(req.sent_at) / 1000;
+        if let Some(h) = self.headroom[t].as_mut() {
+            h.record(service_us);
+        }
+        let backoff = self.shared.spec.backoff;
+        if matches!(resp.status, 429 | 503) && backoff.may_retry(p.attempts) {
+            let delay = backoff.delay(p.attempts, self.rng.next_u64(), resp.retry_after);
+            match self.queues[t].push_retry(p, now.saturating_add(delay)) {
+                Ok(()) => {}
+                Err(Rejected::Full) => self.count(measured, |c| c.dead_letter += 1),
+                Err(Rejected::Expired) => self.count(measured, |c| c.expired += 1),
+            }
+        } else {
+            let prices = if resp.status == 200 {
+                scan_prices(self.conns[i].body(&resp))
+            } else {
+                Default::default()
+            };
+            let latency_us = now.saturating_sub(p.intended) / 1000;
+            self.count(measured, |c| {
+                c.count(Outcome::Status(resp.status));
+                c.bids += prices.count;
+                c.price_micros = c.price_micros.saturating_add(prices.sum_micros);
+            });
+            stats::record(&mut self.second.latency, latency_us);
+            if measured {
+                stats::record(&mut self.stats.latency, latency_us);
+                stats::record(&mut self.stats.service, service_us);
+            }
+        }
+        let c = &mut self.conns[i];
+        c.reset_response();
+        if resp.close {
+            self.reopen(i, now);
+        } else {
+            c.state = State::Idle;
+            self.idle[t].push(i);
+        }
+    }
+
+    /// The request on connection `i` failed; the connection is replaced.
+    fn fail(&mut self, i: usize, outcome: Outcome, now: u64) {
+        if let Some(req) = self.conns[i].req.take() {
+            self.in_flight -= 1;
+            let measured = self.measured(&req.p);
+            self.count(measured, |c| c.count(outcome));
+        }
+        self.reopen(i, now);
+    }
+
+    /// Replaces connection `i` with a new one at once (failed connects back off).
+    fn reopen(&mut self, i: usize, now: u64) {
+        self.conns[i].close(self.poll.registry(), now);
+        if now < self.gen_end {
+            self.open(i, now);
+        }
+    }
+
+    fn tick(&mut self, now: u64) {
+        self.next_tick = now + TICK;
+        for i in 0..self.conns.len() {
+            match self.conns[i].state {
+                State::Busy if self.conns[i].req.is_some_and(|r| r.timeout_at <= now) => {
+                    self.fail(i, Outcome::Timeout, now)
+                }
+                State::Down { retry_at } if retry_at <= now && now < self.gen_end => {
+                    self.open(i, now)
+                }
+                _ => {}
+            }
+        }
+        for t in 0..self.queues.len() {
+            let expired = self.queues[t].sweep(now);
+            if expired > 0 {
+                let measured = now >= self.warmup_end;
+                self.count(measured, |c| c.expired += expired);
+            }
+        }
+        while self.second.index < now / SECOND {
+            self.flush_second();
+            for t in 0..self.headroom.len() {
+                if let (Some(h), Some(l)) = (self.headroom[t].as_mut(), self.limiters[t].as_mut()) {
+                    l.set_limit(h.end_second());
+                }
+            }
+        }
+    }
+
+    fn flush_second(&mut self) {
+        let index = self.second.index;
+        let acc = std::mem::replace(
+            &mut self.second,
+            SecondAcc {
+                index: index + 1,
+                counters: Counters::default(),
+                latency: stats::new_histogram(),
+            },
+        );
+        let limit = if self.limiters.iter().any(Option::is_some) {
+            Some(
+                self.limiters
+                    .iter()
+                    .flatten()
+                    .map(|l| l.limit() as u64)
+                    .sum(),
+            )
+        } else {
+            None
+        };
+        let report = SecondReport {
+            second: acc.index,
+            counters: acc.counters,
+            latency: acc.latency,
+            queue: self.queues.iter().map(PendingQueue::len).sum(),
+            in_flight: self.in_flight,
+            limit,
+        };
+        let _ = self.tx.send(Message::Second(Box::new(report)));
+    }
+
+    fn finish(mut self) -> Stats {
+        for t in 0..self.queues.len() {
+            for p in self.queues[t].drain() {
+                let measured = self.measured(&p);
+                self.count(measured, |c| c.unsent += 1);
+            }
+        }
+        for i in 0..self.conns.len() {
+            if let Some(req) = self.conns[i].req.take() {
+                let measured = self.measured(&req.p);
+                self.count(measured, |c| c.unfinished += 1);
+            }
+            self.conns[i].close(self.poll.registry(), 0);
+        }
+        self.in_flight = 0;
+        self.flush_second();
+        let _ = self.tx.send(Message::Done);
+        self.stats
+    }
+}
