@@ -13,14 +13,16 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use mio::{Events, Poll, Token};
 
-use super::conn::{Conn, InFlight, Received, State};
+mod dispatch;
+
+use super::conn::{Conn, Received, State};
 use super::timer::Timer;
 use super::Shared;
 use crate::control::headroom::Headroom;
 use crate::control::limiter::Limiter;
-use crate::control::queue::{PendingQueue, Rejected, NO_DEADLINE};
+use crate::control::queue::{PendingQueue, Rejected};
 use crate::control::{queue::Pending, SECOND};
-use crate::http::response::scan_prices;
+use crate::http::price::scan_prices;
 use crate::report::stats::{self, Counters, Outcome, Stats};
 use crate::traffic::rng::Rng;
 
@@ -299,153 +301,6 @@ impl Worker {
                     );
                 }
             }
-        }
-    }
-
-    fn poll_timeout(&self, now: u64) -> Duration {
-        let mut until = self.next_tick.min(if self.draining {
-            self.hard_end
-        } else {
-            self.gen_end
-        });
-        for (t, q) in self.queues.iter().enumerate() {
-            if let Some(due) = q.next_due() {
-                until = until.min(due);
-            }
-            let wants = q.ready_len() > 0 || (self.plan.interval.is_none() && !self.draining);
-            if wants && !self.idle[t].is_empty() {
-                if let Some(l) = &self.limiters[t] {
-                    until = until.min(l.next_free(now));
-                }
-            }
-        }
-        Duration::from_nanos(until.saturating_sub(now))
-    }
-
-    /// Open loop: creates every arrival that is due.
-    fn arrive(&mut self, now: u64) {
-        let Some(interval) = self.plan.interval else {
-            return;
-        };
-        let n_conns = self.plan.conn_targets.len() as u64;
-        let threads = self.shared.threads as u64;
-        let n_bodies = self.shared.requests[0].len() as u64;
-        while self.next_arrival <= now && self.next_arrival < self.gen_end {
-            let intended = self.next_arrival;
-            let m = self.arrivals;
-            self.arrivals += 1;
-            self.next_arrival += interval;
-            let t = self.plan.conn_targets[(m % n_conns) as usize];
-            let body = ((m * threads + self.plan.index as u64) % n_bodies) as u32;
-            let p = Pending::new(
-                intended,
-                self.deadline
-                    .map_or(NO_DEADLINE, |d| intended.saturating_add(d)),
-                body,
-            );
-            let measured = self.measured(&p);
-            self.count(measured, |c| c.offered += 1);
-            let free_conn = self.queues[t].ready_len() < self.idle[t].len();
-            let limited = self.limiters[t]
-                .as_ref()
-                .is_some_and(|l| l.next_free(now) > now);
-            if limited {
-                self.count(measured, |c| c.waited_for_limiter += 1);
-            } else if !free_conn {
-                self.count(measured, |c| c.waited_for_connection += 1);
-            }
-            if self.queues[t].push(p).is_err() {
-                self.count(measured, |c| c.dead_letter += 1);
-            }
-        }
-    }
-
-    fn promote(&mut self, now: u64) {
-        for t in 0..self.queues.len() {
-            if self.queues[t].next_due().is_some_and(|d| d <= now) {
-                // Which of them were measured is not known here; retries are rare, and
-                // count as measured once the run has passed its warm-up.
-                let expired = self.queues[t].promote(now);
-                let measured = now >= self.warmup_end;
-                self.count(measured, |c| c.expired += expired);
-            }
-        }
-    }
-
-    /// Sends queued requests (and, in closed loop, new ones) on free connections.
-    fn dispatch(&mut self, now: u64) {
-        // Nothing is sent after the recorded window: what is still queued then is
-        // reported as unsent.
-        if now >= self.gen_end {
-            return;
-        }
-        let closed = self.plan.interval.is_none();
-        for t in 0..self.queues.len() {
-            while !self.idle[t].is_empty() {
-                if self.limiters[t]
-                    .as_ref()
-                    .is_some_and(|l| l.next_free(now) > now)
-                {
-                    break;
-                }
-                let mut expired = 0;
-                let p = match self.queues[t].pop(now, &mut expired) {
-                    Some(p) => Some(p),
-                    None if closed => {
-                        let n_bodies = self.shared.requests[0].len() as u64;
-                        let body = ((self.created * self.shared.threads as u64
-                            + self.plan.index as u64)
-                            % n_bodies) as u32;
-                        self.created += 1;
-                        let p = Pending::new(
-                            now,
-                            self.deadline.map_or(NO_DEADLINE, |d| now.saturating_add(d)),
-                            body,
-                        );
-                        let measured = self.measured(&p);
-                        self.count(measured, |c| c.offered += 1);
-                        Some(p)
-                    }
-                    None => None,
-                };
-                if expired > 0 {
-                    let measured = now >= self.warmup_end;
-                    self.count(measured, |c| c.expired += expired);
-                }
-                let Some(p) = p else { break };
-                if let Some(l) = self.limiters[t].as_mut() {
-                    l.try_acquire(now);
-                }
-                if let Some(i) = self.idle[t].pop() {
-                    self.send(i, p, now);
-                }
-            }
-        }
-    }
-
-    fn send(&mut self, i: usize, mut p: Pending, now: u64) {
-        p.attempts += 1;
-        let measured = self.measured(&p);
-        let retry = p.attempts > 1;
-        self.count(measured, |c| {
-            c.sent += 1;
-            if retry {
-                c.retries += 1;
-            }
-        });
-        let c = &mut self.conns[i];
-        c.req = Some(InFlight {
-            p,
-            sent_at: now,
-            written: 0,
-            timeout_at: now + self.timeout,
-        });
-        c.state = State::Busy;
-        c.reset_response();
-        self.in_flight += 1;
-        let bytes = &self.shared.requests[c.target][p.body as usize];
-        if c.write_request(bytes).is_err() {
-            self.fail(i, Outcome::ConnError, now);
         }
     }
 
