@@ -119,6 +119,8 @@ pub struct SecondPoint {
     /// Seconds since the start (warm-up included).
     pub second: u64,
     pub warmup: bool,
+    /// After the recorded window: only responses to requests already in flight.
+    pub drain: bool,
     pub offered: u64,
     pub responses: u64,
     pub bid_responses: u64,
@@ -155,7 +157,7 @@ struct SecondAgg {
 }
 
 impl SecondAgg {
-    fn point(&self, second: u64, warmup_s: u64) -> SecondPoint {
+    fn point(&self, second: u64, warmup_s: u64, end_s: u64) -> SecondPoint {
         let c = &self.counters;
         let h = &self.latency;
         let q = |x: f64| {
@@ -168,6 +170,7 @@ impl SecondAgg {
         SecondPoint {
             second,
             warmup: second < warmup_s,
+            drain: second >= end_s,
             offered: c.offered,
             responses: c.responses,
             bid_responses: c.bid_responses(),
@@ -279,6 +282,9 @@ pub fn run(spec: RunSpec, on_second: &mut dyn FnMut(&SecondPoint)) -> Result<Run
     shared.barrier.wait();
     let start = *shared.start.get_or_init(Instant::now);
     let warmup_s = spec.warmup.as_nanos().div_ceil(SECOND as u128) as u64;
+    let end_s = (spec.warmup + spec.duration)
+        .as_nanos()
+        .div_ceil(SECOND as u128) as u64;
     let hard_stop = spec.warmup + spec.duration + spec.timeout + Duration::from_secs(5);
     let mut pending: BTreeMap<u64, SecondAgg> = BTreeMap::new();
     let mut seconds = Vec::new();
@@ -314,7 +320,7 @@ pub fn run(spec: RunSpec, on_second: &mut dyn FnMut(&SecondPoint)) -> Result<Run
                 };
                 if agg.reports == threads {
                     if let Some(agg) = pending.remove(&second) {
-                        let p = agg.point(second, warmup_s);
+                        let p = agg.point(second, warmup_s, end_s);
                         on_second(&p);
                         seconds.push(p);
                     }
@@ -330,7 +336,7 @@ pub fn run(spec: RunSpec, on_second: &mut dyn FnMut(&SecondPoint)) -> Result<Run
         }
     }
     for (second, agg) in pending {
-        seconds.push(agg.point(second, warmup_s));
+        seconds.push(agg.point(second, warmup_s, end_s));
     }
     seconds.sort_by_key(|p| p.second);
     let mut total = Stats::default();

@@ -19,13 +19,13 @@ const TOP2: f64 = TOP1 + PLOT_H + 110.0;
 /// Highest "nines" shown: 99.999%.
 const MAX_NINES: f64 = 5.0;
 
-/// A round number at least `v` (1, 2 or 5 times a power of ten).
+/// A round number at least `v` (1, 2, 2.5 or 5 times a power of ten).
 pub fn nice_ceil(v: f64) -> f64 {
     if !(v.is_finite() && v > 0.0) {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 5.0, 10.0] {
+    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
         if m * p >= v * 0.999_999 {
             return m * p;
         }
@@ -181,7 +181,8 @@ pub fn render(
         "solid: latency   dashed: service time",
     );
 
-    // Panel 2: per-second series.
+    // Panel 2: per-second series (the drain after the recorded window is left out).
+    let seconds: Vec<&SecondPoint> = seconds.iter().filter(|p| !p.drain).collect();
     text(
         &mut out,
         LEFT,
@@ -271,6 +272,7 @@ mod tests {
         SecondPoint {
             second,
             warmup: second == 0,
+            drain: false,
             offered: responses,
             responses,
             bid_responses: responses / 4,
@@ -293,6 +295,7 @@ mod tests {
         assert_eq!(nice_ceil(1.0), 1.0);
         assert_eq!(nice_ceil(1.3), 2.0);
         assert_eq!(nice_ceil(3.0), 5.0);
+        assert_eq!(nice_ceil(215.0), 250.0);
         assert_eq!(nice_ceil(720.0), 1000.0);
         assert_eq!(nice_ceil(0.0), 1.0);
         assert_eq!(nice_ceil(f64::NAN), 1.0);

@@ -296,6 +296,13 @@ impl Summary {
             c.connects,
             c.connect_errors
         );
+        if c.unsent_at_end + c.unfinished_at_end + c.dead_letter + c.expired > 0 {
+            let _ = writeln!(
+                s,
+                "  note: {} requests got no answer inside the run (queued, in flight, dropped or expired); the latency percentiles exclude them and understate the tail",
+                c.unsent_at_end + c.unfinished_at_end + c.dead_letter + c.expired
+            );
+        }
         s
     }
 }
@@ -305,7 +312,13 @@ pub fn progress_line(p: &SecondPoint) -> String {
     let mut s = format!(
         "[{:>4}s{}] {:>8} resp/s  p99 {:>8.3} ms  bid {:>5.1}%  errors {:>5}  queue {:>6}  in flight {:>5}",
         p.second + 1,
-        if p.warmup { " warm-up" } else { "" },
+        if p.warmup {
+            " warm-up"
+        } else if p.drain {
+            " drain"
+        } else {
+            ""
+        },
         p.responses,
         p.p99_us as f64 / 1000.0,
         if p.responses > 0 { 100.0 * p.bid_responses as f64 / p.responses as f64 } else { 0.0 },
@@ -324,4 +337,146 @@ pub fn progress_line(p: &SecondPoint) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::control::backoff::Backoff;
+    use crate::http::target;
+    use crate::report::stats::{record, Outcome, Stats};
+
+    fn spec() -> RunSpec {
+        RunSpec {
+            targets: vec![
+                target::parse("http://127.0.0.1:8080/openrtb2/bid/example", false).unwrap(),
+            ],
+            bodies: vec![b"{}".to_vec()],
+            gzip: false,
+            rate: Some(100.0),
+            connections: 4,
+            threads: 1,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            deadline: None,
+            limit: None,
+            latency_target: None,
+            queue: 10,
+            backoff: Backoff {
+                retries: 0,
+                base: 1,
+                max: 1,
+            },
+        }
+    }
+
+    fn result() -> RunResult {
+        let mut stats = Stats::default();
+        let c = &mut stats.counters;
+        c.offered = 1000;
+        c.sent = 1000;
+        for i in 0..990u64 {
+            let status = match i % 10 {
+                0..=2 => 200,
+                3 => 429,
+                9 => 503,
+                _ => 204,
+            };
+            c.count(Outcome::Status(status));
+            record(&mut stats.latency, 1000 + i);
+            record(&mut stats.service, 500 + i);
+        }
+        c.count(Outcome::Timeout);
+        c.unsent = 9;
+        // 297 bids at 1.25 and 0.000001 each: the mean must stay exact.
+        c.bids = 297;
+        c.price_micros = 297 * 1_250_001;
+        RunResult {
+            stats,
+            seconds: Vec::new(),
+            threads: 1,
+            elapsed: Duration::from_secs(11),
+        }
+    }
+
+    #[test]
+    fn summary_figures_are_exact() {
+        let s = Summary::new(&spec(), &result());
+        assert_eq!(s.mode, "open");
+        assert_eq!((s.offered, s.responses), (1000, 990));
+        assert!((s.offered_per_s - 100.0).abs() < 1e-9);
+        assert!((s.achieved_per_s - 99.0).abs() < 1e-9);
+        assert_eq!(
+            (s.outcomes.bid, s.outcomes.no_bid, s.outcomes.timeout),
+            (297, 495, 1)
+        );
+        assert_eq!(s.outcomes.status_4xx.get(&429), Some(&99));
+        assert_eq!(s.outcomes.status_5xx.get(&503), Some(&99));
+        assert!((s.bid_rate - 0.3).abs() < 1e-9);
+        assert_eq!(s.mean_bid_price.as_deref(), Some("1.250001"));
+        assert_eq!(s.price_sum, "371.250297");
+        assert!(
+            (s.latency_ms.p50 - 1.495).abs() < 0.01,
+            "{}",
+            s.latency_ms.p50
+        );
+        assert!(s.latency_ms.max >= 1.989 && s.latency_ms.max < 1.991);
+        assert!(s.service_ms.p99 < s.latency_ms.p99);
+    }
+
+    #[test]
+    fn table_and_json_show_the_same_run() {
+        let s = Summary::new(&spec(), &result());
+        let table = s.to_table();
+        assert!(table.contains("open loop, 4 connection(s)"));
+        assert!(table.contains("bid (200)"));
+        assert!(table.contains("429"));
+        assert!(table.contains("mean bid price 1.250001 CPM"));
+        assert!(table.contains("unsent at end 9"));
+        assert!(table.contains("understate the tail"));
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(v["outcomes"]["status_4xx"]["429"], 99);
+        assert_eq!(v["outcomes"]["bid"], 297);
+        assert_eq!(v["client"]["unsent_at_end"], 9);
+        assert_eq!(v["mean_bid_price"], "1.250001");
+        assert!(v["latency_ms"]["p999"].as_f64().unwrap() > 1.9);
+    }
+
+    #[test]
+    fn progress_line_shows_rate_p99_errors_and_queue() {
+        let p = SecondPoint {
+            second: 4,
+            warmup: false,
+            drain: false,
+            offered: 1000,
+            responses: 998,
+            bid_responses: 250,
+            errors: 3,
+            dead_letter: 0,
+            expired: 2,
+            retries: 0,
+            p50_us: 400,
+            p99_us: 1234,
+            max_us: 5000,
+            queue: 17,
+            in_flight: 8,
+            limit: Some(900),
+        };
+        let line = progress_line(&p);
+        for want in [
+            "[   5s]",
+            "998 resp/s",
+            "p99    1.234 ms",
+            "bid  25.1%",
+            "errors     3",
+            "queue     17",
+            "limit 900/s",
+            "expired 2",
+        ] {
+            assert!(line.contains(want), "{want:?} not in {line:?}");
+        }
+    }
 }
