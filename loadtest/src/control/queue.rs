@@ -135,14 +135,13 @@ impl PendingQueue {
     }
 
     /// Moves retries that are due to the front of the ready queue (they are older than
-    /// anything queued after them); returns how many had expired meanwhile.
-    pub fn promote(&mut self, now: u64) -> u64 {
-        let mut expired = 0;
+    /// anything queued after them); those that expired meanwhile go to `on_expired`.
+    pub fn promote(&mut self, now: u64, on_expired: &mut impl FnMut(Pending)) {
         let mut due = Vec::new();
         while self.delayed.peek().is_some_and(|d| d.0.due <= now) {
             if let Some(Reverse(d)) = self.delayed.pop() {
                 if d.p.expired(now) {
-                    expired += 1;
+                    on_expired(d.p);
                 } else {
                     due.push(d.p);
                 }
@@ -151,25 +150,23 @@ impl PendingQueue {
         for p in due.into_iter().rev() {
             self.ready.push_front(p);
         }
-        expired
     }
 
-    /// Drops expired requests from the front; returns how many.
-    pub fn sweep(&mut self, now: u64) -> u64 {
-        let mut expired = 0;
+    /// Drops expired requests from the front, handing them to `on_expired`.
+    pub fn sweep(&mut self, now: u64, on_expired: &mut impl FnMut(Pending)) {
         while self.ready.front().is_some_and(|p| p.expired(now)) {
-            self.ready.pop_front();
-            expired += 1;
+            if let Some(p) = self.ready.pop_front() {
+                on_expired(p);
+            }
         }
-        expired
     }
 
     /// The oldest ready request that has not expired; expired ones met on the way are
-    /// dropped and added to `expired`.
-    pub fn pop(&mut self, now: u64, expired: &mut u64) -> Option<Pending> {
+    /// dropped and handed to `on_expired`.
+    pub fn pop(&mut self, now: u64, on_expired: &mut impl FnMut(Pending)) -> Option<Pending> {
         while let Some(p) = self.ready.pop_front() {
             if p.expired(now) {
-                *expired += 1;
+                on_expired(p);
             } else {
                 return Some(p);
             }
@@ -201,14 +198,15 @@ mod tests {
         }
         assert_eq!(q.push(p(3, NO_DEADLINE)), Err(Rejected::Full));
         assert_eq!(q.len(), 3);
-        let mut expired = 0;
-        assert_eq!(q.pop(10, &mut expired).map(|p| p.intended), Some(0));
+        let mut expired = Vec::new();
+        let mut on_expired = |p: Pending| expired.push(p.intended);
+        assert_eq!(q.pop(10, &mut on_expired).map(|p| p.intended), Some(0));
         assert_eq!(q.push(p(4, NO_DEADLINE)), Ok(()));
-        let order: Vec<u64> = std::iter::from_fn(|| q.pop(10, &mut expired))
+        let order: Vec<u64> = std::iter::from_fn(|| q.pop(10, &mut on_expired))
             .map(|p| p.intended)
             .collect();
         assert_eq!(order, vec![1, 2, 4]);
-        assert_eq!(expired, 0);
+        assert!(expired.is_empty());
         assert!(q.is_empty());
     }
 
@@ -218,10 +216,15 @@ mod tests {
         q.push(p(0, 100)).unwrap();
         q.push(p(10, 110)).unwrap();
         q.push(p(20, 120)).unwrap();
-        assert_eq!(q.sweep(105), 1);
-        let mut expired = 0;
-        assert_eq!(q.pop(115, &mut expired).map(|p| p.intended), Some(20));
-        assert_eq!(expired, 1);
+        let mut expired = Vec::new();
+        q.sweep(105, &mut |p| expired.push(p.intended));
+        assert_eq!(expired, vec![0]);
+        assert_eq!(
+            q.pop(115, &mut |p| expired.push(p.intended))
+                .map(|p| p.intended),
+            Some(20)
+        );
+        assert_eq!(expired, vec![0, 10]);
         assert!(q.is_empty());
     }
 
@@ -233,11 +236,12 @@ mod tests {
         q.push_retry(p(1, NO_DEADLINE), 100).unwrap();
         assert_eq!(q.next_due(), Some(100));
         assert_eq!(q.len(), 3);
-        assert_eq!(q.promote(99), 0);
-        assert_eq!(q.ready_len(), 1);
-        assert_eq!(q.promote(250), 0);
         let mut expired = 0;
-        let order: Vec<u64> = std::iter::from_fn(|| q.pop(250, &mut expired))
+        q.promote(99, &mut |_| expired += 1);
+        assert_eq!(q.ready_len(), 1);
+        q.promote(250, &mut |_| expired += 1);
+        assert_eq!(expired, 0);
+        let order: Vec<u64> = std::iter::from_fn(|| q.pop(250, &mut |_| {}))
             .map(|p| p.intended)
             .collect();
         assert_eq!(order, vec![1, 5, 50]);
@@ -251,9 +255,11 @@ mod tests {
         q.push_retry(p(0, 100), 90).unwrap();
         q.push(p(1, NO_DEADLINE)).unwrap();
         assert_eq!(q.push_retry(p(2, NO_DEADLINE), 90), Err(Rejected::Full));
+        let mut expired = Vec::new();
+        q.promote(120, &mut |p| expired.push(p.intended));
         assert_eq!(
-            q.promote(120),
-            1,
+            expired,
+            vec![0],
             "due at 90 but only looked at after its deadline"
         );
         assert_eq!(q.len(), 1);

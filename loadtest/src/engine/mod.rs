@@ -94,6 +94,12 @@ impl RunSpec {
         if self.limit == Some(0) || self.queue == 0 {
             bail!("--limit and --queue must be at least 1");
         }
+        if self
+            .limit
+            .is_some_and(|l| (l as usize) < self.threads.min(self.connections))
+        {
+            bail!("--limit is shared between threads: it must be at least --threads");
+        }
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::super::conn::{InFlight, State};
-use super::Worker;
+use super::{Expired, Worker};
 use crate::control::queue::{Pending, NO_DEADLINE};
 use crate::report::stats::Outcome;
 
@@ -70,11 +70,9 @@ impl Worker {
     pub(super) fn promote(&mut self, now: u64) {
         for t in 0..self.queues.len() {
             if self.queues[t].next_due().is_some_and(|d| d <= now) {
-                // Which of them were measured is not known here; retries are rare, and
-                // count as measured once the run has passed its warm-up.
-                let expired = self.queues[t].promote(now);
-                let measured = now >= self.warmup_end;
-                self.count(measured, |c| c.expired += expired);
+                let mut expired = Expired::new(self.warmup_end);
+                self.queues[t].promote(now, &mut |p| expired.add(&p));
+                self.count_expired(expired);
             }
         }
     }
@@ -95,8 +93,8 @@ impl Worker {
                 {
                     break;
                 }
-                let mut expired = 0;
-                let p = match self.queues[t].pop(now, &mut expired) {
+                let mut expired = Expired::new(self.warmup_end);
+                let p = match self.queues[t].pop(now, &mut |p| expired.add(&p)) {
                     Some(p) => Some(p),
                     None if closed => {
                         let n_bodies = self.shared.requests[0].len() as u64;
@@ -115,10 +113,7 @@ impl Worker {
                     }
                     None => None,
                 };
-                if expired > 0 {
-                    let measured = now >= self.warmup_end;
-                    self.count(measured, |c| c.expired += expired);
-                }
+                self.count_expired(expired);
                 let Some(p) = p else { break };
                 if let Some(l) = self.limiters[t].as_mut() {
                     l.try_acquire(now);

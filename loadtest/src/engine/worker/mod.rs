@@ -67,6 +67,31 @@ struct SecondAcc {
     latency: Histogram<u64>,
 }
 
+/// Requests found expired, split by whether they belong to the recorded window.
+struct Expired {
+    warmup_end: u64,
+    measured: u64,
+    warmup: u64,
+}
+
+impl Expired {
+    fn new(warmup_end: u64) -> Expired {
+        Expired {
+            warmup_end,
+            measured: 0,
+            warmup: 0,
+        }
+    }
+
+    fn add(&mut self, p: &Pending) {
+        if p.intended >= self.warmup_end {
+            self.measured += 1;
+        } else {
+            self.warmup += 1;
+        }
+    }
+}
+
 struct Worker {
     shared: Arc<Shared>,
     plan: WorkerPlan,
@@ -181,6 +206,13 @@ impl Worker {
         f(&mut self.second.counters);
         if measured {
             f(&mut self.stats.counters);
+        }
+    }
+
+    fn count_expired(&mut self, e: Expired) {
+        if e.measured + e.warmup > 0 {
+            self.second.counters.expired += e.measured + e.warmup;
+            self.stats.counters.expired += e.measured;
         }
     }
 
@@ -432,11 +464,9 @@ impl Worker {
             }
         }
         for t in 0..self.queues.len() {
-            let expired = self.queues[t].sweep(now);
-            if expired > 0 {
-                let measured = now >= self.warmup_end;
-                self.count(measured, |c| c.expired += expired);
-            }
+            let mut expired = Expired::new(self.warmup_end);
+            self.queues[t].sweep(now, &mut |p| expired.add(&p));
+            self.count_expired(expired);
         }
         while self.second.index < now / SECOND {
             self.flush_second();
