@@ -247,13 +247,24 @@ impl Worker {
                 c.state = State::Down { retry_at: 0 };
             }
         }
+        let now = self.now();
         if let (Some(t), Some(interval)) = (self.timer.as_mut(), self.plan.interval) {
             self.poll
                 .registry()
                 .register(t, TIMER, mio::Interest::READABLE)?;
-            // A few microseconds late, so that each wake finds its arrival due.
-            let first = Duration::from_nanos(self.plan.phase + 5_000);
-            t.arm(first, Duration::from_nanos(interval.max(MIN_TIMER_PERIOD)))?;
+            // The timer runs on the same clock as the schedule: its first expiry is the
+            // next arrival still ahead (a few microseconds late, so that each wake finds
+            // its arrival due), whatever time passed since the start.
+            let period = interval.max(MIN_TIMER_PERIOD);
+            let lag = 5_000;
+            let mut first = self.plan.phase + lag;
+            if first <= now {
+                first += (now - first) / period * period + period;
+            }
+            t.arm(
+                Duration::from_nanos(first - now),
+                Duration::from_nanos(period),
+            )?;
         }
         Ok(())
     }
