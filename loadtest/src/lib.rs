@@ -1,0 +1,18 @@
+//! shardbid-load: a load generator and benchmark driver for OpenRTB bidders.
+//!
+//! # Layout
+//! - [`traffic`]: deterministic, seeded OpenRTB 2.6 request and campaign generators
+//!   that draw from one shared vocabulary, so a known share of requests bids.
+//! - [`http`]: target URLs, pre-serialised HTTP/1.1 requests, a minimal response parser.
+//! - [`control`]: client-side rate limiting, adaptive headroom, retry backoff and the
+//!   bounded pending queue (pure, time is injected).
+//! - [`engine`]: worker threads, each a non-blocking event loop over its connections,
+//!   in closed loop (maximum throughput) or open loop (constant arrival rate).
+//! - [`report`]: outcome counters, HDR histograms, the live progress line, the summary
+//!   table, the JSON summary and the SVG chart.
+
+pub mod control;
+pub mod engine;
+pub mod http;
+pub mod report;
+pub mod traffic;
