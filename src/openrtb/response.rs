@@ -124,3 +124,131 @@ fn write_escaped(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::auction::{self, AuctionContext};
+    use crate::money::Micros;
+    use crate::targeting::{CampaignSet, TableSettings};
+
+    fn table() -> Table {
+        let set: CampaignSet = serde_json::from_value(json!({"campaigns": [
+            {"id": "house", "adomain": ["house.example", "shop.house.example"], "bid_cpm": "1.25",
+             "nurl": "https://n.example/win?c={campaign}&cr={creative}&p=${AUCTION_PRICE}",
+             "creatives": [{"id": "rect", "kind": "banner", "w": 300, "h": 250,
+                            "adm": "<a href=\"x\">\"quoted\"\n</a>", "cat": ["IAB1", "IAB2-3"]}]},
+            {"id": "agency", "seat": "Agency\"1", "adomain": ["agency.example"], "bid_cpm": "2",
+             "max_cpm": "3", "targeting": {"deals": ["deal\\1"]},
+             "creatives": [{"id": "vid", "kind": "video", "mime": "video/mp4", "duration": 15,
+                            "protocol": 3, "adm": "<VAST/>"}]}
+        ]}))
+        .unwrap();
+        let settings = TableSettings {
+            default_seat: "shardbid".into(),
+            burl: "https://b.example/bill?c={campaign}&cr={creative}&id=${AUCTION_ID}".into(),
+            currencies: [("EUR".to_string(), Micros(1_080_000))].into(),
+            ..TableSettings::default()
+        };
+        Table::build(&set, &settings, 7).unwrap()
+    }
+
+    #[test]
+    fn response_carries_every_field_escaped() {
+        let t = table();
+        let body = json!({
+            "id": "req \"1\"\\\u{1}é",
+            "cur": ["EUR"],
+            "imp": [
+                {"id": "a\"1", "banner": {"w": 300, "h": 250}},
+                {"id": "v\n2", "video": {"mimes": ["video/mp4"]},
+                 "pmp": {"private_auction": 1, "deals": [{"id": "deal\\1", "bidfloor": 2.5}]}},
+                {"id": "a\"1", "banner": {"w": 300, "h": 250}}
+            ]
+        })
+        .to_string();
+        let req: BidRequest = serde_json::from_str(&body).unwrap();
+        let ctx = AuctionContext {
+            exchange: None,
+            hour_of_week: 0,
+        };
+        let mut bids = Vec::new();
+        let cur = auction::run(&t, &req, &ctx, &mut bids).unwrap();
+        assert_eq!((cur, bids.len()), ("EUR", 3));
+        let mut out = b"stale bytes".to_vec();
+        write_response(&req, &t, &bids, cur, &mut out);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+
+        assert_eq!(v["id"], "req \"1\"\\\u{1}é");
+        assert_eq!(v["cur"], "EUR");
+        let seatbid = v["seatbid"].as_array().unwrap();
+        assert_eq!(seatbid.len(), 2, "one seatbid per seat");
+        assert_eq!(seatbid[0]["seat"], "shardbid");
+        assert_eq!(seatbid[1]["seat"], "Agency\"1");
+
+        let house = seatbid[0]["bid"].as_array().unwrap();
+        assert_eq!(house.len(), 2);
+        let b = house[0].as_object().unwrap();
+        let keys: Vec<&str> = b.keys().map(|k| k.as_str()).collect();
+        let mut expected = vec![
+            "id", "impid", "price", "adm", "nurl", "burl", "cid", "crid", "adomain", "cat", "w",
+            "h",
+        ];
+        expected.sort();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(sorted, expected);
+        assert_eq!(b["id"], "a\"1-0");
+        assert_eq!(b["impid"], "a\"1");
+        // 1.25 USD in EUR, rounded down.
+        assert_eq!(b["price"].to_string(), "1.157407");
+        assert_eq!(b["adm"], "<a href=\"x\">\"quoted\"\n</a>");
+        assert_eq!(
+            b["nurl"],
+            "https://n.example/win?c=house&cr=rect&p=${AUCTION_PRICE}"
+        );
+        assert_eq!(
+            b["burl"],
+            "https://b.example/bill?c=house&cr=rect&id=${AUCTION_ID}"
+        );
+        assert_eq!(b["cid"], "house");
+        assert_eq!(b["crid"], "rect");
+        assert_eq!(b["adomain"], json!(["house.example", "shop.house.example"]));
+        assert_eq!(b["cat"], json!(["IAB1", "IAB2-3"]));
+        assert_eq!((b["w"].as_u64(), b["h"].as_u64()), (Some(300), Some(250)));
+        assert_eq!(
+            house[1]["id"], "a\"1-2",
+            "bid ids are unique even for repeated imp ids"
+        );
+        assert_eq!(house[1]["impid"], "a\"1");
+
+        let d = seatbid[1]["bid"][0].as_object().unwrap();
+        assert_eq!(d["id"], "v\n2-1");
+        assert_eq!(d["impid"], "v\n2");
+        assert_eq!(d["dealid"], "deal\\1");
+        // Raised to the 2.5 USD deal floor, converted up: 2.314815 EUR.
+        assert_eq!(d["price"].to_string(), "2.314815");
+        assert_eq!(d["cid"], "agency");
+        assert_eq!(d["crid"], "vid");
+        assert_eq!(d["adm"], "<VAST/>");
+        assert!(d.get("nurl").is_none() && d.get("w").is_none() && d.get("cat").is_none());
+        assert_eq!(
+            d["burl"],
+            "https://b.example/bill?c=agency&cr=vid&id=${AUCTION_ID}"
+        );
+    }
+
+    #[test]
+    fn escapes_what_json_requires() {
+        let mut out = Vec::new();
+        write_json_string(&mut out, "a\"b\\c\u{0}\u{1f}\t\r\n\u{8}\u{c}é/");
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#""a\"b\\c\u0000\u001f\t\r\n\b\fé/""#
+        );
+        let back: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, "a\"b\\c\u{0}\u{1f}\t\r\n\u{8}\u{c}é/");
+    }
+}

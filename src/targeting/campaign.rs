@@ -94,7 +94,9 @@ pub struct Daypart {
     pub to: u8,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
+/// Who, where and when a campaign bids. The default (also for an absent `targeting`
+/// object) targets everything, test requests included.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Targeting {
     /// Exchange names (as in the server config) this campaign bids on. Empty: all,
@@ -146,6 +148,28 @@ pub struct Targeting {
     pub test_requests: bool,
 }
 
+impl Default for Targeting {
+    fn default() -> Self {
+        Targeting {
+            exchanges: Vec::new(),
+            inventory: Inventory::Any,
+            domains: ListFilter::default(),
+            bundles: ListFilter::default(),
+            publishers: ListFilter::default(),
+            categories: ListFilter::default(),
+            device_types: Vec::new(),
+            os: Vec::new(),
+            countries: Vec::new(),
+            regions: Vec::new(),
+            cities: Vec::new(),
+            segments: Vec::new(),
+            deals: Vec::new(),
+            dayparts: Vec::new(),
+            test_requests: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum CreativeKind {
@@ -187,4 +211,20 @@ pub struct Creative {
     /// The markup is safe on HTTPS pages (required when `imp.secure = 1`).
     #[serde(default = "yes")]
     pub secure: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_targeting_is_the_same_as_an_empty_one() {
+        let base = r#"{"id":"c","adomain":["a.example"],"bid_cpm":"1","creatives":[]"#;
+        let without: Campaign = serde_json::from_str(&format!("{base}}}")).unwrap();
+        let empty: Campaign =
+            serde_json::from_str(&format!("{base},\"targeting\":{{}}}}")).unwrap();
+        assert_eq!(without.targeting, empty.targeting);
+        assert!(without.targeting.test_requests);
+        assert!(without.active);
+    }
 }
