@@ -69,6 +69,7 @@ struct SimdSerde(
     Option<simd_json::Tape<'static>>,
 );
 struct SimdTape(Vec<u8>, Decoder);
+struct OnDemand(Vec<u8>, Decoder);
 
 fn refill(buf: &mut Vec<u8>, body: &[u8]) {
     buf.clear();
@@ -133,6 +134,22 @@ impl Contender for SimdTape {
     }
     fn decode(&mut self, body: &[u8], seen: &mut dyn FnMut(&BidRequest<'_>)) -> bool {
         refill(&mut self.0, body);
+        match self.1.decode_tape(&mut self.0) {
+            Ok(req) => {
+                seen(&req);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Contender for OnDemand {
+    fn name(&self) -> &'static str {
+        "on-demand"
+    }
+    fn decode(&mut self, body: &[u8], seen: &mut dyn FnMut(&BidRequest<'_>)) -> bool {
+        refill(&mut self.0, body);
         match self.1.decode(&mut self.0) {
             Ok(req) => {
                 seen(&req);
@@ -155,6 +172,7 @@ fn contenders() -> Vec<Box<dyn Contender>> {
             Some(simd_json::Tape(Vec::with_capacity(2048))),
         )),
         Box::new(SimdTape(buf(), Decoder::new())),
+        Box::new(OnDemand(buf(), Decoder::new())),
     ]
 }
 
@@ -196,6 +214,7 @@ fn check_and_count(name: &str, bodies: &[Vec<u8>]) {
 }
 
 /// Decodes every body once; the unit all timings are taken over.
+#[inline(never)]
 fn pass(c: &mut dyn Contender, bodies: &[Vec<u8>]) {
     for body in bodies {
         black_box(c.decode(black_box(body), &mut |r| {
@@ -279,8 +298,29 @@ fn table(rounds: usize) {
     }
 }
 
+/// `-- --passes CONTENDER CORPUS N`: only decodes, N passes, for counting instructions
+/// with `valgrind --tool=callgrind --toggle-collect=*pass*` (steady on a noisy machine).
+fn passes(contender: &str, corpus: &str, n: usize) {
+    let corpora = corpora();
+    let Some((_, bodies)) = corpora.iter().find(|(name, _)| name == corpus) else {
+        panic!("no corpus {corpus}");
+    };
+    let mut all = contenders();
+    let Some(c) = all.iter_mut().find(|c| c.name() == contender) else {
+        panic!("no contender {contender}");
+    };
+    for _ in 0..n {
+        pass(c.as_mut(), bodies);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--passes") {
+        let n = args.get(i + 3).and_then(|r| r.parse().ok()).unwrap_or(100);
+        passes(&args[i + 1], &args[i + 2], n);
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--table") {
         let rounds = args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(40);
         table(rounds);
