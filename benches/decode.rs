@@ -69,7 +69,6 @@ struct SimdSerde(
     Option<simd_json::Tape<'static>>,
 );
 struct SimdTape(Vec<u8>, Decoder);
-struct OnDemand(Vec<u8>, Decoder);
 
 fn refill(buf: &mut Vec<u8>, body: &[u8]) {
     buf.clear();
@@ -134,22 +133,6 @@ impl Contender for SimdTape {
     }
     fn decode(&mut self, body: &[u8], seen: &mut dyn FnMut(&BidRequest<'_>)) -> bool {
         refill(&mut self.0, body);
-        match self.1.decode_tape(&mut self.0) {
-            Ok(req) => {
-                seen(&req);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-}
-
-impl Contender for OnDemand {
-    fn name(&self) -> &'static str {
-        "on-demand"
-    }
-    fn decode(&mut self, body: &[u8], seen: &mut dyn FnMut(&BidRequest<'_>)) -> bool {
-        refill(&mut self.0, body);
         match self.1.decode(&mut self.0) {
             Ok(req) => {
                 seen(&req);
@@ -172,7 +155,6 @@ fn contenders() -> Vec<Box<dyn Contender>> {
             Some(simd_json::Tape(Vec::with_capacity(2048))),
         )),
         Box::new(SimdTape(buf(), Decoder::new())),
-        Box::new(OnDemand(buf(), Decoder::new())),
     ]
 }
 

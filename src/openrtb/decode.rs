@@ -20,7 +20,6 @@
 //! reference: tests check that this reader and `serde_json` agree on every body.
 
 mod model;
-mod scan;
 mod tape;
 
 use simd_json::{Buffers, Tape};
@@ -89,28 +88,9 @@ impl Decoder {
     /// strings had escapes, so after this call the body is no longer the JSON that was
     /// received; every string of the request borrows from it.
     pub fn decode<'a>(&mut self, body: &'a mut [u8]) -> Result<BidRequest<'a>, DecodeError> {
-        let mut scanner = scan::Scanner::new(body);
-        let read = model::request(&mut scanner).and_then(|r| scanner.finish().map(|()| r));
-        let req = read.map_err(|_| DecodeError::Syntax)?;
-        req.validate().map_err(|_| DecodeError::Invalid)?;
-        Ok(req)
-    }
-
-    /// The simd-json tape path, for comparison.
-    #[doc(hidden)]
-    pub fn decode_tape<'a>(&mut self, body: &'a mut [u8]) -> Result<BidRequest<'a>, DecodeError> {
         let mut nodes = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
         let read = match simd_json::fill_tape(body, &mut self.buffers, &mut nodes) {
-            Ok(()) => {
-                let mut cursor = Cursor::new(&nodes.0);
-                model::request(&mut cursor).and_then(|r| {
-                    if cursor.at_end() {
-                        Ok(r)
-                    } else {
-                        Err(Malformed)
-                    }
-                })
-            }
+            Ok(()) => model::request(&mut Cursor::new(&nodes.0)),
             Err(_) => Err(Malformed),
         };
         self.tape = nodes.reset();

@@ -5,63 +5,11 @@
 //! One difference, on purpose: serde's derives also accept a JSON array in place of an
 //! object (fields by position), which no exchange sends; here that is an error.
 
-use super::tape::{Malformed, Read};
-use crate::openrtb::lenient::Num;
+use super::tape::{Cursor, Malformed, Read};
 use crate::openrtb::request::{
     App, Banner, BidRequest, Data, Deal, Device, Format, Geo, Imp, Native, Pmp, Publisher, Segment,
-    Site, Str, User, Video, DEFAULT_AT,
+    Site, User, Video, DEFAULT_AT,
 };
-
-/// What the readers below need from a JSON source. Each read consumes exactly one value.
-pub(crate) trait Source<'a>: Sized {
-    /// Reads an object, calling `field` with each key; `field` must read or skip the
-    /// value. `null` reads as absent (`Ok(false)`).
-    fn object(&mut self, field: impl FnMut(&mut Self, &'a [u8]) -> Read<()>) -> Read<bool>;
-
-    /// Reads an array, calling `elem` once per element; `null` reads as empty.
-    fn array(&mut self, elem: impl FnMut(&mut Self) -> Read<()>) -> Read<()>;
-
-    /// Skips the next value, whatever it is.
-    fn skip(&mut self) -> Read<()>;
-
-    /// A string borrowed from the body; `null` is absent.
-    fn opt_str(&mut self) -> Read<Option<Str<'a>>>;
-
-    /// A number, read leniently (see [`lenient`](crate::openrtb::lenient)).
-    fn num(&mut self) -> Read<Num>;
-
-    /// The length of the array at the cursor if known cheaply, to reserve for it.
-    fn peek_len(&self) -> usize {
-        0
-    }
-
-    /// A string where `null` means the same as empty.
-    fn str(&mut self) -> Read<Str<'a>> {
-        Ok(self.opt_str()?.unwrap_or_default())
-    }
-
-    /// An array of strings; `null` reads as empty, a `null` element is an error.
-    fn strs(&mut self) -> Read<Vec<Str<'a>>> {
-        let mut out = Vec::with_capacity(self.peek_len());
-        self.array(|c| {
-            out.push(c.opt_str()?.ok_or(Malformed)?);
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    /// An array of small integers, each read leniently; `null` elements are dropped.
-    fn u32s(&mut self) -> Read<Vec<u32>> {
-        let mut out = Vec::with_capacity(self.peek_len());
-        self.array(|c| {
-            if let Some(v) = c.num()?.opt_u32()? {
-                out.push(v);
-            }
-            Ok(())
-        })?;
-        Ok(out)
-    }
-}
 
 /// Reads an object: each `"key" => statement` arm reads that key's value through the
 /// cursor `$c`; unknown keys are skipped; a listed key seen twice is [`Malformed`].
@@ -72,7 +20,7 @@ macro_rules! fields {
         $cursor.object(|$c, key| {
             let mut bit = 1u32;
             $(
-                if key == $key.as_bytes() {
+                if key == $key {
                     if seen & bit != 0 {
                         return Err(Malformed);
                     }
@@ -90,10 +38,10 @@ macro_rules! fields {
 
 /// An array of objects, each read by `read` (which gives `None` for `null`); `null`
 /// reads as empty, a `null` element is an error.
-fn list<'a, S: Source<'a>, T>(
-    c: &mut S,
-    mut read: impl FnMut(&mut S) -> Read<Option<T>>,
-) -> Read<Vec<T>> {
+fn list<'a, T, F>(c: &mut Cursor<'_, 'a>, mut read: F) -> Read<Vec<T>>
+where
+    F: for<'t> FnMut(&mut Cursor<'t, 'a>) -> Read<Option<T>>,
+{
     let mut out = Vec::with_capacity(c.peek_len());
     c.array(|c| {
         out.push(read(c)?.ok_or(Malformed)?);
@@ -102,8 +50,8 @@ fn list<'a, S: Source<'a>, T>(
     Ok(out)
 }
 
-/// The whole body: one object (the caller checks nothing follows it).
-pub(crate) fn request<'a, S: Source<'a>>(c: &mut S) -> Read<BidRequest<'a>> {
+/// The whole body: one object, nothing after it.
+pub(crate) fn request<'a>(c: &mut Cursor<'_, 'a>) -> Read<BidRequest<'a>> {
     let mut r = BidRequest {
         at: DEFAULT_AT,
         ..BidRequest::default()
@@ -125,13 +73,13 @@ pub(crate) fn request<'a, S: Source<'a>>(c: &mut S) -> Read<BidRequest<'a>> {
         "wseat" => r.wseat = c.strs()?,
         "bseat" => r.bseat = c.strs()?,
     })?;
-    if !present {
+    if !present || !c.at_end() {
         return Err(Malformed);
     }
     Ok(r)
 }
 
-fn imp<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Imp<'a>>> {
+fn imp<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Imp<'a>>> {
     let mut i = Imp::default();
     let present = fields!(c, |c| {
         "id" => i.id = c.str()?,
@@ -148,7 +96,7 @@ fn imp<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Imp<'a>>> {
     Ok(present.then_some(i))
 }
 
-fn format<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Format>> {
+fn format(c: &mut Cursor<'_, '_>) -> Read<Option<Format>> {
     let mut f = Format::default();
     let present = fields!(c, |c| {
         "w" => f.w = c.num()?.opt_u32()?.unwrap_or_default(),
@@ -157,7 +105,7 @@ fn format<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Format>> {
     Ok(present.then_some(f))
 }
 
-fn banner<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Banner>> {
+fn banner(c: &mut Cursor<'_, '_>) -> Read<Option<Banner>> {
     let mut b = Banner::default();
     let present = fields!(c, |c| {
         "w" => b.w = c.num()?.opt_u32()?,
@@ -169,7 +117,7 @@ fn banner<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Banner>> {
     Ok(present.then_some(b))
 }
 
-fn video<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Video<'a>>> {
+fn video<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Video<'a>>> {
     let mut v = Video::default();
     let present = fields!(c, |c| {
         "mimes" => v.mimes = c.strs()?,
@@ -184,7 +132,7 @@ fn video<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Video<'a>>> {
     Ok(present.then_some(v))
 }
 
-fn native<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Native<'a>>> {
+fn native<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Native<'a>>> {
     let mut n = Native::default();
     let present = fields!(c, |c| {
         "request" => n.request = c.str()?,
@@ -194,7 +142,7 @@ fn native<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Native<'a>>> {
     Ok(present.then_some(n))
 }
 
-fn pmp<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Pmp<'a>>> {
+fn pmp<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Pmp<'a>>> {
     let mut p = Pmp::default();
     let present = fields!(c, |c| {
         "private_auction" => p.private_auction = c.num()?.opt_u8()?.unwrap_or_default(),
@@ -203,7 +151,7 @@ fn pmp<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Pmp<'a>>> {
     Ok(present.then_some(p))
 }
 
-fn deal<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Deal<'a>>> {
+fn deal<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Deal<'a>>> {
     let mut d = Deal::default();
     let present = fields!(c, |c| {
         "id" => d.id = c.str()?,
@@ -215,7 +163,7 @@ fn deal<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Deal<'a>>> {
     Ok(present.then_some(d))
 }
 
-fn publisher<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Publisher<'a>>> {
+fn publisher<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Publisher<'a>>> {
     let mut p = Publisher::default();
     let present = fields!(c, |c| {
         "id" => p.id = c.opt_str()?,
@@ -224,7 +172,7 @@ fn publisher<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Publisher<'a>>> {
     Ok(present.then_some(p))
 }
 
-fn site<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Site<'a>>> {
+fn site<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Site<'a>>> {
     let mut s = Site::default();
     let present = fields!(c, |c| {
         "id" => s.id = c.opt_str()?,
@@ -236,7 +184,7 @@ fn site<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Site<'a>>> {
     Ok(present.then_some(s))
 }
 
-fn app<'a, S: Source<'a>>(c: &mut S) -> Read<Option<App<'a>>> {
+fn app<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<App<'a>>> {
     let mut a = App::default();
     let present = fields!(c, |c| {
         "id" => a.id = c.opt_str()?,
@@ -248,7 +196,7 @@ fn app<'a, S: Source<'a>>(c: &mut S) -> Read<Option<App<'a>>> {
     Ok(present.then_some(a))
 }
 
-fn geo<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Geo<'a>>> {
+fn geo<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Geo<'a>>> {
     let mut g = Geo::default();
     let present = fields!(c, |c| {
         "country" => g.country = c.opt_str()?,
@@ -258,7 +206,7 @@ fn geo<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Geo<'a>>> {
     Ok(present.then_some(g))
 }
 
-fn device<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Device<'a>>> {
+fn device<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Device<'a>>> {
     let mut d = Device::default();
     let present = fields!(c, |c| {
         "devicetype" => d.devicetype = c.num()?.opt_u32()?,
@@ -268,7 +216,7 @@ fn device<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Device<'a>>> {
     Ok(present.then_some(d))
 }
 
-fn segment<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Segment<'a>>> {
+fn segment<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Segment<'a>>> {
     let mut s = Segment::default();
     let present = fields!(c, |c| {
         "id" => s.id = c.opt_str()?,
@@ -276,7 +224,7 @@ fn segment<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Segment<'a>>> {
     Ok(present.then_some(s))
 }
 
-fn data<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Data<'a>>> {
+fn data<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Data<'a>>> {
     let mut d = Data::default();
     let present = fields!(c, |c| {
         "id" => d.id = c.opt_str()?,
@@ -285,7 +233,7 @@ fn data<'a, S: Source<'a>>(c: &mut S) -> Read<Option<Data<'a>>> {
     Ok(present.then_some(d))
 }
 
-fn user<'a, S: Source<'a>>(c: &mut S) -> Read<Option<User<'a>>> {
+fn user<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<User<'a>>> {
     let mut u = User::default();
     let present = fields!(c, |c| {
         "id" => u.id = c.opt_str()?,

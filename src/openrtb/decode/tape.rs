@@ -7,7 +7,6 @@
 
 use simd_json::{Node, StaticNode};
 
-use super::model::Source;
 use crate::openrtb::lenient::Num;
 use crate::openrtb::request::Str;
 
@@ -34,6 +33,11 @@ impl<'t, 'a> Cursor<'t, 'a> {
         Cursor { nodes, pos: 0 }
     }
 
+    /// True once every node has been read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.nodes.len()
+    }
+
     #[inline]
     fn next(&mut self) -> Read<Node<'a>> {
         let node = *self.nodes.get(self.pos).ok_or(Malformed)?;
@@ -41,16 +45,9 @@ impl<'t, 'a> Cursor<'t, 'a> {
         Ok(node)
     }
 
-    /// True once every node has been read.
-    pub(crate) fn at_end(&self) -> bool {
-        self.pos >= self.nodes.len()
-    }
-}
-
-impl<'a> Source<'a> for Cursor<'_, 'a> {
     /// Skips the next value, however large, without looking inside it.
     #[inline]
-    fn skip(&mut self) -> Read<()> {
+    pub(crate) fn skip(&mut self) -> Read<()> {
         match self.next()? {
             Node::Object { count, .. } | Node::Array { count, .. } => {
                 self.pos = self.pos.saturating_add(count);
@@ -63,7 +60,10 @@ impl<'a> Source<'a> for Cursor<'_, 'a> {
     /// Reads an object, calling `field` with each key; `field` must read or skip the
     /// value. `null` reads as absent (`Ok(false)`).
     #[inline]
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a [u8]) -> Read<()>) -> Read<bool> {
+    pub(crate) fn object(
+        &mut self,
+        mut field: impl FnMut(&mut Self, &'a str) -> Read<()>,
+    ) -> Read<bool> {
         let len = match self.next()? {
             Node::Object { len, .. } => len,
             Node::Static(StaticNode::Null) => return Ok(false),
@@ -73,7 +73,7 @@ impl<'a> Source<'a> for Cursor<'_, 'a> {
             let Node::String(key) = self.next()? else {
                 return Err(Malformed);
             };
-            field(self, key.as_bytes())?;
+            field(self, key)?;
         }
         Ok(true)
     }
@@ -81,7 +81,7 @@ impl<'a> Source<'a> for Cursor<'_, 'a> {
     /// Reads an array, calling `elem` once per element; `elem` must read or skip it.
     /// `null` reads as empty.
     #[inline]
-    fn array(&mut self, mut elem: impl FnMut(&mut Self) -> Read<()>) -> Read<()> {
+    pub(crate) fn array(&mut self, mut elem: impl FnMut(&mut Self) -> Read<()>) -> Read<()> {
         let len = match self.next()? {
             Node::Array { len, .. } => len,
             Node::Static(StaticNode::Null) => return Ok(()),
@@ -96,7 +96,7 @@ impl<'a> Source<'a> for Cursor<'_, 'a> {
     /// The length of the array at the cursor (0 if it is not an array), for reserving;
     /// capped, so a hostile length cannot reserve much memory.
     #[inline]
-    fn peek_len(&self) -> usize {
+    pub(crate) fn peek_len(&self) -> usize {
         match self.nodes.get(self.pos) {
             Some(Node::Array { len, .. }) => (*len).min(MAX_RESERVE),
             _ => 0,
@@ -105,7 +105,7 @@ impl<'a> Source<'a> for Cursor<'_, 'a> {
 
     /// A string, borrowed from the body (simd-json unescapes in place); `null` is absent.
     #[inline]
-    fn opt_str(&mut self) -> Read<Option<Str<'a>>> {
+    pub(crate) fn opt_str(&mut self) -> Read<Option<Str<'a>>> {
         match self.next()? {
             Node::String(s) => Ok(Some(Str::borrowed(s))),
             Node::Static(StaticNode::Null) => Ok(None),
@@ -113,8 +113,14 @@ impl<'a> Source<'a> for Cursor<'_, 'a> {
         }
     }
 
+    /// A string where `null` means the same as empty.
+    #[inline]
+    pub(crate) fn str(&mut self) -> Read<Str<'a>> {
+        Ok(self.opt_str()?.unwrap_or_default())
+    }
+
     /// An array of strings; `null` reads as empty, a `null` element is an error.
-    fn strs(&mut self) -> Read<Vec<Str<'a>>> {
+    pub(crate) fn strs(&mut self) -> Read<Vec<Str<'a>>> {
         let mut out = Vec::with_capacity(self.peek_len());
         self.array(|c| match c.next()? {
             Node::String(s) => {
@@ -128,7 +134,7 @@ impl<'a> Source<'a> for Cursor<'_, 'a> {
 
     /// A number, read leniently (see [`lenient`](crate::openrtb::lenient)).
     #[inline]
-    fn num(&mut self) -> Read<Num> {
+    pub(crate) fn num(&mut self) -> Read<Num> {
         Ok(match self.next()? {
             Node::Static(StaticNode::U64(u)) => Num::Int(u as i128),
             Node::Static(StaticNode::I64(i)) => Num::Int(i as i128),
@@ -138,6 +144,18 @@ impl<'a> Source<'a> for Cursor<'_, 'a> {
             Node::String(s) => Num::parse(s)?,
             Node::Object { .. } | Node::Array { .. } => return Err(Malformed),
         })
+    }
+
+    /// An array of small integers, each read leniently; `null` elements are dropped.
+    pub(crate) fn u32s(&mut self) -> Read<Vec<u32>> {
+        let mut out = Vec::with_capacity(self.peek_len());
+        self.array(|c| {
+            if let Some(v) = c.num()?.opt_u32()? {
+                out.push(v);
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 }
 
