@@ -196,6 +196,7 @@ fn check_and_count(name: &str, bodies: &[Vec<u8>]) {
 }
 
 /// Decodes every body once; the unit all timings are taken over.
+#[inline(never)]
 fn pass(c: &mut dyn Contender, bodies: &[Vec<u8>]) {
     for body in bodies {
         black_box(c.decode(black_box(body), &mut |r| {
@@ -279,8 +280,29 @@ fn table(rounds: usize) {
     }
 }
 
+/// `-- --passes CONTENDER CORPUS N`: only decodes, N passes, for counting instructions
+/// with `valgrind --tool=callgrind --toggle-collect=*pass*` (steady on a noisy machine).
+fn passes(contender: &str, corpus: &str, n: usize) {
+    let corpora = corpora();
+    let Some((_, bodies)) = corpora.iter().find(|(name, _)| name == corpus) else {
+        panic!("no corpus {corpus}");
+    };
+    let mut all = contenders();
+    let Some(c) = all.iter_mut().find(|c| c.name() == contender) else {
+        panic!("no contender {contender}");
+    };
+    for _ in 0..n {
+        pass(c.as_mut(), bodies);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--passes") {
+        let n = args.get(i + 3).and_then(|r| r.parse().ok()).unwrap_or(100);
+        passes(&args[i + 1], &args[i + 2], n);
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--table") {
         let rounds = args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(40);
         table(rounds);
