@@ -245,10 +245,12 @@ machine_busy_ticks() {
 }
 
 # client_ticks: CPU ticks of this shell's finished children (wrk runs under `timeout`).
+# `times` must run in this shell, not in a command substitution's subshell.
 client_ticks() {
-    times | awk -v hz="$CLK_TCK" 'NR == 2 {
+    times >"$WORK/times"
+    awk -v hz="$CLK_TCK" 'NR == 2 {
         split($1, u, /[ms]/); split($2, s, /[ms]/)
-        printf "%d", ((u[1] + s[1]) * 60 + u[2] + s[2]) * hz + 0.5 }'
+        printf "%d", ((u[1] + s[1]) * 60 + u[2] + s[2]) * hz + 0.5 }' "$WORK/times"
 }
 
 now_ns() { date +%s%N; }
@@ -338,10 +340,13 @@ for round in $(seq "$ROUNDS"); do
         out=$WORK/run-$round-$s.txt
         read -r -a pids <<<"$(server_pids "$s" | tr '\n' ' ')"
         before=$(cpu_ticks "${pids[@]}")
-        machine_before=$(machine_busy_ticks) client_before=$(client_ticks) start_ns=$(now_ns)
+        client_ticks >"$WORK/client-before"
+        machine_before=$(machine_busy_ticks) start_ns=$(now_ns)
         run_wrk "$s" "$DURATION" "$out" || true
         after=$(cpu_ticks "${pids[@]}")
-        machine_after=$(machine_busy_ticks) client_after=$(client_ticks) end_ns=$(now_ns)
+        machine_after=$(machine_busy_ticks) end_ns=$(now_ns)
+        client_ticks >"$WORK/client-after"
+        client_before=$(<"$WORK/client-before") client_after=$(<"$WORK/client-after")
         if ! kill -0 "${PID[$s]}" 2>/dev/null; then
             FAILED[$s]="died during round $round: $(tail -n 3 "$WORK/$s.log" | tr '\n' ' ')"
             log "dropping $s: ${FAILED[$s]}"
