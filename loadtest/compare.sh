@@ -126,10 +126,11 @@ need_tool() {
             { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$pkg" >/dev/null 2>&1; } || true
     fi
     command -v "$cmd" >/dev/null 2>&1 && return 0
-    PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null 2>&1 && { PATH=$PATH:/usr/sbin:/sbin; return 0; }
     log "$cmd not found; install it (apt-get install $pkg)"
     return 1
 }
+
+PATH=$PATH:/usr/sbin:/sbin   # nginx lives in sbin, which a non-root PATH may lack
 
 selected() { [[ " $SERVERS " == *" $1 "* ]]; }
 
