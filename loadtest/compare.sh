@@ -1,0 +1,432 @@
+#!/usr/bin/env bash
+# Compare shardbid with its references in one run: nginx returning a fixed bid-sized response
+# (the HTTP ceiling), shardbid-floor (the glommio runtime floor) and shardbid itself. Same client
+# (wrk), same bodies, same connection count, runs alternating A B C A B C, medians and ratios.
+#
+#   bash loadtest/compare.sh              # all three servers, 3 rounds of 10 s
+#   SERVERS="nginx floor" ROUNDS=5 DURATION=5 bash loadtest/compare.sh
+#   CORPUS=path/to/requests/ EXCHANGE=example bash loadtest/compare.sh
+#
+# Run `bash loadtest/compare.sh --help` for every setting.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: [VAR=value ...] bash loadtest/compare.sh [--help]
+
+Settings (environment):
+  SERVERS      servers to run, in alternation order      (default: "nginx floor shardbid")
+               nginx    = nginx fixed response, loadtest/nginx-static.conf, port 18082
+               floor    = shardbid-floor, port 18083
+               shardbid = shardbid --config config/shardbid.toml, port 18081 (admin 19101)
+  ROUNDS       measured runs per server                  (default: 3)
+  DURATION     seconds per run                           (default: 10)
+  CONNECTIONS  wrk connections                           (default: 64)
+  THREADS      wrk threads                               (default: 1)
+  WARMUP       seconds of unrecorded load per server before round 1 (default: 1; 0 = none)
+  BODY         request body file                         (default: tests/fixtures/simple-banner.json)
+  CORPUS       directory of request bodies, rotated per request (overrides BODY)
+  EXCHANGE     POST to /openrtb2/bid/EXCHANGE instead of /openrtb2/bid
+  SHARDS       shard count for floor (--shards) and shardbid (SHARDBID_SHARDS); default: per CPU
+  STATUS       0 = skip wrk's per-status counting (cheaper client; non-2xx still checked)
+  NO_BUILD     1 = do not run `cargo build --release --workspace`
+  CARGO_TARGET_DIR  where release binaries are looked up (default: ./target)
+  OPEN_LOOP    1 = run the open-loop latency step after the closed-loop rounds
+
+Output: header, one line per run, medians per server, ratios, then machine-readable lines
+  RESULT server=NAME rps=N cpu_us=N ...   and   RESULT ratio=A/B rps=N cpu_us=N
+Server CPU per request is the utime+stime delta of the server's processes during a run
+(/proc/PID/stat), divided by the requests wrk completed.
+EOF
+}
+
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    usage
+    exit 0
+fi
+if [[ $# -gt 0 ]]; then
+    echo "compare.sh: unknown argument '$1' (settings are environment variables; see --help)" >&2
+    exit 64
+fi
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+SERVERS=${SERVERS:-"nginx floor shardbid"}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+DURATION=${DURATION%s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-1}
+WARMUP=${WARMUP:-1}
+WARMUP=${WARMUP%s}
+BODY=${BODY:-tests/fixtures/simple-banner.json}
+CORPUS=${CORPUS:-}
+EXCHANGE=${EXCHANGE:-}
+SHARDS=${SHARDS:-}
+STATUS=${STATUS:-1}
+NO_BUILD=${NO_BUILD:-0}
+OPEN_LOOP=${OPEN_LOOP:-0}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+[[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
+
+for n in ROUNDS DURATION CONNECTIONS THREADS WARMUP; do
+    [[ ${!n} =~ ^[0-9]+$ ]] || { echo "compare.sh: $n must be a whole number, got '${!n}'" >&2; exit 64; }
+done
+[[ -z $SHARDS || $SHARDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: SHARDS must be a positive number" >&2; exit 64; }
+for s in $SERVERS; do
+    case $s in nginx | floor | shardbid) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, shardbid)" >&2; exit 64 ;; esac
+done
+
+declare -A PORT=([nginx]=18082 [floor]=18083 [shardbid]=18081)
+declare -A PID=()        # main PID of each running server
+WRK_PID=                 # the running client, if any
+declare -A FAILED=()     # server -> reason it was dropped
+declare -A RPS_RUNS=() CPU_RUNS=() OTHER_RUNS=() NON2XX=()
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/shardbid-compare.XXXXXX")
+CLK_TCK=$(getconf CLK_TCK)
+
+log() { echo "compare.sh: $*" >&2; }
+
+# ---------------------------------------------------------------- cleanup
+
+stop_server() {
+    local name=$1 pid=${PID[$1]:-}
+    [[ -n $pid ]] || return 0
+    unset "PID[$name]"
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    log "$name (pid $pid) ignored SIGTERM for 5 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local name
+    [[ -z ${WRK_PID:-} ]] || kill -TERM "$WRK_PID" 2>/dev/null || true
+    for name in "${!PID[@]}"; do stop_server "$name"; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated"; exit 143' TERM
+
+# ---------------------------------------------------------------- tools and build
+
+# need_tool COMMAND PACKAGE: installs PACKAGE with apt-get when COMMAND is missing and we are root.
+need_tool() {
+    local cmd=$1 pkg=$2
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        log "$cmd not found; installing Debian package $pkg"
+        apt-get install -y -qq "$pkg" >/dev/null 2>&1 ||
+            { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$pkg" >/dev/null 2>&1; } || true
+    fi
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    log "$cmd not found; install it (apt-get install $pkg)"
+    return 1
+}
+
+PATH=$PATH:/usr/sbin:/sbin   # nginx lives in sbin, which a non-root PATH may lack
+
+selected() { [[ " $SERVERS " == *" $1 "* ]]; }
+
+need_tool wrk wrk || exit 69
+if selected nginx && ! need_tool nginx nginx-light; then
+    FAILED[nginx]="nginx is not installed"
+fi
+
+if [[ $NO_BUILD != 1 ]] && { selected floor || selected shardbid; }; then
+    log "building release binaries (cargo build --release --workspace; NO_BUILD=1 skips)"
+    if ! CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --workspace >"$WORK/build.log" 2>&1; then
+        tail -n 20 "$WORK/build.log" >&2
+        log "workspace build failed; shardbid is skipped so that no stale binary is measured"
+        FAILED[shardbid]="release build failed"
+        if selected floor && ! CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -p shardbid-load \
+            --bin shardbid-floor >"$WORK/build-floor.log" 2>&1; then
+            tail -n 20 "$WORK/build-floor.log" >&2
+            FAILED[floor]="release build failed"
+        fi
+    fi
+fi
+
+if [[ -n $CORPUS ]]; then
+    [[ -d $CORPUS ]] || { log "CORPUS=$CORPUS is not a directory"; exit 66; }
+    CORPUS=$(cd "$CORPUS" && pwd)
+    BODY_DESC="corpus $CORPUS ($(find "$CORPUS" -maxdepth 1 -type f | wc -l) files, $(du -sh "$CORPUS" | cut -f1))"
+else
+    [[ -f $BODY ]] || { log "BODY=$BODY is not a file"; exit 66; }
+    BODY=$(cd "$(dirname "$BODY")" && pwd)/$(basename "$BODY")
+    BODY_DESC="$BODY ($(wc -c <"$BODY") bytes)"
+fi
+BID_PATH=/openrtb2/bid${EXCHANGE:+/$EXCHANGE}
+
+# ---------------------------------------------------------------- servers
+
+start_nginx() {
+    mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
+    nginx -p "$WORK/nginx" -c "$ROOT/loadtest/nginx-static.conf" -g 'daemon off;' \
+        >"$WORK/nginx.log" 2>&1 &
+    PID[nginx]=$!
+}
+
+start_floor() {
+    local bin=$TARGET_DIR/release/shardbid-floor
+    [[ -x $bin ]] || { FAILED[floor]="$bin not found (build it or unset NO_BUILD)"; return 1; }
+    "$bin" --listen 127.0.0.1:${PORT[floor]} ${SHARDS:+--shards "$SHARDS"} >"$WORK/floor.log" 2>&1 &
+    PID[floor]=$!
+}
+
+start_shardbid() {
+    local bin=$TARGET_DIR/release/shardbid
+    [[ -x $bin ]] || { FAILED[shardbid]="$bin not found (build it or unset NO_BUILD)"; return 1; }
+    ${SHARDS:+env SHARDBID_SHARDS="$SHARDS"} "$bin" --config config/shardbid.toml \
+        --listen 127.0.0.1:${PORT[shardbid]} --admin-listen 127.0.0.1:19101 \
+        >"$WORK/shardbid.log" 2>&1 &
+    PID[shardbid]=$!
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_server NAME: starts it and waits up to 15 s for its port; on failure records why.
+start_server() {
+    local name=$1 port=${PORT[$1]}
+    if port_busy "$port"; then
+        FAILED[$name]="port $port is already in use by another process"
+        return 1
+    fi
+    "start_$name" || return 1
+    for _ in $(seq 150); do
+        if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+            local status=0
+            wait "${PID[$name]}" 2>/dev/null || status=$?
+            unset "PID[$name]"
+            local output
+            output=$(tail -n 3 "$WORK/$name.log" | tr '\n' ' ')
+            FAILED[$name]="exited with status $status during start-up; its output: ${output:-(none)}"
+            return 1
+        fi
+        port_busy "$port" && return 0
+        sleep 0.1
+    done
+    FAILED[$name]="did not listen on port $port within 15 s"
+    stop_server "$name"
+    return 1
+}
+
+# server_pids NAME: the server's main PID and its direct children (nginx workers).
+server_pids() {
+    local pid=${PID[$1]}
+    echo "$pid"
+    pgrep -P "$pid" || true
+}
+
+# cpu_ticks PID...: sum of utime+stime (fields 14 and 15 of /proc/PID/stat) in clock ticks.
+cpu_ticks() {
+    local total=0 pid stat rest
+    local -a f
+    for pid in "$@"; do
+        { stat=$(<"/proc/$pid/stat"); } 2>/dev/null || continue
+        rest=${stat##*) }   # fields from 3 on; the command name may hold spaces
+        read -r -a f <<<"$rest"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+# machine_busy_ticks: CPU ticks spent by the whole machine (all CPUs) outside idle and iowait,
+# steal included: time the hypervisor gave to someone else is noise too.
+machine_busy_ticks() {
+    local _cpu user nice system _idle _iowait irq softirq steal _rest
+    read -r _cpu user nice system _idle _iowait irq softirq steal _rest </proc/stat
+    echo $((user + nice + system + irq + softirq + steal))
+}
+
+# client_ticks: CPU ticks of this shell's finished children (wrk runs under `timeout`).
+# `times` must run in this shell, not in a command substitution's subshell.
+client_ticks() {
+    times >"$WORK/times"
+    awk -v hz="$CLK_TCK" 'NR == 2 {
+        split($1, u, /[ms]/); split($2, s, /[ms]/)
+        printf "%d", ((u[1] + s[1]) * 60 + u[2] + s[2]) * hz + 0.5 }' "$WORK/times"
+}
+
+now_ns() { date +%s%N; }
+
+# run_wrk NAME SECONDS OUTFILE
+run_wrk() {
+    local name=$1 seconds=$2 out=$3
+    # In the background so that a signal to this script is handled at once, not after the run.
+    env BODY="$BODY" CORPUS="$CORPUS" EXCHANGE="$EXCHANGE" STATUS="$STATUS" \
+        timeout $((seconds + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --timeout 2s \
+        -s "$ROOT/loadtest/wrk/bid.lua" "http://127.0.0.1:${PORT[$name]}$BID_PATH" >"$out" 2>&1 &
+    WRK_PID=$!
+    local status=0
+    wait "$WRK_PID" || status=$?
+    WRK_PID=
+    return "$status"
+}
+
+# Open-loop latency step: a fixed offered rate (e.g. 50% and 90% of the server's median
+# requests/s) with an HDR histogram, p50/p99/p99.9/max. Closed-loop wrk latencies hide queueing
+# delay, so this is where shardbid's own open-loop client (shardbid-load) will be called.
+# Arguments: NAME PORT MEDIAN_RPS.
+open_loop_step() {
+    local name=$1 port=$2 rps=$3
+    printf '  %-9s open-loop step not implemented yet (port %s, median %s req/s)\n' "$name" "$port" "$rps"
+}
+
+# ---------------------------------------------------------------- header
+
+ACTIVE=()
+for s in $SERVERS; do
+    if [[ -n ${FAILED[$s]:-} ]]; then
+        log "skipping $s: ${FAILED[$s]}"
+        continue
+    fi
+    if start_server "$s"; then
+        ACTIVE+=("$s")
+    else
+        log "skipping $s: ${FAILED[$s]}"
+    fi
+done
+
+# One unrecorded warm-up run per server; a server that answers nothing is dropped.
+if [[ $WARMUP -gt 0 ]]; then
+    for s in "${ACTIVE[@]}"; do
+        run_wrk "$s" "$WARMUP" "$WORK/warmup-$s.txt" || true
+        if ! grep -q 'requests in' "$WORK/warmup-$s.txt" ||
+            [[ $(awk '/requests in/ {print $1}' "$WORK/warmup-$s.txt") == 0 ]]; then
+            FAILED[$s]="answered no request during warm-up: $(tail -n 2 "$WORK/warmup-$s.txt" | tr '\n' ' ')"
+            log "skipping $s: ${FAILED[$s]}"
+            stop_server "$s"
+        fi
+    done
+    kept=()
+    for s in "${ACTIVE[@]}"; do [[ -z ${FAILED[$s]:-} ]] && kept+=("$s"); done
+    ACTIVE=("${kept[@]}")
+fi
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || commit="$commit-dirty"
+cpu_model=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
+echo "== shardbid comparison"
+echo "date:        $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "commit:      $commit"
+echo "cpu:         $cpu_model, $(nproc) CPUs online ($(lscpu | sed -n 's/^CPU(s): *//p') total)"
+echo "kernel:      $(uname -r)"
+idle_before=$(machine_busy_ticks)
+sleep 1
+busy_pct=$(awk -v t=$(($(machine_busy_ticks) - idle_before)) -v hz="$CLK_TCK" -v cpus="$(nproc)" \
+    'BEGIN {printf "%.0f", t / (hz * cpus) * 100}')
+echo "machine:     ${busy_pct}% busy in the second before the runs, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "client:      $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), -t$THREADS -c$CONNECTIONS -d${DURATION}s, POST $BID_PATH, status counts $([[ $STATUS == 0 ]] && echo off || echo on)"
+echo "body:        $BODY_DESC"
+echo "shards:      floor=${SHARDS:-$(nproc)} shardbid=${SHARDS:-config} nginx=2 workers"
+echo "rounds:      $ROUNDS, alternating: ${ACTIVE[*]:-none}"
+echo "other%:      CPU used by anything but the server and wrk during a run (incl. steal), % of all CPUs"
+for s in $SERVERS; do [[ -n ${FAILED[$s]:-} ]] && echo "not run:     $s: ${FAILED[$s]}"; done
+[[ ${#ACTIVE[@]} -gt 0 ]] || { log "no server could be started"; exit 1; }
+
+# ---------------------------------------------------------------- rounds
+
+echo
+printf '%-5s %-9s %12s %12s %11s %8s %8s %6s  %s\n' round server 'requests/s' 'cpu_us/req' requests non2xx errors other% statuses
+for round in $(seq "$ROUNDS"); do
+    for s in "${ACTIVE[@]}"; do
+        [[ -z ${FAILED[$s]:-} ]] || continue
+        out=$WORK/run-$round-$s.txt
+        read -r -a pids <<<"$(server_pids "$s" | tr '\n' ' ')"
+        before=$(cpu_ticks "${pids[@]}")
+        client_ticks >"$WORK/client-before"
+        machine_before=$(machine_busy_ticks) start_ns=$(now_ns)
+        run_wrk "$s" "$DURATION" "$out" || true
+        after=$(cpu_ticks "${pids[@]}")
+        machine_after=$(machine_busy_ticks) end_ns=$(now_ns)
+        client_ticks >"$WORK/client-after"
+        client_before=$(<"$WORK/client-before") client_after=$(<"$WORK/client-after")
+        if ! kill -0 "${PID[$s]}" 2>/dev/null; then
+            FAILED[$s]="died during round $round: $(tail -n 3 "$WORK/$s.log" | tr '\n' ' ')"
+            log "dropping $s: ${FAILED[$s]}"
+            unset "PID[$s]"
+            continue
+        fi
+        requests=$(awk '/requests in/ {print $1}' "$out")
+        rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+        if [[ -z $requests || -z $rps || $requests == 0 ]]; then
+            log "$s round $round: wrk reported no requests: $(tail -n 3 "$out" | tr '\n' ' ')"
+            continue
+        fi
+        non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
+        errors=$(awk '/Socket errors:/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$out")
+        statuses=$(sed -n 's/^status //p' "$out")
+        cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" \
+            'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
+        other=$(awk -v m=$((machine_after - machine_before)) -v srv=$((after - before)) \
+            -v cli=$((client_after - client_before)) -v ns=$((end_ns - start_ns)) \
+            -v hz="$CLK_TCK" -v cpus="$(nproc)" 'BEGIN {
+                o = (m - srv - cli) / (ns / 1e9 * hz * cpus) * 100; printf "%.0f", (o < 0 ? 0 : o) }')
+        printf '%-5s %-9s %12.0f %12s %11s %8s %8s %6s  %s\n' "$round" "$s" "$rps" "$cpu_us" \
+            "$requests" "${non2xx:-0}" "${errors:-0}" "$other" "$statuses"
+        OTHER_RUNS[$s]+="$other "
+        RPS_RUNS[$s]+="$rps "
+        CPU_RUNS[$s]+="$cpu_us "
+        NON2XX[$s]=$((${NON2XX[$s]:-0} + ${non2xx:-0}))
+    done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {
+    if (NR == 0) exit; if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+declare -A RPS_MED=() CPU_MED=()
+echo
+echo "== medians"
+printf '%-9s %12s %12s %6s %8s\n' server 'requests/s' 'cpu_us/req' runs non2xx
+for s in "${ACTIVE[@]}"; do
+    [[ -n ${RPS_RUNS[$s]:-} ]] || continue
+    RPS_MED[$s]=$(median <<<"${RPS_RUNS[$s]}")
+    CPU_MED[$s]=$(median <<<"${CPU_RUNS[$s]}")
+    runs=$(wc -w <<<"${RPS_RUNS[$s]}")
+    printf '%-9s %12.0f %12s %6s %8s\n' "$s" "${RPS_MED[$s]}" "${CPU_MED[$s]}" "$runs" "${NON2XX[$s]}"
+    [[ ${NON2XX[$s]} -eq 0 ]] || log "warning: $s answered ${NON2XX[$s]} non-2xx responses"
+    other_med=$(median <<<"${OTHER_RUNS[$s]}")
+    if awk -v o="$other_med" 'BEGIN {exit !(o > 10)}'; then
+        log "warning: other load took ${other_med}% of the machine during $s's runs; figures are disturbed"
+    fi
+done
+
+echo
+echo "== ratios (requests/s: higher is better; cpu_us/req: lower is better)"
+RATIO_LINES=()
+for pair in shardbid/floor shardbid/nginx floor/nginx; do
+    a=${pair%/*} b=${pair#*/}
+    [[ -n ${RPS_MED[$a]:-} && -n ${RPS_MED[$b]:-} ]] || continue
+    r=$(awk -v x="${RPS_MED[$a]}" -v y="${RPS_MED[$b]}" 'BEGIN {printf "%.3f", x / y}')
+    c=$(awk -v x="${CPU_MED[$a]}" -v y="${CPU_MED[$b]}" 'BEGIN {printf "%.3f", x / y}')
+    printf '%-15s requests/s %6sx   cpu_us/req %6sx\n' "$pair" "$r" "$c"
+    RATIO_LINES+=("RESULT ratio=$pair rps=$r cpu_us=$c")
+done
+
+if [[ $OPEN_LOOP == 1 ]]; then
+    echo
+    echo "== open-loop latency"
+    for s in "${ACTIVE[@]}"; do
+        [[ -n ${RPS_MED[$s]:-} ]] && open_loop_step "$s" "${PORT[$s]}" "${RPS_MED[$s]}"
+    done
+fi
+
+echo
+for s in "${ACTIVE[@]}"; do
+    [[ -n ${RPS_MED[$s]:-} ]] || continue
+    echo "RESULT server=$s rps=${RPS_MED[$s]} cpu_us=${CPU_MED[$s]} non2xx=${NON2XX[$s]}" \
+        "runs=$(wc -w <<<"${RPS_RUNS[$s]}") connections=$CONNECTIONS threads=$THREADS" \
+        "duration=$DURATION commit=$commit"
+done
+for line in "${RATIO_LINES[@]}"; do echo "$line"; done
+for s in $SERVERS; do
+    [[ -n ${FAILED[$s]:-} ]] && echo "RESULT server=$s failed=\"${FAILED[$s]//\"/\'}\""
+done
+exit 0
