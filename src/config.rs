@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::money::Micros;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -165,20 +165,6 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Text,
             level: "info".into(),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            http: HttpConfig::default(),
-            bidding: BiddingConfig::default(),
-            campaigns: CampaignsConfig::default(),
-            exchanges: BTreeMap::new(),
-            currencies: BTreeMap::new(),
-            log: LogConfig::default(),
         }
     }
 }
@@ -352,9 +338,11 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/shardbid.toml");
         let mut cfg = Config::from_file(&path).unwrap();
         cfg.campaigns = CampaignsConfig::default();
-        let mut expected = Config::default();
-        expected.exchanges = cfg.exchanges.clone();
-        expected.currencies = cfg.currencies.clone();
+        let expected = Config {
+            exchanges: cfg.exchanges.clone(),
+            currencies: cfg.currencies.clone(),
+            ..Config::default()
+        };
         assert_eq!(cfg, expected);
     }
 

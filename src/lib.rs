@@ -1,17 +1,17 @@
 //! shardbid: a thread-per-core OpenRTB bidder.
 //!
 //! # Layout
-//! - [`config`]: typed settings, defaults, validation with key paths in errors.
-//! - [`money`]: exact integer micro-unit amounts.
-//! - [`openrtb`]: request model, decoder, response encoder (pure).
-//! - [`targeting`]: campaigns and the indexed, replicated table (pure).
-//! - [`auction`]: candidates to priced bids (pure).
-//! - [`metrics`]: per-shard counters, summed at scrape time.
-//! - [`shard`]: what one core owns: listener, connections, table replica, scratch.
-//! - [`http`]: glommio/hyper glue (the only `unsafe`), routes, bid handler, admin API.
-//! - [`control`]: the thread that builds tables and ships them to shards.
-//! - [`server`]: process life: start, wait, drain.
-//! - [`telemetry`]: logging.
+//! - [`config`] — typed settings, defaults, validation with key paths in errors.
+//! - [`money`] — exact integer micro-unit amounts.
+//! - [`openrtb`] — request model, decoder, response encoder (pure).
+//! - [`targeting`] — campaigns and the indexed, replicated table (pure).
+//! - [`auction`] — candidates to priced bids (pure).
+//! - [`metrics`] — per-shard counters, summed at scrape time.
+//! - [`shard`] — what one core owns: listener, connections, table replica, scratch.
+//! - [`http`] — glommio/hyper glue (the only `unsafe`), routes, bid handler, admin API.
+//! - [`control`] — the thread that builds tables and ships them to shards.
+//! - [`server`] — process life: start, wait, drain.
+//! - [`telemetry`] — logging.
 
 pub mod auction;
 pub mod config;

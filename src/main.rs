@@ -1,7 +1,7 @@
 //! shardbid: CLI -> config -> validate -> telemetry -> shards -> wait -> drain.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -85,7 +85,7 @@ fn load(cli: &Cli) -> Result<Config> {
     let mut cfg = if cli.config.exists() {
         Config::from_file(&cli.config)?
     } else if std::env::var_os("SHARDBID_CONFIG").is_some()
-        || cli.config != PathBuf::from("config/shardbid.toml")
+        || cli.config != Path::new("config/shardbid.toml")
     {
         anyhow::bail!("config file {} does not exist", cli.config.display());
     } else {

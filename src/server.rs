@@ -248,7 +248,7 @@ fn memlock() -> (u64, u64) {
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
         return (0, 0);
     }
-    (lim.rlim_cur as u64, lim.rlim_max as u64)
+    (lim.rlim_cur, lim.rlim_max)
 }
 
 /// Raises the soft locked-memory limit towards the hard limit when the estimate needs

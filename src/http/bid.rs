@@ -30,6 +30,9 @@ use crate::shard::Shard;
 
 const OPENRTB_VERSION: &str = "x-openrtb-version";
 
+/// A request turned away before the auction: how it is counted and what it gets.
+type Rejected = (Outcome, Response<Body>);
+
 pub async fn handle(
     shard: &Shard,
     req: Request<Incoming>,
@@ -60,7 +63,8 @@ pub async fn handle(
 }
 
 /// Rejects what can be rejected from the headers alone, before reading the body.
-fn check_headers(headers: &HeaderMap, max_body: usize) -> Result<(), (Outcome, Response<Body>)> {
+#[allow(clippy::result_large_err)] // built once per rejected request, never boxed
+fn check_headers(headers: &HeaderMap, max_body: usize) -> Result<(), Rejected> {
     let too_large = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
