@@ -391,3 +391,13 @@ fn errors_describe_themselves_for_the_400_body() {
     assert!(!syntax.is_empty() && !invalid.is_empty() && syntax != invalid);
     assert_eq!(DecodeError::Invalid.to_string(), invalid);
 }
+
+#[test]
+fn deep_nesting_is_rejected_not_a_stack_overflow() {
+    let nest = |depth: usize| {
+        let ext = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        req("", &format!(r#","ext":{ext}"#))
+    };
+    assert!(with(&nest(100), |r| r.is_ok()));
+    assert_eq!(err(&nest(100_000)), Some(DecodeError::Syntax));
+}

@@ -3,7 +3,7 @@
 //! JSON number, a boolean (as 0/1) or a string holding a number; `null` and `""` read as
 //! absent. Anything else is a decode error (400).
 //!
-//! The rules live in [`Num`] and its narrowing methods, shared by the serde readers below
+//! The rules live in `Num` and its narrowing methods, shared by the serde readers below
 //! (used by the derives in `request.rs`) and by the tape reader behind
 //! [`Decoder`](super::Decoder), so both decode every body the same way.
 

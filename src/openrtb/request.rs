@@ -1,9 +1,14 @@
 //! The parts of an OpenRTB 2.5/2.6 `BidRequest` that shardbid reads.
 //!
 //! Every string borrows from the request body (see [`Str`]); fields the bidder does not
-//! use are not modelled at all, so the decoder skips them without building anything.
-//! Unknown fields and `ext` objects are ignored everywhere. Numbers that exchanges are
-//! known to send as strings (`bidfloor`, `w`, `h`, `tmax`, ...) are read leniently.
+//! use are not modelled at all, so the decoder skips each in one step.
+//! Unknown fields and `ext` objects are ignored everywhere, and `null` reads as absent.
+//! Numbers that exchanges are known to send as strings (`bidfloor`, `w`, `h`, `tmax`,
+//! ...) are read leniently. A modelled key given twice in one object is an error.
+//!
+//! The serde derives here are the reference reading of a body; the
+//! [`Decoder`](super::Decoder) reads the same way off simd-json's tape, and tests check
+//! the two agree.
 
 use std::borrow::Cow;
 use std::ops::Deref;
