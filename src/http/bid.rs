@@ -13,9 +13,8 @@
 //! `x-openrtb-version` is echoed on every answer. A no-bid is a normal result, not an
 //! error; the deadline never produces a 5xx.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -167,7 +166,7 @@ fn bid(
 
     let ctx = AuctionContext {
         exchange,
-        hour_of_week: hour_of_week(SystemTime::now()),
+        hour_of_week: shard.hour_of_week(),
     };
     let cur = match auction::run(&table, &req, &ctx, &mut scratch.bids) {
         Ok(cur) => cur,
@@ -175,15 +174,13 @@ fn bid(
     };
 
     write_response(&req, &table, &scratch.bids, cur, &mut scratch.out);
+    let body = scratch.freeze_out();
     // A bid that arrives after the exchange's deadline is worth nothing and counts
     // against us: answer 204 instead.
     if start.elapsed() >= budget {
         return (Outcome::Timeout, empty(StatusCode::NO_CONTENT));
     }
-    (
-        Outcome::Bid,
-        respond(StatusCode::OK, JSON, Bytes::copy_from_slice(&scratch.out)),
-    )
+    (Outcome::Bid, respond(StatusCode::OK, JSON, body))
 }
 
 fn bad_request(e: DecodeError) -> Response<Body> {
@@ -199,30 +196,9 @@ fn bad_request(e: DecodeError) -> Response<Body> {
     }
 }
 
-/// Hour of the week in UTC, Monday 00:00 = 0 .. Sunday 23:00 = 167.
-pub fn hour_of_week(now: SystemTime) -> u16 {
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let hours = secs / 3600;
-    let days = hours / 24;
-    // 1970-01-01 was a Thursday, day 3 of a Monday-based week.
-    (((days + 3) % 7) * 24 + hours % 24) as u16
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-
-    #[test]
-    fn hour_of_week_is_monday_based_utc() {
-        // 2024-01-01 00:00 UTC was a Monday.
-        let monday = UNIX_EPOCH + Duration::from_secs(1_704_067_200);
-        assert_eq!(hour_of_week(monday), 0);
-        assert_eq!(hour_of_week(monday + Duration::from_secs(3600 * 25)), 25);
-        assert_eq!(hour_of_week(monday + Duration::from_secs(3600 * 167)), 167);
-        assert_eq!(hour_of_week(monday + Duration::from_secs(3600 * 168)), 0);
-    }
 
     #[test]
     fn json_media_types() {

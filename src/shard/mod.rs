@@ -12,7 +12,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use tracing::{debug, info};
@@ -105,13 +107,29 @@ impl ShardSettings {
     }
 }
 
-/// The per-request scratch space a shard reuses: the body buffer, the decoder's
-/// buffers, the bid list and the response buffer.
+/// The per-request scratch space a shard reuses: the decoder's buffers, the bid list,
+/// the encoder's buffer and the response bodies handed to hyper.
 pub struct Scratch {
     pub decoder: Decoder,
     pub bids: Vec<Bid>,
     pub out: Vec<u8>,
+    /// Response bodies are split off this buffer; once hyper has written and dropped
+    /// them, `reserve` reclaims the same allocation, so steady state allocates nothing.
+    bodies: BytesMut,
 }
+
+impl Scratch {
+    /// Hands the encoded response in `out` to hyper as `Bytes` without allocating.
+    pub fn freeze_out(&mut self) -> bytes::Bytes {
+        self.bodies.reserve(self.out.len());
+        self.bodies.extend_from_slice(&self.out);
+        self.bodies.split().freeze()
+    }
+}
+
+/// Capacity of the response-body buffer: many in-flight responses fit before it has
+/// to reclaim or grow.
+const RESPONSE_BUFFER: usize = 256 * 1024;
 
 /// One shard's state, shared with its tasks by `Rc`.
 pub struct Shard {
@@ -126,6 +144,8 @@ pub struct Shard {
     bodies: RefCell<Vec<Vec<u8>>>,
     scratch: RefCell<Scratch>,
     stopped: Cell<bool>,
+    /// Hour of the week, refreshed by housekeeping so requests need no clock read.
+    hour: Cell<u16>,
 }
 
 impl Shard {
@@ -150,9 +170,16 @@ impl Shard {
                 decoder: Decoder::new(),
                 bids: Vec::new(),
                 out: Vec::new(),
+                bodies: BytesMut::with_capacity(RESPONSE_BUFFER),
             }),
             stopped: Cell::new(false),
+            hour: Cell::new(hour_of_week(SystemTime::now())),
         }
+    }
+
+    /// Hour of the week in UTC (for dayparting), at most `CONTROL_POLL` old.
+    pub fn hour_of_week(&self) -> u16 {
+        self.hour.get()
     }
 
     /// The table to run a request against. A request keeps its `Rc` until it is done,
@@ -212,6 +239,7 @@ pub async fn housekeeping(shard: Rc<Shard>, rx: Receiver<ShardMsg>) {
     let mut last_sweep = std::time::Instant::now();
     while shard.poll_control(&rx) {
         glommio::timer::sleep(CONTROL_POLL).await;
+        shard.hour.set(hour_of_week(SystemTime::now()));
         let now = std::time::Instant::now();
         if now.duration_since(last_sweep) >= conns::SWEEP_EVERY {
             shard.conns.sweep(now);
@@ -222,9 +250,28 @@ pub async fn housekeeping(shard: Rc<Shard>, rx: Receiver<ShardMsg>) {
     shard.conns.drain();
 }
 
+/// Hour of the week in UTC, Monday 00:00 = 0 .. Sunday 23:00 = 167.
+pub fn hour_of_week(now: SystemTime) -> u16 {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let hours = secs / 3600;
+    let days = hours / 24;
+    // 1970-01-01 was a Thursday, day 3 of a Monday-based week.
+    (((days + 3) % 7) * 24 + hours % 24) as u16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hour_of_week_is_monday_based_utc() {
+        // 2024-01-01 00:00 UTC was a Monday.
+        let monday = UNIX_EPOCH + Duration::from_secs(1_704_067_200);
+        assert_eq!(hour_of_week(monday), 0);
+        assert_eq!(hour_of_week(monday + Duration::from_secs(3600 * 25)), 25);
+        assert_eq!(hour_of_week(monday + Duration::from_secs(3600 * 167)), 167);
+        assert_eq!(hour_of_week(monday + Duration::from_secs(3600 * 168)), 0);
+    }
 
     #[test]
     fn budget_is_tmax_minus_margin() {
