@@ -31,7 +31,10 @@ Settings (environment):
   STATUS       0 = skip wrk's per-status counting (cheaper client; non-2xx still checked)
   NO_BUILD     1 = do not run `cargo build --release --workspace`
   CARGO_TARGET_DIR  where release binaries are looked up (default: ./target)
-  OPEN_LOOP    1 = run the open-loop latency step after the closed-loop rounds
+  OPEN_LOOP    1 = after the closed-loop rounds, measure open-loop latency with
+               shardbid-load at one offered rate for every server (default: 1)
+  OPEN_SHARE   that rate as a share of the slowest server's median req/s (default: 0.5)
+  OPEN_DURATION  seconds of the open-loop run per server (default: 5)
 
 Output: header, one line per run, medians per server, ratios, then machine-readable lines
   RESULT server=NAME rps=N cpu_us=N ...   and   RESULT ratio=A/B rps=N cpu_us=N
@@ -66,7 +69,10 @@ EXCHANGE=${EXCHANGE:-}
 SHARDS=${SHARDS:-}
 STATUS=${STATUS:-1}
 NO_BUILD=${NO_BUILD:-0}
-OPEN_LOOP=${OPEN_LOOP:-0}
+OPEN_LOOP=${OPEN_LOOP:-1}
+OPEN_SHARE=${OPEN_SHARE:-0.5}
+OPEN_DURATION=${OPEN_DURATION:-5}
+OPEN_DURATION=${OPEN_DURATION%s}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
 
@@ -274,9 +280,42 @@ run_wrk() {
 # requests/s) with an HDR histogram, p50/p99/p99.9/max. Closed-loop wrk latencies hide queueing
 # delay, so this is where shardbid's own open-loop client (shardbid-load) will be called.
 # Arguments: NAME PORT MEDIAN_RPS.
+# Open loop: shardbid-load at a constant arrival rate, latency from each request's
+# intended send time (no coordinated omission). Every server gets the same offered
+# rate: OPEN_SHARE (default 0.5) of the slowest server's closed-loop median.
 open_loop_step() {
-    local name=$1 port=$2 rps=$3
-    printf '  %-9s open-loop step not implemented yet (port %s, median %s req/s)\n' "$name" "$port" "$rps"
+    local name=$1 port=$2 rate=$3
+    local load="$TARGET_DIR/release/shardbid-load"
+    if [[ ! -x $load ]]; then
+        printf '  %-9s skipped: %s not built\n' "$name" "$load"
+        return
+    fi
+    local bodies=$CORPUS
+    if [[ -z $bodies ]]; then
+        bodies="$WORK/open-loop-body"
+        mkdir -p "$bodies"
+        cp "$BODY" "$bodies/"
+    fi
+    local out="$WORK/open-$name.json"
+    if ! timeout $((OPEN_DURATION + 30)) "$load" run --url "http://127.0.0.1:$port$BID_PATH" \
+        --corpus "$bodies" --rate "$rate" -c "$CONNECTIONS" -d "${OPEN_DURATION}s" --warmup 1s \
+        --json -q >"$out" 2>"$WORK/open-$name.err"; then
+        printf '  %-9s open-loop run failed: %s\n' "$name" "$(tail -1 "$WORK/open-$name.err")"
+        return
+    fi
+    python3 - "$name" "$rate" "$out" <<'PY'
+import json, sys
+name, rate, path = sys.argv[1], sys.argv[2], sys.argv[3]
+d = json.load(open(path))
+l = d["latency_ms"]
+o = d["outcomes"]
+bad = sum(v for k, v in o.items() if isinstance(v, int) and k not in ("bid", "no_bid", "other_2xx"))
+bad += sum(sum(v.values()) for v in o.values() if isinstance(v, dict))
+print(f"  {name:<9} offered {float(rate):>9.0f}/s  achieved {d['achieved_per_s']:>9.0f}/s  "
+      f"p50 {l['p50']:.3f}  p99 {l['p99']:.3f}  p99.9 {l['p999']:.3f}  max {l['max']:.3f} ms  errors {bad}")
+print(f"RESULT open_loop server={name} rate={float(rate):.0f} p50_ms={l['p50']} p99_ms={l['p99']} "
+      f"p999_ms={l['p999']} max_ms={l['max']}")
+PY
 }
 
 # ---------------------------------------------------------------- header
@@ -412,10 +451,14 @@ done
 
 if [[ $OPEN_LOOP == 1 ]]; then
     echo
-    echo "== open-loop latency"
-    for s in "${ACTIVE[@]}"; do
-        [[ -n ${RPS_MED[$s]:-} ]] && open_loop_step "$s" "${PORT[$s]}" "${RPS_MED[$s]}"
-    done
+    slowest=$(for s in "${ACTIVE[@]}"; do [[ -n ${RPS_MED[$s]:-} ]] && echo "${RPS_MED[$s]}"; done | sort -g | head -1)
+    if [[ -n $slowest ]]; then
+        rate=$(awk -v r="$slowest" -v f="$OPEN_SHARE" 'BEGIN { printf "%d", r * f }')
+        echo "== open-loop latency at $rate req/s (${OPEN_SHARE} x the slowest median), shardbid-load -c$CONNECTIONS, ${OPEN_DURATION}s"
+        for s in "${ACTIVE[@]}"; do
+            [[ -n ${RPS_MED[$s]:-} ]] && open_loop_step "$s" "${PORT[$s]}" "$rate"
+        done
+    fi
 fi
 
 echo
