@@ -6,6 +6,7 @@
 //! - [`openrtb`] — request model, decoder, response encoder (pure).
 //! - [`targeting`] — campaigns and the indexed, replicated table (pure).
 //! - [`auction`] — candidates to priced bids (pure).
+//! - [`pipeline`] — body bytes to response bytes: decode, auction, encode (pure).
 //! - [`metrics`] — per-shard counters, summed at scrape time.
 //! - [`shard`] — what one core owns: listener, connections, table replica, scratch.
 //! - [`http`] — glommio/hyper glue (the only `unsafe`), routes, bid handler, admin API.
@@ -20,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod money;
 pub mod openrtb;
+pub mod pipeline;
 pub mod server;
 pub mod shard;
 pub mod targeting;

@@ -21,10 +21,10 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::{empty, respond, text, Body, JSON};
-use crate::auction::{self, AuctionContext};
+use crate::auction::AuctionContext;
 use crate::metrics::Outcome;
-use crate::openrtb::response::write_response;
 use crate::openrtb::DecodeError;
+use crate::pipeline::{self, Answer};
 use crate::shard::Shard;
 
 const OPENRTB_VERSION: &str = "x-openrtb-version";
@@ -152,35 +152,20 @@ fn bid(
 ) -> (Outcome, Response<Body>) {
     let table = shard.table();
     let mut scratch = shard.scratch();
-    let scratch = &mut *scratch;
-
-    let req = match scratch.decoder.decode(body) {
-        Ok(req) => req,
-        Err(e) => return (Outcome::BadRequest, bad_request(e)),
-    };
-
-    let budget = shard.settings.budget(req.tmax, exchange);
-    if start.elapsed() >= budget {
-        return (Outcome::Timeout, empty(StatusCode::NO_CONTENT));
-    }
-
     let ctx = AuctionContext {
         exchange,
         hour_of_week: shard.hour_of_week(),
     };
-    let cur = match auction::run(&table, &req, &ctx, &mut scratch.bids) {
-        Ok(cur) => cur,
-        Err(reason) => return (Outcome::NoBid(reason), empty(StatusCode::NO_CONTENT)),
+    let settings = &shard.settings;
+    let answer = pipeline::process(&mut scratch, &table, body, &ctx, |tmax| {
+        start.elapsed() < settings.budget(tmax, exchange)
+    });
+    let resp = match answer {
+        Answer::Bid => respond(StatusCode::OK, JSON, scratch.freeze_out()),
+        Answer::NoBid(_) | Answer::Late => empty(StatusCode::NO_CONTENT),
+        Answer::Bad(e) => bad_request(e),
     };
-
-    write_response(&req, &table, &scratch.bids, cur, &mut scratch.out);
-    let body = scratch.freeze_out();
-    // A bid that arrives after the exchange's deadline is worth nothing and counts
-    // against us: answer 204 instead.
-    if start.elapsed() >= budget {
-        return (Outcome::Timeout, empty(StatusCode::NO_CONTENT));
-    }
-    (Outcome::Bid, respond(StatusCode::OK, JSON, body))
+    (answer.outcome(), resp)
 }
 
 fn bad_request(e: DecodeError) -> Response<Body> {

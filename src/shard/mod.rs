@@ -14,15 +14,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
-
 use crossbeam_channel::{Receiver, TryRecvError};
 use tracing::{debug, info};
 
-use crate::auction::Bid;
 use crate::config::Config;
 use crate::metrics::ShardMetrics;
-use crate::openrtb::Decoder;
+use crate::pipeline::Scratch;
 use crate::targeting::Table;
 use conns::Conns;
 
@@ -107,30 +104,6 @@ impl ShardSettings {
     }
 }
 
-/// The per-request scratch space a shard reuses: the decoder's buffers, the bid list,
-/// the encoder's buffer and the response bodies handed to hyper.
-pub struct Scratch {
-    pub decoder: Decoder,
-    pub bids: Vec<Bid>,
-    pub out: Vec<u8>,
-    /// Response bodies are split off this buffer; once hyper has written and dropped
-    /// them, `reserve` reclaims the same allocation, so steady state allocates nothing.
-    bodies: BytesMut,
-}
-
-impl Scratch {
-    /// Hands the encoded response in `out` to hyper as `Bytes` without allocating.
-    pub fn freeze_out(&mut self) -> bytes::Bytes {
-        self.bodies.reserve(self.out.len());
-        self.bodies.extend_from_slice(&self.out);
-        self.bodies.split().freeze()
-    }
-}
-
-/// Capacity of the response-body buffer: many in-flight responses fit before it has
-/// to reclaim or grow.
-const RESPONSE_BUFFER: usize = 256 * 1024;
-
 /// One shard's state, shared with its tasks by `Rc`.
 pub struct Shard {
     pub id: usize,
@@ -166,12 +139,7 @@ impl Shard {
             conns: Conns::default(),
             table: RefCell::new(Rc::new(table)),
             bodies: RefCell::new(Vec::new()),
-            scratch: RefCell::new(Scratch {
-                decoder: Decoder::new(),
-                bids: Vec::new(),
-                out: Vec::new(),
-                bodies: BytesMut::with_capacity(RESPONSE_BUFFER),
-            }),
+            scratch: RefCell::new(Scratch::default()),
             stopped: Cell::new(false),
             hour: Cell::new(hour_of_week(SystemTime::now())),
         }
