@@ -18,7 +18,9 @@ use crate::targeting::campaign::CreativeKind;
 use crate::targeting::keys::category_under;
 use crate::targeting::posting::{Mask, CHUNK_BITS, CHUNK_WORDS};
 use crate::targeting::query::{Query, Stage};
+use crate::targeting::scan::Scan;
 use crate::targeting::table::{Ad, Currency, Entry};
+use crate::targeting::verify;
 use crate::targeting::Table;
 
 /// Why a request got no bid. Every variant is a metrics label.
@@ -105,11 +107,11 @@ pub fn run(
         return Err(NoBidReason::NoCampaigns);
     }
     let cur = response_currency(table, req).ok_or(NoBidReason::Currency)?;
-    let query = Query::new(&table.index, table.entries.len(), req, ctx);
+    let mut query = Query::new(&table.index, table.entries.len(), req, ctx);
     let mut reached = Stage::NoMatch;
     for (i, imp) in req.imp.iter().enumerate() {
         let Ok(i) = u32::try_from(i) else { break };
-        match bid_imp(table, req, &query, imp, cur) {
+        match bid_imp(table, req, &mut query, imp, cur) {
             Ok(w) => out.push(Bid {
                 imp: i,
                 campaign: w.campaign,
@@ -211,32 +213,38 @@ fn in_currency(usd: Micros, cur: Currency) -> Micros {
 fn bid_imp(
     table: &Table,
     req: &BidRequest<'_>,
-    query: &Query,
+    query: &mut Query,
     imp: &Imp<'_>,
     cur: Currency,
 ) -> Result<Win, Stage> {
     let floors = Floors::new(table, imp, cur)?;
     let ix = &table.index;
-    let q = query.for_imp(ix, imp);
+    query.set_imp(ix, imp);
+    if query.ceiling == Some(Stage::NoMatch) {
+        // A term admits nobody: nothing can even match.
+        return Err(Stage::NoMatch);
+    }
+    let mut scan = Scan::new(query);
     let mut reached = Stage::NoMatch;
     let mut best: Option<Win> = None;
     let mut acc: Mask = [0; CHUNK_WORDS];
     for chunk in 0..ix.chunks {
-        if q.ceiling.is_some_and(|c| reached >= c) {
-            // Some term admits nobody: no later chunk can get further.
+        if query.ceiling.is_some_and(|c| reached >= c) {
+            // A term admits nobody: no later chunk can get further.
             break;
         }
-        if let Err(stage) = q.eval(ix, chunk, &mut acc) {
-            reached = reached.max(stage);
+        if scan.skip(ix, chunk, reached) {
             continue;
         }
+        // Prices never exceed max_cpm: skip chunks where nobody can beat the best bid,
+        // or meet any floor once that is already the reason.
         let chunk_max = in_currency(table.chunk_max.get(chunk).copied().unwrap_or_default(), cur);
-        if chunk_max < floors.min {
-            reached = reached.max(Stage::BelowFloor);
+        if best.is_some_and(|b| chunk_max <= b.price)
+            || (chunk_max < floors.min && reached == Stage::BelowFloor)
+        {
             continue;
         }
-        if best.is_some_and(|b| chunk_max <= b.price) {
-            // Prices never exceed max_cpm: nobody here can beat the best.
+        if !scan.eval(ix, chunk, &mut acc, &mut reached) {
             continue;
         }
         for (w, &word) in acc.iter().enumerate() {
@@ -245,7 +253,7 @@ fn bid_imp(
                 let campaign =
                     (chunk * CHUNK_BITS + w * 64 + bits.trailing_zeros() as usize) as u32;
                 bits &= bits - 1;
-                match price(table, req, &q, imp, &floors, cur, campaign) {
+                match price(table, req, query, imp, &floors, cur, campaign) {
                     Ok(win) => {
                         if best.is_none_or(|b| win.price > b.price) {
                             best = Some(win);
@@ -277,8 +285,13 @@ fn price(
 ) -> Result<Win, Stage> {
     let e: &Entry = table.entries.get(campaign as usize).ok_or(Stage::NoMatch)?;
     let seat = table.seats.get(e.seat as usize).map_or("", |s| &*s.name);
-    if let Some(c) = table.campaigns().get(e.source as usize) {
-        q.verify(c, seat, req)?;
+    if q.degraded {
+        verify::stages(q, &table.index, req, imp, e, campaign, seat)?;
+    } else if q.verify != 0 {
+        verify::check(q.verify, &table.index, req, campaign, seat)?;
+        if q.verify & verify::AD_BLOCKS != 0 && verify::every_ad_blocked(e, req, imp) {
+            return Err(Stage::Blocked);
+        }
     }
     let creative = pick_creative(e, req, imp)?;
     let bid = in_currency(e.bid, cur);
@@ -299,6 +312,13 @@ fn price(
             Err(stage) => fail = fail.max(stage),
         }
     } else {
+        // Only through a deal of this imp that the campaign holds.
+        let private = imp.pmp.as_ref().is_some_and(|p| p.private_auction == 1);
+        fail = if private {
+            Stage::DealsOnly
+        } else {
+            Stage::NoMatch
+        };
         for (i, d) in imp.pmp.iter().flat_map(|p| &p.deals).enumerate() {
             if !e.holds_deal(d.id.trim()) {
                 continue;

@@ -5,7 +5,9 @@
 //! - `keys`: how strings are normalised and hashed for the index.
 //! - `posting`: sets of campaigns, dense or sparse, read one chunk at a time.
 //! - `index`: the posting sets of every targeting dimension.
-//! - `query`: a request resolved to terms over the index, matched chunk by chunk.
+//! - `query`: a request resolved to terms over the index.
+//! - `scan`: one imp's terms intersected chunk by chunk, best prices first.
+//! - `verify`: exact per-candidate checks for terms too large for a query.
 //! - [`table`]: the immutable table every shard holds a replica of.
 
 pub mod campaign;
@@ -13,8 +15,10 @@ pub(crate) mod index;
 pub(crate) mod keys;
 pub(crate) mod posting;
 pub(crate) mod query;
+pub(crate) mod scan;
 pub mod table;
 mod validate;
+pub(crate) mod verify;
 
 pub use campaign::{Campaign, CampaignSet, Creative};
 pub use table::{Table, TableSettings};

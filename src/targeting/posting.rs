@@ -33,6 +33,8 @@ enum Repr {
 pub(crate) struct Posting {
     count: u32,
     repr: Repr,
+    /// Bit `c % 64` of word `c / 64`: whether chunk `c` holds a member.
+    occupancy: Box<[u64]>,
 }
 
 impl Posting {
@@ -51,10 +53,24 @@ impl Posting {
         } else {
             Repr::Sparse(ids.into())
         };
+        let mut occupancy = vec![0u64; chunks.div_ceil(64)].into_boxed_slice();
+        for &id in ids {
+            let chunk = id as usize / CHUNK_BITS;
+            if let Some(w) = occupancy.get_mut(chunk / 64) {
+                *w |= 1 << (chunk % 64);
+            }
+        }
         Posting {
             count: ids.len() as u32,
             repr,
+            occupancy,
         }
+    }
+
+    /// Which of chunks `group * 64 .. group * 64 + 64` hold a member, one bit each.
+    #[inline]
+    pub(crate) fn occupancy(&self, group: usize) -> u64 {
+        self.occupancy.get(group).copied().unwrap_or(0)
     }
 
     /// Number of campaigns in the set.
@@ -63,7 +79,6 @@ impl Posting {
     }
 
     /// Whether campaign `id` is in the set.
-    #[cfg(test)]
     pub(crate) fn contains(&self, id: u32) -> bool {
         match &self.repr {
             Repr::Dense(bits) => bits
@@ -73,9 +88,10 @@ impl Posting {
         }
     }
 
-    /// `m |= self ∩ chunk`.
+    /// `m |= self ∩ chunk`. `cursor` is this set's read position, kept by the caller
+    /// across calls: chunks must be asked for in increasing order, starting at 0.
     #[inline]
-    pub(crate) fn or_into(&self, chunk: usize, m: &mut Mask) {
+    pub(crate) fn or_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
         match &self.repr {
             Repr::Dense(bits) => {
                 if let Some(src) = dense_chunk(bits, chunk) {
@@ -86,7 +102,7 @@ impl Posting {
             }
             Repr::Sparse(ids) => {
                 let base = (chunk * CHUNK_BITS) as u32;
-                for &id in sparse_chunk(ids, chunk) {
+                for &id in sparse_chunk(ids, cursor, chunk) {
                     let bit = (id - base) as usize;
                     m[bit / 64] |= 1 << (bit % 64);
                 }
@@ -94,29 +110,47 @@ impl Posting {
         }
     }
 
-    /// `m &= self ∩ chunk`.
+    /// `m = self ∩ chunk` (see [`Posting::or_into`] for `cursor`).
     #[inline]
-    pub(crate) fn and_into(&self, chunk: usize, m: &mut Mask) {
+    pub(crate) fn copy_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
         match &self.repr {
             Repr::Dense(bits) => match dense_chunk(bits, chunk) {
-                Some(src) => {
-                    for (d, s) in m.iter_mut().zip(src) {
-                        *d &= s;
-                    }
-                }
+                Some(src) => m.copy_from_slice(src),
                 None => *m = [0; CHUNK_WORDS],
             },
             Repr::Sparse(_) => {
-                let mut tmp = [0u64; CHUNK_WORDS];
-                self.or_into(chunk, &mut tmp);
-                and(m, &tmp);
+                *m = [0; CHUNK_WORDS];
+                self.or_into(chunk, cursor, m);
             }
         }
     }
 
-    /// `m &= !(self ∩ chunk)`.
+    /// `m &= self ∩ chunk` (see [`Posting::or_into`] for `cursor`).
     #[inline]
-    pub(crate) fn and_not_into(&self, chunk: usize, m: &mut Mask) {
+    pub(crate) fn and_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
+        match &self.repr {
+            Repr::Dense(bits) => match dense_chunk(bits, chunk) {
+                Some(src) => and(m, src),
+                None => *m = [0; CHUNK_WORDS],
+            },
+            Repr::Sparse(ids) => {
+                // Word by word: a word without members is cleared.
+                let base = (chunk * CHUNK_BITS) as u32;
+                let mut members = sparse_chunk(ids, cursor, chunk).iter().peekable();
+                for (w, word) in m.iter_mut().enumerate() {
+                    let mut keep = 0u64;
+                    while let Some(bit) = members.next_if(|&&id| (id - base) as usize / 64 == w) {
+                        keep |= 1 << ((bit - base) % 64);
+                    }
+                    *word &= keep;
+                }
+            }
+        }
+    }
+
+    /// `m &= !(self ∩ chunk)` (see [`Posting::or_into`] for `cursor`).
+    #[inline]
+    pub(crate) fn and_not_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
         match &self.repr {
             Repr::Dense(bits) => {
                 if let Some(src) = dense_chunk(bits, chunk) {
@@ -127,7 +161,7 @@ impl Posting {
             }
             Repr::Sparse(ids) => {
                 let base = (chunk * CHUNK_BITS) as u32;
-                for &id in sparse_chunk(ids, chunk) {
+                for &id in sparse_chunk(ids, cursor, chunk) {
                     let bit = (id - base) as usize;
                     m[bit / 64] &= !(1 << (bit % 64));
                 }
@@ -138,7 +172,7 @@ impl Posting {
 
 /// `m &= other`.
 #[inline]
-pub(crate) fn and(m: &mut Mask, other: &Mask) {
+pub(crate) fn and(m: &mut Mask, other: &[u64]) {
     for (d, s) in m.iter_mut().zip(other) {
         *d &= s;
     }
@@ -155,14 +189,30 @@ fn dense_chunk(bits: &[u64], chunk: usize) -> Option<&[u64]> {
     bits.get(chunk * CHUNK_WORDS..(chunk + 1) * CHUNK_WORDS)
 }
 
-/// The members of `ids` (sorted) that fall in `chunk`.
+/// The members of sorted `ids` that fall in `chunk`. The search starts at `*cursor`,
+/// which is at or before the chunk's first member, and leaves it after the chunk's last:
+/// walking chunks in order reads each list front to back, touching only what it uses.
 #[inline]
-fn sparse_chunk(ids: &[u32], chunk: usize) -> &[u32] {
+fn sparse_chunk<'a>(ids: &'a [u32], cursor: &mut u32, chunk: usize) -> &'a [u32] {
     let start = (chunk * CHUNK_BITS) as u32;
     let end = start + CHUNK_BITS as u32;
-    let lo = ids.partition_point(|&x| x < start);
-    let rest = &ids[lo..];
-    &rest[..rest.partition_point(|&x| x < end)]
+    let mut lo = (*cursor as usize).min(ids.len());
+    if ids.get(lo).is_some_and(|&x| x < start) {
+        // Gallop over chunks this list was not asked about.
+        let mut step = 1;
+        while ids.get(lo + step).is_some_and(|&x| x < start) {
+            lo += step;
+            step *= 2;
+        }
+        let probe = &ids[lo..(lo + step + 1).min(ids.len())];
+        lo += probe.partition_point(|&x| x < start);
+    }
+    let mut hi = lo;
+    while ids.get(hi).is_some_and(|&x| x < end) {
+        hi += 1;
+    }
+    *cursor = hi as u32;
+    &ids[lo..hi]
 }
 
 #[cfg(test)]
@@ -171,9 +221,10 @@ mod tests {
 
     fn members(p: &Posting, chunks: usize) -> Vec<u32> {
         let mut out = Vec::new();
+        let mut cursor = 0;
         for c in 0..chunks {
             let mut m = [0u64; CHUNK_WORDS];
-            p.or_into(c, &mut m);
+            p.or_into(c, &mut cursor, &mut m);
             for (w, &word) in m.iter().enumerate() {
                 for b in 0..64 {
                     if word >> b & 1 == 1 {
@@ -212,19 +263,50 @@ mod tests {
     fn and_and_and_not_restrict_a_chunk() {
         for ids in [vec![1u32, 2, 2050], (0..4096).step_by(2).collect()] {
             let p = Posting::new(&ids, 2);
+            let mut cursors = [0u32; 3];
             for chunk in 0..2 {
                 let mut m = [u64::MAX; CHUNK_WORDS];
-                p.and_into(chunk, &mut m);
+                p.and_into(chunk, &mut cursors[0], &mut m);
                 let mut expect = [0u64; CHUNK_WORDS];
-                p.or_into(chunk, &mut expect);
+                p.or_into(chunk, &mut cursors[1], &mut expect);
                 assert_eq!(m, expect);
                 let mut m = [u64::MAX; CHUNK_WORDS];
-                p.and_not_into(chunk, &mut m);
+                p.and_not_into(chunk, &mut cursors[2], &mut m);
                 for (a, b) in m.iter().zip(&expect) {
                     assert_eq!(*a, !b);
                 }
             }
         }
         assert!(is_empty(&[0; CHUNK_WORDS]));
+    }
+
+    #[test]
+    fn occupancy_marks_chunks_with_members() {
+        let p = Posting::new(&[5, 2048 * 3 + 1, 2048 * 70], 71);
+        assert_eq!(p.occupancy(0), 0b1001);
+        assert_eq!(p.occupancy(1), 1 << 6);
+        assert_eq!(p.occupancy(2), 0);
+        let mut cursor = 0;
+        let mut m = [0u64; CHUNK_WORDS];
+        p.copy_into(3, &mut cursor, &mut m);
+        assert_eq!(m[0], 0b10);
+    }
+
+    #[test]
+    fn skipped_chunks_are_galloped_over() {
+        let ids: Vec<u32> = (0..20_000).step_by(97).collect();
+        let p = Posting::new(&ids, 10);
+        assert!(matches!(p.repr, Repr::Sparse(_)));
+        // Asking for chunks 0, 3, 4 and 9 only: each answer holds exactly its members.
+        let mut cursor = 0;
+        for chunk in [0, 3, 4, 9] {
+            let mut m = [0u64; CHUNK_WORDS];
+            p.or_into(chunk, &mut cursor, &mut m);
+            for bit in 0..CHUNK_BITS {
+                let id = (chunk * CHUNK_BITS + bit) as u32;
+                let set = m[bit / 64] >> (bit % 64) & 1 == 1;
+                assert_eq!(set, id < 20_000 && id % 97 == 0, "chunk {chunk} id {id}");
+            }
+        }
     }
 }

@@ -1,29 +1,25 @@
-//! Matching a request against the index.
+//! A request resolved against the index.
 //!
-//! A [`Query`] resolves the request's values to posting sets once (at most
-//! [`MAX_IDS`] of them, on the stack), as a list of terms: "campaign is in one of these
-//! sets" (union) or "campaign is in none of these sets" (subtract). Each imp adds its own
-//! terms (formats, deals, blocked attributes). Matching then intersects the terms one
-//! chunk of campaigns at a time, most selective term first, and stops a chunk as soon as
-//! it is empty. Campaigns are numbered in price order, so the first chunks hold the best
-//! candidates and the auction usually stops after the first.
+//! A [`Query`] turns the request's values into posting sets once (at most [`MAX_IDS`]
+//! of them, on the stack), grouped in terms: "campaign is in one of these sets" (union)
+//! or "campaign is in none of these sets" (subtract). Each imp then adds its own terms
+//! (formats, deals, blocked attributes). [`Scan`](super::scan::Scan) intersects them.
 //!
 //! The index may only ever admit too many campaigns, never too few: when a request
 //! carries more values than fit, the term is left out (or cut short) and the dimension
 //! is marked for an exact check of each candidate instead ([`Query::verify`]).
 
-use super::campaign::Campaign;
 use super::index::{AllowDim, Index, HOURS_PER_WEEK};
-use super::keys::{category_prefixes, category_under, domain_suffixes, domain_under, page_host};
-use super::keys::{KeyMap, Lower};
-use super::posting::{self, Mask, PostingId, CHUNK_BITS, CHUNK_WORDS, EMPTY};
+use super::keys::{category_prefixes, domain_suffixes, page_host, KeyMap, Lower};
+use super::posting::{PostingId, EMPTY};
+use super::verify;
 use crate::auction::{AuctionContext, NoBidReason};
 use crate::openrtb::request::{BidRequest, Imp, Str};
 
 /// Posting sets one request may resolve to before terms are checked exactly instead.
 pub(crate) const MAX_IDS: usize = 256;
 /// Terms per imp; the index has fewer dimensions than this.
-const MAX_TERMS: usize = 32;
+pub(crate) const MAX_TERMS: usize = 32;
 
 /// How far a campaign got towards a bid. Ordered: a later stage is a more informative
 /// no-bid reason.
@@ -37,7 +33,19 @@ pub(crate) enum Stage {
     BelowFloor,
 }
 
+/// Number of stages.
+pub(crate) const STAGES: usize = 6;
+
 impl Stage {
+    pub(crate) const ALL: [Stage; STAGES] = [
+        Stage::NoMatch,
+        Stage::Test,
+        Stage::DealsOnly,
+        Stage::Blocked,
+        Stage::Currency,
+        Stage::BelowFloor,
+    ];
+
     pub(crate) fn reason(self) -> NoBidReason {
         match self {
             Stage::NoMatch => NoBidReason::NoMatch,
@@ -51,19 +59,20 @@ impl Stage {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Op {
+pub(crate) enum Op {
     Union,
     Subtract,
 }
 
+/// A group of posting sets in [`Query`]'s id list.
 #[derive(Debug, Clone, Copy)]
-struct Term {
-    stage: Stage,
-    op: Op,
-    /// Campaigns the term admits at most (union) : evaluation goes most selective first.
-    weight: u32,
-    start: u16,
-    len: u16,
+pub(crate) struct Term {
+    pub stage: Stage,
+    pub op: Op,
+    /// Campaigns a union admits at most: within a stage the most selective goes first.
+    pub weight: u32,
+    pub start: u16,
+    pub len: u16,
 }
 
 const NO_TERM: Term = Term {
@@ -74,46 +83,51 @@ const NO_TERM: Term = Term {
     len: 0,
 };
 
-/// Dimensions to check exactly per candidate (their terms overflowed).
-const DOMAINS: u16 = 1;
-const CATEGORIES: u16 = 2;
-const SEGMENTS: u16 = 4;
-const WSEAT: u16 = 8;
-const BSEAT: u16 = 16;
-const BADV: u16 = 32;
-const BAPP: u16 = 64;
-
-/// The resolved terms of a request (then of one of its imps).
-#[derive(Clone)]
+/// The resolved terms of a request, then of one of its imps ([`Query::set_imp`]).
 pub(crate) struct Query {
     ids: [PostingId; MAX_IDS],
     n_ids: usize,
     terms: [Term; MAX_TERMS],
     n_terms: usize,
-    /// Dimensions that candidates must be checked against exactly.
-    verify: u16,
+    /// Where the request's own ids and terms end; an imp's follow.
+    request_ids: usize,
+    request_terms: usize,
+    /// Dimensions that candidates must be checked against exactly ([`verify`] flags).
+    pub verify: u16,
+    request_verify: u16,
     /// The earliest stage of a term that admits no campaign: nobody gets past it.
     pub ceiling: Option<Stage>,
-    campaigns: usize,
+    request_ceiling: Option<Stage>,
+    /// A term below the blocked stage did not fit: only the no-match terms are
+    /// matched, and each candidate goes through every stage exactly
+    /// ([`verify::stages`]) so that the no-bid reason stays exact.
+    pub degraded: bool,
+    request_degraded: bool,
+    /// Campaigns in the table.
+    pub campaigns: usize,
 }
 
 /// Where the impression is: the site or app facts that targeting reads.
-struct Place<'r> {
+pub(crate) struct Place<'r> {
     /// 0 site, 1 app, 2 neither.
-    kind: usize,
-    domain: Option<&'r str>,
-    bundle: Option<&'r str>,
-    publisher: Option<&'r str>,
-    cats: &'r [Str<'r>],
+    pub kind: usize,
+    /// `site.domain` (else the host of `site.page`) or `app.domain`.
+    pub domain: Option<&'r str>,
+    pub bundle: Option<&'r str>,
+    pub publisher: Option<&'r str>,
+    pub cats: &'r [Str<'r>],
 }
 
-fn place<'r>(req: &'r BidRequest<'_>) -> Place<'r> {
+pub(crate) fn place<'r>(req: &'r BidRequest<'_>) -> Place<'r> {
+    let publisher = |p: &'r Option<crate::openrtb::request::Publisher<'_>>| {
+        p.as_ref().and_then(|p| p.id.as_deref())
+    };
     if let Some(s) = &req.site {
         let domain = s
             .domain
             .as_deref()
             .or_else(|| s.page.as_deref().and_then(page_host));
-        let publisher = s.publisher.as_ref().and_then(|p| p.id.as_deref());
+        let publisher = publisher(&s.publisher);
         Place {
             kind: 0,
             domain,
@@ -122,13 +136,12 @@ fn place<'r>(req: &'r BidRequest<'_>) -> Place<'r> {
             cats: &s.cat,
         }
     } else if let Some(a) = &req.app {
-        let publisher = a.publisher.as_ref().and_then(|p| p.id.as_deref());
         let (domain, bundle) = (a.domain.as_deref(), a.bundle.as_deref());
         Place {
             kind: 1,
             domain,
             bundle,
-            publisher,
+            publisher: publisher(&a.publisher),
             cats: &a.cat,
         }
     } else {
@@ -155,28 +168,34 @@ impl Query {
             n_ids: 0,
             terms: [NO_TERM; MAX_TERMS],
             n_terms: 0,
+            request_ids: 0,
+            request_terms: 0,
             verify: 0,
+            request_verify: 0,
             ceiling: None,
+            request_ceiling: None,
+            degraded: false,
+            request_degraded: false,
             campaigns,
         };
         let mut lower = Lower::new();
         let nm = Stage::NoMatch;
+        let at = place(req);
+        // Terms of at most two ids each come first, so they always fit.
         if let Some(a) = ix.active {
             q.term(ix, nm, Op::Union, 0, [a]);
         }
         if let Some(ex) = &ix.exchanges {
-            let i = ctx
-                .exchange
-                .map_or(ex.len() - 1, |e| (e as usize).min(ex.len() - 1));
+            let none = ex.len() - 1;
+            let i = ctx.exchange.map_or(none, |e| (e as usize).min(none));
             q.term(ix, nm, Op::Union, 0, ex.get(i).copied());
         }
         if let Some(hours) = &ix.hours {
             let h = (ctx.hour_of_week as usize).min(HOURS_PER_WEEK);
             q.term(ix, nm, Op::Union, 0, hours.get(h).copied());
         }
-        let at = place(req);
         if let Some(inv) = &ix.inventory {
-            q.term(ix, nm, Op::Union, 0, [inv[at.kind]]);
+            q.term(ix, nm, Op::Union, 0, inv.get(at.kind).copied());
         }
         if req.test == 1 {
             if let Some(t) = ix.test_ok {
@@ -184,12 +203,8 @@ impl Query {
             }
         }
         let device = req.device.as_ref();
-        q.allow(
-            ix,
-            &ix.device,
-            device.and_then(|d| d.devicetype).as_ref().into_iter(),
-            0,
-        );
+        let device_type = device.and_then(|d| d.devicetype);
+        q.allow(ix, &ix.device, device_type.as_ref().into_iter(), 0);
         let os = device.and_then(|d| d.os.as_deref());
         q.allow(ix, &ix.os, os.and_then(|s| lower.of(s)).into_iter(), 0);
         let geo = req.geo();
@@ -209,19 +224,16 @@ impl Query {
         );
         let city = geo.and_then(|g| g.city.as_deref());
         q.allow(ix, &ix.city, city.and_then(|s| lower.of(s)).into_iter(), 0);
-        if let Some(b) = at.bundle.and_then(|b| lower.of(b)) {
-            q.allow(ix, &ix.bundles, std::iter::once(b), 0);
-            q.lookup(
-                ix,
-                nm,
-                Op::Subtract,
-                &ix.bundles_deny,
-                std::iter::once(b),
-                0,
-            );
-        } else {
-            q.allow(ix, &ix.bundles, std::iter::empty::<&str>(), 0);
-        }
+        let bundle = at.bundle.and_then(|b| lower.of(b));
+        q.allow(ix, &ix.bundles, bundle.into_iter(), 0);
+        q.lookup(
+            ix,
+            nm,
+            Op::Subtract,
+            &ix.bundles_deny,
+            bundle.into_iter(),
+            0,
+        );
         q.allow(ix, &ix.publishers, at.publisher.into_iter(), 0);
         q.lookup(
             ix,
@@ -232,87 +244,83 @@ impl Query {
             0,
         );
 
-        // Terms from here on may hold any number of ids. The ones above hold at most two
-        // each, so they always fit; these have an exact check for when they do not.
-        q.allow(ix, &ix.segments, req.segments(), SEGMENTS);
-        if let Some(d) = at.domain.and_then(|d| lower.of(d)) {
-            q.allow(ix, &ix.domains, domain_suffixes(d), DOMAINS);
-            q.lookup(
-                ix,
-                Stage::NoMatch,
-                Op::Subtract,
-                &ix.domains_deny,
-                domain_suffixes(d),
-                DOMAINS,
-            );
-        } else {
-            q.allow(ix, &ix.domains, std::iter::empty::<&str>(), DOMAINS);
-        }
-        // Categories: each site/app category and its parents, lowercased one at a time.
+        // From here on a term may hold any number of ids; each has an exact check for
+        // when it does not fit.
+        q.allow(ix, &ix.segments, req.segments(), verify::SEGMENTS);
+        let domain = at.domain.and_then(|d| lower.of(d));
+        let suffixes = || domain.into_iter().flat_map(domain_suffixes);
+        q.allow(ix, &ix.domains, suffixes(), verify::DOMAINS);
+        q.lookup(
+            ix,
+            nm,
+            Op::Subtract,
+            &ix.domains_deny,
+            suffixes(),
+            verify::DOMAINS,
+        );
         q.category_terms(ix, &mut lower, at.cats);
 
         let blocked = Stage::Blocked;
         if !req.wseat.is_empty() {
             let seats = req.wseat.iter().map(|s| s.as_str());
-            q.lookup(ix, blocked, Op::Union, &ix.seats, seats, WSEAT);
+            q.lookup(ix, blocked, Op::Union, &ix.seats, seats, verify::WSEAT);
         }
         let bseat = req.bseat.iter().map(|s| s.as_str());
-        q.lookup(ix, blocked, Op::Subtract, &ix.seats, bseat, BSEAT);
-        let ids = req
-            .badv
-            .iter()
-            .filter_map(|s| ix.adomains.get(lower.of(s.trim())?).copied());
-        q.term(ix, blocked, Op::Subtract, BADV, ids);
-        let ids = req
-            .bapp
-            .iter()
-            .filter_map(|s| ix.app_bundles.get(lower.of(s.trim())?).copied());
-        q.term(ix, blocked, Op::Subtract, BAPP, ids);
-        // Creative-level blocks: an overflow here is safe, the auction checks every
-        // creative against bcat and battr anyway.
-        let ids = req
-            .bcat
-            .iter()
-            .filter_map(|s| ix.cats_all.get(lower.of(s.trim())?).copied());
-        q.term(ix, blocked, Op::Subtract, 0, ids);
+        q.lookup(ix, blocked, Op::Subtract, &ix.seats, bseat, verify::BSEAT);
+        let mut lowered =
+            |list: &[Str<'_>], map: &KeyMap<Box<str>, PostingId>, q: &mut Query, flag: u16| {
+                let ids = list
+                    .iter()
+                    .filter_map(|s| map.get(lower.of(s.trim())?).copied());
+                q.term(ix, blocked, Op::Subtract, flag, ids);
+            };
+        lowered(&req.badv, &ix.adomains, &mut q, verify::BADV);
+        lowered(&req.bapp, &ix.app_bundles, &mut q, verify::BAPP);
+        lowered(&req.bcat, &ix.cats_all, &mut q, verify::AD_BLOCKS);
+
+        q.request_ids = q.n_ids;
+        q.request_terms = q.n_terms;
+        q.request_verify = q.verify;
+        q.request_ceiling = q.ceiling;
+        q.request_degraded = q.degraded;
         q
     }
 
     fn category_terms(&mut self, ix: &Index, lower: &mut Lower, cats: &[Str<'_>]) {
-        if ix.categories.unrestricted.is_some() {
+        if let Some(unrestricted) = ix.categories.unrestricted {
             let mut t = self.open(Stage::NoMatch, Op::Union);
-            t.add(ix, ix.categories.unrestricted.unwrap_or(EMPTY));
+            t.add(ix, unrestricted);
             for c in cats {
-                if let Some(c) = lower.of(c) {
-                    for p in category_prefixes(c) {
-                        t.add(ix, ix.categories.values.get(p).copied().unwrap_or(EMPTY));
-                    }
+                for p in lower.of(c).into_iter().flat_map(category_prefixes) {
+                    t.add(ix, ix.categories.values.get(p).copied().unwrap_or(EMPTY));
                 }
             }
-            t.finish(CATEGORIES);
+            t.finish(verify::CATEGORIES);
         }
         if !ix.categories_deny.is_empty() {
             let mut t = self.open(Stage::NoMatch, Op::Subtract);
             for c in cats {
-                if let Some(c) = lower.of(c) {
-                    for p in category_prefixes(c) {
-                        t.add(ix, ix.categories_deny.get(p).copied().unwrap_or(EMPTY));
-                    }
+                for p in lower.of(c).into_iter().flat_map(category_prefixes) {
+                    t.add(ix, ix.categories_deny.get(p).copied().unwrap_or(EMPTY));
                 }
             }
-            t.finish(CATEGORIES);
+            t.finish(verify::CATEGORIES);
         }
     }
 
-    /// This query plus the terms of one imp, in evaluation order.
-    pub(crate) fn for_imp(&self, ix: &Index, imp: &Imp<'_>) -> Query {
-        let mut q = self.clone();
+    /// Replaces the previous imp's terms with those of `imp`.
+    pub(crate) fn set_imp(&mut self, ix: &Index, imp: &Imp<'_>) {
+        self.n_ids = self.request_ids;
+        self.n_terms = self.request_terms;
+        self.verify = self.request_verify;
+        self.ceiling = self.request_ceiling;
+        self.degraded = self.request_degraded;
         let secure = (imp.secure == Some(1)) as usize;
         let mut lower = Lower::new();
-        let mut t = q.open(Stage::NoMatch, Op::Union);
+        let mut t = self.open(Stage::NoMatch, Op::Union);
         if let Some(b) = &imp.banner {
-            for (w, h) in b.sizes() {
-                t.add(ix, ix.banner.get(&(w, h)).map_or(EMPTY, |p| p[secure]));
+            for size in b.sizes() {
+                t.add(ix, ix.banner.get(&size).map_or(EMPTY, |p| p[secure]));
             }
         }
         if let Some(v) = &imp.video {
@@ -330,19 +338,19 @@ impl Query {
         t.finish(0);
 
         let private = imp.pmp.as_ref().is_some_and(|p| p.private_auction == 1);
-        let every_campaign_open = ix.posting(ix.open).count() as usize == q.campaigns;
+        let every_campaign_open = ix.posting(ix.open).count() as usize == self.campaigns;
         if private || !every_campaign_open {
             let stage = if private {
                 Stage::DealsOnly
             } else {
                 Stage::NoMatch
             };
-            let mut t = q.open(stage, Op::Union);
+            let mut t = self.open(stage, Op::Union);
             if !private {
                 t.add(ix, ix.open);
             }
             for d in imp.pmp.iter().flat_map(|p| &p.deals) {
-                t.add(ix, ix.deals.get(d.id.as_str()).copied().unwrap_or(EMPTY));
+                t.add(ix, ix.deals.get(d.id.trim()).copied().unwrap_or(EMPTY));
             }
             t.finish(0);
         }
@@ -354,70 +362,19 @@ impl Query {
             _ => &[],
         };
         let ids = battr.iter().filter_map(|a| ix.attrs_all.get(a).copied());
-        q.term(ix, Stage::Blocked, Op::Subtract, 0, ids);
-
-        q.terms[..q.n_terms].sort_unstable_by_key(|t| (t.stage, t.op, t.weight, t.start));
-        q
+        self.term(ix, Stage::Blocked, Op::Subtract, verify::AD_BLOCKS, ids);
     }
 
-    /// Writes into `acc` the campaigns of `chunk` that pass every term, or returns the
-    /// stage of the term that left none.
-    #[inline]
-    pub(crate) fn eval(&self, ix: &Index, chunk: usize, acc: &mut Mask) -> Result<(), Stage> {
-        *acc = [u64::MAX; CHUNK_WORDS];
-        let rem = self.campaigns.saturating_sub(chunk * CHUNK_BITS);
-        if rem < CHUNK_BITS {
-            for (w, word) in acc.iter_mut().enumerate() {
-                let bits = rem.saturating_sub(w * 64).min(64);
-                *word = if bits == 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << bits) - 1
-                };
-            }
-        }
-        for t in &self.terms[..self.n_terms] {
-            let ids = self
-                .ids
-                .get(t.start as usize..(t.start + t.len) as usize)
-                .unwrap_or(&[]);
-            match (t.op, ids) {
-                (Op::Union, [one]) => ix.posting(*one).and_into(chunk, acc),
-                (Op::Union, _) => {
-                    let mut any = [0u64; CHUNK_WORDS];
-                    for &id in ids {
-                        ix.posting(id).or_into(chunk, &mut any);
-                    }
-                    posting::and(acc, &any);
-                }
-                (Op::Subtract, _) => {
-                    for &id in ids {
-                        ix.posting(id).and_not_into(chunk, acc);
-                    }
-                }
-            }
-            if posting::is_empty(acc) {
-                return Err(t.stage);
-            }
-        }
-        if posting::is_empty(acc) {
-            return Err(Stage::NoMatch);
-        }
-        Ok(())
+    /// The current terms.
+    pub(crate) fn terms(&self) -> &[Term] {
+        &self.terms[..self.n_terms]
     }
 
-    /// The exact check of a candidate on the dimensions whose terms overflowed.
-    #[inline]
-    pub(crate) fn verify(
-        &self,
-        c: &Campaign,
-        seat: &str,
-        req: &BidRequest<'_>,
-    ) -> Result<(), Stage> {
-        if self.verify == 0 {
-            return Ok(());
-        }
-        verify(self.verify, c, seat, req)
+    /// The posting ids of a term.
+    pub(crate) fn ids(&self, t: &Term) -> &[PostingId] {
+        self.ids
+            .get(t.start as usize..(t.start + t.len) as usize)
+            .unwrap_or(&[])
     }
 
     fn open(&mut self, stage: Stage, op: Op) -> Building<'_> {
@@ -521,6 +478,7 @@ impl Building<'_> {
             // Leave the union out (admit more) or keep the partial subtraction (remove
             // less), and check the dimension exactly per candidate.
             q.verify |= flag;
+            q.degraded |= self.stage < Stage::Blocked;
             if self.op == Op::Union || q.n_terms == MAX_TERMS {
                 q.n_ids = self.start;
                 return;
@@ -536,62 +494,14 @@ impl Building<'_> {
             Op::Union => self.weight.min(u32::MAX as u64) as u32,
             Op::Subtract => 0,
         };
+        let (start, len) = (self.start as u16, len as u16);
         q.terms[q.n_terms] = Term {
             stage: self.stage,
             op: self.op,
             weight,
-            start: self.start as u16,
-            len: len as u16,
+            start,
+            len,
         };
         q.n_terms += 1;
     }
-}
-
-/// The domain targeting reads: `site.domain` (else the host of `site.page`) or `app.domain`.
-fn exact_domain_ok(c: &Campaign, req: &BidRequest<'_>) -> bool {
-    let d = place(req).domain;
-    let f = &c.targeting.domains;
-    let under = |list: &[String]| d.is_some_and(|d| list.iter().any(|p| domain_under(d, p.trim())));
-    (f.allow.is_empty() || under(&f.allow)) && !under(&f.deny)
-}
-
-fn exact_categories_ok(c: &Campaign, req: &BidRequest<'_>) -> bool {
-    let cats = place(req).cats;
-    let f = &c.targeting.categories;
-    let under = |list: &[String]| {
-        cats.iter()
-            .any(|x| list.iter().any(|p| category_under(x, p.trim())))
-    };
-    (f.allow.is_empty() || under(&f.allow)) && !under(&f.deny)
-}
-
-#[cold]
-fn verify(flags: u16, c: &Campaign, seat: &str, req: &BidRequest<'_>) -> Result<(), Stage> {
-    let t = &c.targeting;
-    let no_match = (flags & DOMAINS != 0 && !exact_domain_ok(c, req))
-        || (flags & CATEGORIES != 0 && !exact_categories_ok(c, req))
-        || (flags & SEGMENTS != 0
-            && !t.segments.is_empty()
-            && !req
-                .segments()
-                .any(|s| t.segments.iter().any(|x| x.trim() == s)));
-    if no_match {
-        return Err(Stage::NoMatch);
-    }
-    let blocked = (flags & WSEAT != 0 && !req.wseat.iter().any(|s| s == &seat))
-        || (flags & BSEAT != 0 && req.bseat.iter().any(|s| s == &seat))
-        || (flags & BADV != 0
-            && c.adomain
-                .iter()
-                .any(|a| req.badv.iter().any(|b| domain_under(a.trim(), b.trim()))))
-        || (flags & BAPP != 0
-            && c.bundle.as_ref().is_some_and(|b| {
-                req.bapp
-                    .iter()
-                    .any(|x| x.trim().eq_ignore_ascii_case(b.trim()))
-            }));
-    if blocked {
-        return Err(Stage::Blocked);
-    }
-    Ok(())
 }

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::money::Micros;
 use crate::openrtb::response::write_json_string;
@@ -53,10 +53,13 @@ impl Currency {
 pub(crate) struct Entry {
     /// Position in the loaded [`CampaignSet`].
     pub source: u32,
+    pub id: Box<str>,
     pub bid: Micros,
     pub max: Micros,
     /// Index into the table's seats.
     pub seat: u32,
+    /// Bids on `test = 1` requests.
+    pub test_ok: bool,
     /// Deal ids, sorted.
     pub deals: Box<[Box<str>]>,
     pub ads: Box<[Ad]>,
@@ -93,11 +96,16 @@ pub(crate) struct Seat {
 }
 
 /// An immutable snapshot of every campaign, indexed for matching. `Clone` makes a deep,
-/// independent replica (one per shard); `Send` so the control thread can ship it.
+/// independent replica (one per shard) of everything the request path reads; `Send` so
+/// the control thread can ship it.
+///
+/// The campaign set as loaded is not on the request path: it is kept once, shared by all
+/// replicas, for listing what is loaded ([`Table::campaigns`]). Copying it into every
+/// shard would more than double a replica's memory.
 #[derive(Clone)]
 pub struct Table {
     version: u64,
-    set: CampaignSet,
+    set: Arc<CampaignSet>,
     /// Campaigns in price order; `Bid::campaign` indexes this.
     pub(crate) entries: Vec<Entry>,
     pub(crate) index: Index,
@@ -148,9 +156,11 @@ impl Table {
             deals.dedup();
             entries.push(Entry {
                 source,
+                id: c.id.as_str().into(),
                 bid: c.bid_cpm,
                 max: c.max_cpm.unwrap_or(c.bid_cpm).max(c.bid_cpm),
                 seat: seat as u32,
+                test_ok: c.targeting.test_requests,
                 deals: deals.into(),
                 ads: c
                     .creatives
@@ -182,7 +192,7 @@ impl Table {
             .collect();
         Ok(Table {
             version,
-            set: set.clone(),
+            set: Arc::new(set.clone()),
             active: entries
                 .iter()
                 .filter(|e| set.campaigns[e.source as usize].active)
@@ -218,6 +228,11 @@ impl Table {
     /// The loaded campaign set, as given to [`Table::build`].
     pub fn campaign_set(&self) -> &CampaignSet {
         &self.set
+    }
+
+    /// The id of the campaign behind `Bid::campaign` (read from this replica).
+    pub fn campaign_id(&self, index: u32) -> Option<&str> {
+        self.entries.get(index as usize).map(|e| &*e.id)
     }
 
     /// The campaign behind `Bid::campaign`.

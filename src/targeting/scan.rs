@@ -1,0 +1,178 @@
+//! Matching one imp: the query's terms intersected one chunk of campaigns at a time.
+//!
+//! Terms go in stage order (every no-match term before the test term, before deals,
+//! before blocks), most selective first within a stage, and a chunk stops at the first
+//! term that leaves it empty. The stage of that term is how far the chunk's campaigns
+//! got, which makes the no-bid reason exact.
+//!
+//! Before any bitmask work, each posting set's per-chunk occupancy (one bit per chunk)
+//! tells for 64 chunks at once the stage by which a chunk must come out empty: a chunk
+//! that cannot produce a candidate, nor a later stage than already seen, is skipped.
+
+use super::index::Index;
+use super::posting::{self, Mask, CHUNK_BITS, CHUNK_WORDS};
+use super::query::{Op, Query, Stage, MAX_IDS, MAX_TERMS, STAGES};
+
+/// The matching state of one imp.
+pub(crate) struct Scan<'q> {
+    q: &'q Query,
+    /// Term indices in evaluation order.
+    order: [u8; MAX_TERMS],
+    n: usize,
+    /// Read positions in the sparse sets of the query's ids (chunks go in order).
+    cursors: [u32; MAX_IDS],
+    /// For the chunk group `group`: the chunks still possible after each stage.
+    viable: [u64; STAGES],
+    group: usize,
+}
+
+impl<'q> Scan<'q> {
+    pub(crate) fn new(q: &'q Query) -> Scan<'q> {
+        let terms = q.terms();
+        let mut order = [0u8; MAX_TERMS];
+        let mut keys = [0u64; MAX_TERMS];
+        let mut n = 0;
+        // Insertion sort on (stage, op, weight, position): a handful of terms. A degraded
+        // query keeps only its no-match terms; candidates are checked exactly instead.
+        for (i, t) in terms.iter().enumerate() {
+            if q.degraded && t.stage != Stage::NoMatch {
+                continue;
+            }
+            let key =
+                (t.stage as u64) << 40 | (t.op as u64) << 39 | (t.weight as u64) << 6 | i as u64;
+            let mut j = n;
+            n += 1;
+            while j > 0 && keys[j - 1] > key {
+                keys[j] = keys[j - 1];
+                order[j] = order[j - 1];
+                j -= 1;
+            }
+            keys[j] = key;
+            order[j] = i as u8;
+        }
+        Scan {
+            q,
+            order,
+            n,
+            cursors: [0; MAX_IDS],
+            viable: [0; STAGES],
+            group: usize::MAX,
+        }
+    }
+
+    /// Whether `chunk` can be skipped: it cannot hold a candidate, and the stage by
+    /// which it must come out empty is no later than `reached`.
+    #[inline]
+    pub(crate) fn skip(&mut self, ix: &Index, chunk: usize, reached: Stage) -> bool {
+        let group = chunk / 64;
+        if group != self.group {
+            self.plan(ix, group);
+        }
+        let bit = 1u64 << (chunk % 64);
+        match Stage::ALL
+            .iter()
+            .zip(&self.viable)
+            .find(|(_, v)| *v & bit == 0)
+        {
+            Some((&stage, _)) => stage <= reached,
+            None => false,
+        }
+    }
+
+    /// Works out, for 64 chunks, which are still possible after each stage's unions.
+    fn plan(&mut self, ix: &Index, group: usize) {
+        self.group = group;
+        let mut viable = u64::MAX;
+        let mut per_stage = [u64::MAX; STAGES];
+        let mut stage = 0;
+        for &i in &self.order[..self.n] {
+            let Some(t) = self.q.terms().get(i as usize) else {
+                continue;
+            };
+            // Stages without terms keep what the stage before left.
+            while stage < t.stage as usize {
+                per_stage[stage] = viable;
+                stage += 1;
+            }
+            if t.op == Op::Union {
+                let any = self
+                    .q
+                    .ids(t)
+                    .iter()
+                    .fold(0, |a, &id| a | ix.posting(id).occupancy(group));
+                viable &= any;
+            }
+        }
+        for v in &mut per_stage[stage..] {
+            *v = viable;
+        }
+        self.viable = per_stage;
+    }
+
+    /// Writes into `acc` the campaigns of `chunk` that pass every term; `false` when
+    /// none do. Chunks must be asked for in increasing order.
+    ///
+    /// Terms go in stage order, so a campaign that a stage-S term removes got as far as
+    /// S: `reached` is raised to the stage of every term that removes anything.
+    #[inline]
+    pub(crate) fn eval(
+        &mut self,
+        ix: &Index,
+        chunk: usize,
+        acc: &mut Mask,
+        reached: &mut Stage,
+    ) -> bool {
+        *acc = [u64::MAX; CHUNK_WORDS];
+        let rem = self.q.campaigns.saturating_sub(chunk * CHUNK_BITS);
+        if rem < CHUNK_BITS {
+            for (w, word) in acc.iter_mut().enumerate() {
+                let bits = rem.saturating_sub(w * 64).min(64);
+                *word = if bits == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                };
+            }
+        }
+        if posting::is_empty(acc) {
+            return false;
+        }
+        let terms = self.q.terms();
+        for &i in &self.order[..self.n] {
+            let Some(t) = terms.get(i as usize) else {
+                continue;
+            };
+            let before = (t.stage > *reached).then_some(*acc);
+            let ids = self.q.ids(t);
+            let range = t.start as usize..t.start as usize + ids.len();
+            let Some(cursors) = self.cursors.get_mut(range) else {
+                continue;
+            };
+            match (t.op, ids, cursors) {
+                (Op::Union, [one], [cursor]) => ix.posting(*one).and_into(chunk, cursor, acc),
+                (Op::Union, [first, rest @ ..], [c0, cs @ ..]) => {
+                    let mut any = [0u64; CHUNK_WORDS];
+                    ix.posting(*first).copy_into(chunk, c0, &mut any);
+                    for (&id, cursor) in rest.iter().zip(cs) {
+                        ix.posting(id).or_into(chunk, cursor, &mut any);
+                    }
+                    posting::and(acc, &any);
+                }
+                (Op::Union, _, _) => *acc = [0; CHUNK_WORDS],
+                (Op::Subtract, _, cursors) => {
+                    for (&id, cursor) in ids.iter().zip(cursors) {
+                        ix.posting(id).and_not_into(chunk, cursor, acc);
+                    }
+                }
+            }
+            let empty = posting::is_empty(acc);
+            if empty || before.is_some_and(|b| b != *acc) {
+                *reached = (*reached).max(t.stage);
+            }
+            if empty {
+                return false;
+            }
+        }
+        true
+    }
+}
