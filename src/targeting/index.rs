@@ -4,10 +4,14 @@
 //! Campaigns are numbered in price order (highest `bid_cpm` first), so walking a
 //! posting set in number order visits candidates from the best price down.
 
-use std::hash::Hash;
-
 use super::campaign::{Campaign, CreativeKind, Inventory};
-use super::keys::{category_prefixes, domain_suffixes, exact_key, lower_key, KeyMap};
+use super::keys::{
+    category_prefixes, domain_suffixes, exact_key, lower_key, KeyBuf, KeyMap, KeyTable,
+    DEAL_FORMAT_SEP,
+};
+use super::lists::{
+    push_once, split_secure, table, table_dim, union, AllowLists, FilterLists, Lists, Pool,
+};
 use super::posting::{Posting, PostingId, CHUNK_BITS, EMPTY};
 
 /// Hours in a week; `AuctionContext::hour_of_week` counts from Monday 00:00 UTC.
@@ -15,12 +19,12 @@ pub const HOURS_PER_WEEK: usize = 168;
 
 /// An allow-list dimension: a campaign with an empty list accepts any value (and none).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct AllowDim<K> {
+pub(crate) struct AllowDim<M> {
     /// Campaigns without a list here; `None` when no campaign restricts this dimension,
     /// so matching can skip it.
     pub unrestricted: Option<PostingId>,
-    /// Campaigns that list each value.
-    pub values: KeyMap<K, PostingId>,
+    /// Campaigns that list each value (a [`KeyTable`], or a map for numbers).
+    pub values: M,
 }
 
 /// Format postings split by whether the creative is HTTPS-safe: `[any, secure]`.
@@ -45,20 +49,20 @@ pub(crate) struct Index {
     pub inventory: Option<[PostingId; 3]>,
     /// Campaigns that bid on `test = 1` requests; `None` when all do.
     pub test_ok: Option<PostingId>,
-    pub device: AllowDim<u32>,
-    pub os: AllowDim<Box<str>>,
-    pub country: AllowDim<Box<str>>,
-    pub region: AllowDim<Box<str>>,
-    pub city: AllowDim<Box<str>>,
-    pub segments: AllowDim<Box<str>>,
-    pub domains: AllowDim<Box<str>>,
-    pub domains_deny: KeyMap<Box<str>, PostingId>,
-    pub bundles: AllowDim<Box<str>>,
-    pub bundles_deny: KeyMap<Box<str>, PostingId>,
-    pub publishers: AllowDim<Box<str>>,
-    pub publishers_deny: KeyMap<Box<str>, PostingId>,
-    pub categories: AllowDim<Box<str>>,
-    pub categories_deny: KeyMap<Box<str>, PostingId>,
+    pub device: AllowDim<KeyMap<u32, PostingId>>,
+    pub os: AllowDim<KeyTable>,
+    pub country: AllowDim<KeyTable>,
+    pub region: AllowDim<KeyTable>,
+    pub city: AllowDim<KeyTable>,
+    pub segments: AllowDim<KeyTable>,
+    pub domains: AllowDim<KeyTable>,
+    pub domains_deny: KeyTable,
+    pub bundles: AllowDim<KeyTable>,
+    pub bundles_deny: KeyTable,
+    pub publishers: AllowDim<KeyTable>,
+    pub publishers_deny: KeyTable,
+    pub categories: AllowDim<KeyTable>,
+    pub categories_deny: KeyTable,
     /// Campaigns with a banner creative of a size.
     pub banner: KeyMap<(u32, u32), BySecure>,
     /// Campaigns with any video creative, and by MIME type.
@@ -67,16 +71,19 @@ pub(crate) struct Index {
     pub native: BySecure,
     /// Campaigns without deals (they bid in the open auction).
     pub open: PostingId,
-    pub deals: KeyMap<Box<str>, PostingId>,
+    pub deals: KeyTable,
+    /// Campaigns by deal and creative format ([`format_key`] after the deal id and
+    /// [`DEAL_FORMAT_SEP`]): the holders of a deal that can fill an imp.
+    pub deal_formats: KeyTable,
     /// Campaigns by seat.
-    pub seats: KeyMap<Box<str>, PostingId>,
+    pub seats: KeyTable,
     /// Campaigns by advertiser domain and each of its parents (for `badv`).
-    pub adomains: KeyMap<Box<str>, PostingId>,
+    pub adomains: KeyTable,
     /// Campaigns by advertised app bundle (for `bapp`).
-    pub app_bundles: KeyMap<Box<str>, PostingId>,
+    pub app_bundles: KeyTable,
     /// Campaigns all of whose creatives carry a category or a subcategory of it (for
     /// `bcat`; campaigns with mixed creatives are checked creative by creative).
-    pub cats_all: KeyMap<Box<str>, PostingId>,
+    pub cats_all: KeyTable,
     /// Campaigns all of whose creatives carry an attribute (for `battr`).
     pub attrs_all: KeyMap<u32, PostingId>,
 }
@@ -115,6 +122,8 @@ impl Index {
         let mut video_any = [Vec::new(), Vec::new()];
         let mut native = [Vec::new(), Vec::new()];
         let mut deals = Lists::default();
+        let mut deal_formats = Lists::<Box<str>>::default();
+        let mut key = KeyBuf::new();
         let mut seat_lists = Lists::default();
         let mut adomains = Lists::default();
         let mut app_bundles = Lists::default();
@@ -193,6 +202,31 @@ impl Index {
             }
             for d in &t.deals {
                 deals.add(exact_key(d), id);
+                for cr in &c.creatives {
+                    let slots: &[bool] = if cr.secure { &[false, true] } else { &[false] };
+                    for &secure in slots {
+                        let mime = cr.mime.as_deref().map(lower_key);
+                        let formats = match cr.kind {
+                            CreativeKind::Banner => [
+                                Format::Banner(cr.w.unwrap_or(0), cr.h.unwrap_or(0)),
+                                Format::None,
+                            ],
+                            CreativeKind::Video => [
+                                Format::AnyVideo,
+                                Format::Video(mime.as_deref().unwrap_or("")),
+                            ],
+                            CreativeKind::Native => [Format::Native, Format::None],
+                        };
+                        for f in formats {
+                            key.clear().push(d.trim()).push(DEAL_FORMAT_SEP);
+                            if format_key(&mut key, f, secure) {
+                                if let Some(k) = key.as_str() {
+                                    deal_formats.add(k.into(), id);
+                                }
+                            }
+                        }
+                    }
+                }
             }
             seat_lists.add(exact_key(seats[i]), id);
             for a in &c.adomain {
@@ -253,29 +287,30 @@ impl Index {
             hours,
             inventory,
             device: device.finish(&mut pool, n),
-            os: os.finish(&mut pool, n),
-            country: country.finish(&mut pool, n),
-            region: region.finish(&mut pool, n),
-            city: city.finish(&mut pool, n),
-            segments: segments.finish(&mut pool, n),
-            domains: domains.allow.finish(&mut pool, n),
-            domains_deny: domains.deny.finish(&mut pool),
-            bundles: bundles.allow.finish(&mut pool, n),
-            bundles_deny: bundles.deny.finish(&mut pool),
-            publishers: publishers.allow.finish(&mut pool, n),
-            publishers_deny: publishers.deny.finish(&mut pool),
-            categories: categories.allow.finish(&mut pool, n),
-            categories_deny: categories.deny.finish(&mut pool),
+            os: table_dim(os.finish(&mut pool, n)),
+            country: table_dim(country.finish(&mut pool, n)),
+            region: table_dim(region.finish(&mut pool, n)),
+            city: table_dim(city.finish(&mut pool, n)),
+            segments: table_dim(segments.finish(&mut pool, n)),
+            domains: table_dim(domains.allow.finish(&mut pool, n)),
+            domains_deny: table(domains.deny.finish(&mut pool)),
+            bundles: table_dim(bundles.allow.finish(&mut pool, n)),
+            bundles_deny: table(bundles.deny.finish(&mut pool)),
+            publishers: table_dim(publishers.allow.finish(&mut pool, n)),
+            publishers_deny: table(publishers.deny.finish(&mut pool)),
+            categories: table_dim(categories.allow.finish(&mut pool, n)),
+            categories_deny: table(categories.deny.finish(&mut pool)),
             banner: split_secure(banner.finish(&mut pool), |(w, h, s)| ((w, h), s)),
             video_any,
             video_mime: split_secure(video_mime.finish(&mut pool), |(m, s)| (m, s)),
             native,
             open: pool.add(&open),
-            deals: deals.finish(&mut pool),
-            seats: seat_lists.finish(&mut pool),
-            adomains: adomains.finish(&mut pool),
-            app_bundles: app_bundles.finish(&mut pool),
-            cats_all: cats_all.finish(&mut pool),
+            deals: table(deals.finish(&mut pool)),
+            deal_formats: table(deal_formats.finish(&mut pool)),
+            seats: table(seat_lists.finish(&mut pool)),
+            adomains: table(adomains.finish(&mut pool)),
+            app_bundles: table(app_bundles.finish(&mut pool)),
+            cats_all: table(cats_all.finish(&mut pool)),
             attrs_all: attrs_all.finish(&mut pool),
             chunks,
             pool: pool.sets,
@@ -291,130 +326,38 @@ impl Index {
     }
 }
 
+/// A creative format an imp can ask for.
+#[derive(Clone, Copy)]
+pub(crate) enum Format<'a> {
+    Banner(u32, u32),
+    /// A video creative of this (lowercase) MIME type.
+    Video(&'a str),
+    /// Any video creative (the imp lists no MIME types).
+    AnyVideo,
+    Native,
+    None,
+}
+
+/// Appends the key of a format (`b300x250`, `vvideo/mp4`, `V`, `n`; `s` after it for
+/// HTTPS-safe creatives) to `key`; `false` for [`Format::None`].
+pub(crate) fn format_key(key: &mut KeyBuf, f: Format<'_>, secure: bool) -> bool {
+    match f {
+        Format::Banner(w, h) => key.push("b").push_u32(w).push("x").push_u32(h),
+        Format::Video(mime) => key.push("v").push(mime),
+        Format::AnyVideo => key.push("V"),
+        Format::Native => key.push("n"),
+        Format::None => return false,
+    };
+    if secure {
+        key.push("s");
+    }
+    true
+}
+
 /// Monday = 0 .. Sunday = 6.
 pub(crate) fn day_index(day: &str) -> Option<usize> {
     const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
     DAYS.iter().position(|d| d.eq_ignore_ascii_case(day.trim()))
-}
-
-struct Pool {
-    sets: Vec<Posting>,
-    chunks: usize,
-}
-
-impl Pool {
-    fn add(&mut self, ids: &[u32]) -> PostingId {
-        if ids.is_empty() {
-            return EMPTY;
-        }
-        self.sets.push(Posting::new(ids, self.chunks));
-        (self.sets.len() - 1) as PostingId
-    }
-}
-
-fn push_once(list: &mut Vec<u32>, id: u32) {
-    if list.last() != Some(&id) {
-        list.push(id);
-    }
-}
-
-/// Sorted union of two sorted lists.
-fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        let (x, y) = (a[i], b[j]);
-        out.push(x.min(y));
-        i += (x <= y) as usize;
-        j += (y <= x) as usize;
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
-}
-
-/// Campaign lists per value, filled in campaign order.
-struct Lists<K>(KeyMap<K, Vec<u32>>);
-
-impl<K> Default for Lists<K> {
-    fn default() -> Self {
-        Lists(KeyMap::default())
-    }
-}
-
-impl<K: Hash + Eq> Lists<K> {
-    fn add(&mut self, key: K, id: u32) {
-        push_once(self.0.entry(key).or_default(), id);
-    }
-
-    fn finish(self, pool: &mut Pool) -> KeyMap<K, PostingId> {
-        self.0
-            .into_iter()
-            .map(|(k, ids)| (k, pool.add(&ids)))
-            .collect()
-    }
-}
-
-struct AllowLists<K> {
-    unrestricted: Vec<u32>,
-    values: Lists<K>,
-}
-
-impl<K> Default for AllowLists<K> {
-    fn default() -> Self {
-        AllowLists {
-            unrestricted: Vec::new(),
-            values: Lists::default(),
-        }
-    }
-}
-
-impl<K: Hash + Eq> AllowLists<K> {
-    fn add(&mut self, id: u32, values: impl Iterator<Item = K>) {
-        let mut any = false;
-        for v in values {
-            self.values.add(v, id);
-            any = true;
-        }
-        if !any {
-            self.unrestricted.push(id);
-        }
-    }
-
-    fn finish(self, pool: &mut Pool, n: usize) -> AllowDim<K> {
-        let unrestricted = (self.unrestricted.len() < n).then(|| pool.add(&self.unrestricted));
-        AllowDim {
-            unrestricted,
-            values: self.values.finish(pool),
-        }
-    }
-}
-
-#[derive(Default)]
-struct FilterLists {
-    allow: AllowLists<Box<str>>,
-    deny: Lists<Box<str>>,
-}
-
-impl FilterLists {
-    fn add(&mut self, id: u32, allow: &[String], deny: &[String], key: fn(&str) -> Box<str>) {
-        self.allow.add(id, allow.iter().map(|s| key(s)));
-        for d in deny {
-            self.deny.add(key(d), id);
-        }
-    }
-}
-
-fn split_secure<K, K2: Hash + Eq>(
-    map: KeyMap<K, PostingId>,
-    split: impl Fn(K) -> (K2, bool),
-) -> KeyMap<K2, BySecure> {
-    let mut out: KeyMap<K2, BySecure> = KeyMap::default();
-    for (k, id) in map {
-        let (k2, secure) = split(k);
-        out.entry(k2).or_insert([EMPTY; 2])[secure as usize] = id;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -422,15 +365,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unions_sorted_lists() {
-        assert_eq!(union(&[1, 3, 5], &[2, 3, 6]), [1, 2, 3, 5, 6]);
-        assert_eq!(union(&[], &[4]), [4]);
-    }
-
-    #[test]
     fn names_days() {
         assert_eq!(day_index("Mon"), Some(0));
         assert_eq!(day_index("sun"), Some(6));
         assert_eq!(day_index("monday"), None);
+    }
+
+    #[test]
+    fn formats_have_distinct_keys() {
+        let key = |f, secure| {
+            let mut k = KeyBuf::new();
+            format_key(&mut k, f, secure)
+                .then(|| k.as_str().map(String::from))
+                .flatten()
+        };
+        assert_eq!(
+            key(Format::Banner(300, 250), true).as_deref(),
+            Some("b300x250s")
+        );
+        assert_eq!(
+            key(Format::Video("video/mp4"), false).as_deref(),
+            Some("vvideo/mp4")
+        );
+        assert_eq!(key(Format::AnyVideo, false).as_deref(), Some("V"));
+        assert_eq!(key(Format::Native, true).as_deref(), Some("ns"));
+        assert_eq!(key(Format::None, true), None);
     }
 }

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use super::posting::PostingId;
+
 /// Longest key the index holds, in bytes. Campaign strings are validated against it;
 /// a longer request string cannot equal any key and is not looked up.
 pub const MAX_KEY: usize = 255;
@@ -76,6 +78,123 @@ impl Hasher for KeyHasher {
     }
 }
 
+/// Keys up to this long are stored in the table's slots.
+const INLINE_KEY: usize = 18;
+
+/// A read-only map from string keys to posting sets, built once per table. Open
+/// addressing with linear probing at most half full; each 32-byte slot holds the full
+/// hash, the set and the key itself when it is short (most are), so a lookup usually
+/// touches one cache line, hit or miss.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KeyTable {
+    slots: Box<[Slot]>,
+    /// Keys longer than [`INLINE_KEY`], one after another.
+    long: Box<[u8]>,
+}
+
+/// Aligned so that a slot never straddles two cache lines.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(align(32))]
+struct Slot {
+    /// 0: empty.
+    hash: u64,
+    id: PostingId,
+    len: u16,
+    /// The key, or for a long key its offset in `long` (little-endian `u32`).
+    key: [u8; INLINE_KEY],
+}
+
+fn hash_key(key: &[u8]) -> u64 {
+    let mut h = KeyHasher::default();
+    h.write(key);
+    h.finish().max(1)
+}
+
+impl KeyTable {
+    /// A table of `entries` (keys at most `u16::MAX` bytes, distinct).
+    pub(crate) fn new(entries: impl ExactSizeIterator<Item = (Box<str>, PostingId)>) -> KeyTable {
+        let cap = (entries.len() * 2).next_power_of_two().max(8);
+        let mut slots = vec![Slot::default(); cap].into_boxed_slice();
+        let mut long = Vec::new();
+        for (key, id) in entries {
+            let bytes = key.as_bytes();
+            let hash = hash_key(bytes);
+            let mut slot = Slot {
+                hash,
+                id,
+                len: bytes.len() as u16,
+                key: [0; INLINE_KEY],
+            };
+            if bytes.len() <= INLINE_KEY {
+                slot.key[..bytes.len()].copy_from_slice(bytes);
+            } else {
+                slot.key[..4].copy_from_slice(&(long.len() as u32).to_le_bytes());
+                long.extend_from_slice(bytes);
+            }
+            let mut i = hash as usize & (cap - 1);
+            while slots[i].hash != 0 {
+                i = (i + 1) & (cap - 1);
+            }
+            slots[i] = slot;
+        }
+        KeyTable {
+            slots,
+            long: long.into(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.iter().all(|s| s.hash == 0)
+    }
+
+    /// The set stored under `key`.
+    #[inline]
+    pub(crate) fn get(&self, key: &str) -> Option<PostingId> {
+        let key = key.as_bytes();
+        let mask = self.slots.len().checked_sub(1)?;
+        let hash = hash_key(key);
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = self.slots.get(i)?;
+            if slot.hash == 0 {
+                return None;
+            }
+            if slot.hash == hash && slot.len as usize == key.len() && self.key(slot) == Some(key) {
+                return Some(slot.id);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn key<'a>(&'a self, slot: &'a Slot) -> Option<&'a [u8]> {
+        let len = slot.len as usize;
+        if len <= INLINE_KEY {
+            return slot.key.get(..len);
+        }
+        let at = u32::from_le_bytes([slot.key[0], slot.key[1], slot.key[2], slot.key[3]]) as usize;
+        self.long.get(at..at + len)
+    }
+}
+
+/// Looking a request value up in one of the index's maps.
+pub(crate) trait Lookup<Q: ?Sized> {
+    fn find(&self, key: &Q) -> Option<PostingId>;
+}
+
+impl Lookup<str> for KeyTable {
+    #[inline]
+    fn find(&self, key: &str) -> Option<PostingId> {
+        self.get(key)
+    }
+}
+
+impl Lookup<u32> for KeyMap<u32, PostingId> {
+    #[inline]
+    fn find(&self, key: &u32) -> Option<PostingId> {
+        self.get(key).copied()
+    }
+}
+
 /// A stack buffer that lowercases request strings for case-insensitive lookups.
 pub(crate) struct Lower {
     buf: [u8; MAX_KEY],
@@ -104,6 +223,58 @@ impl Lower {
         std::str::from_utf8(out).ok()
     }
 }
+
+/// A composite key built on the stack, such as a deal id and a creative format.
+pub(crate) struct KeyBuf {
+    buf: [u8; 2 * MAX_KEY],
+    len: usize,
+    overflow: bool,
+}
+
+impl KeyBuf {
+    pub(crate) fn new() -> KeyBuf {
+        KeyBuf {
+            buf: [0; 2 * MAX_KEY],
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    pub(crate) fn clear(&mut self) -> &mut KeyBuf {
+        self.len = 0;
+        self.overflow = false;
+        self
+    }
+
+    pub(crate) fn push(&mut self, s: &str) -> &mut KeyBuf {
+        match self.buf.get_mut(self.len..self.len + s.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(s.as_bytes());
+                self.len += s.len();
+            }
+            None => self.overflow = true,
+        }
+        self
+    }
+
+    pub(crate) fn push_u32(&mut self, v: u32) -> &mut KeyBuf {
+        let mut digits = [0u8; 20];
+        let d = crate::money::fmt_u64(&mut digits, v as u64);
+        // Digits are ASCII.
+        self.push(std::str::from_utf8(d).unwrap_or(""))
+    }
+
+    /// The key, unless it grew longer than any key can be.
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        if self.overflow {
+            return None;
+        }
+        std::str::from_utf8(self.buf.get(..self.len)?).ok()
+    }
+}
+
+/// Separates a deal id from a creative format in a deal-format key.
+pub(crate) const DEAL_FORMAT_SEP: &str = "\u{1f}";
 
 /// Campaign-side key: trimmed and ASCII lowercase.
 pub(crate) fn lower_key(s: &str) -> Box<str> {
@@ -209,6 +380,58 @@ mod tests {
         assert_eq!(page_host("https://u@a.b:8443?x"), Some("a.b"));
         assert_eq!(page_host("//cdn.x.org/p"), Some("cdn.x.org"));
         assert_eq!(page_host("not a url"), None);
+    }
+
+    #[test]
+    fn key_buffers_compose_and_refuse_overflow() {
+        let mut k = KeyBuf::new();
+        assert_eq!(
+            k.push("deal")
+                .push(DEAL_FORMAT_SEP)
+                .push("b")
+                .push_u32(300)
+                .as_str(),
+            Some("deal\u{1f}b300")
+        );
+        let long = "x".repeat(MAX_KEY);
+        assert_eq!(k.clear().push(&long).push(&long).push("y").as_str(), None);
+        assert_eq!(k.clear().push("a").as_str(), Some("a"));
+    }
+
+    #[test]
+    fn a_slot_is_half_a_cache_line() {
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
+    }
+
+    #[test]
+    fn key_table_finds_exactly_its_keys() {
+        let long = "x".repeat(40);
+        let keys: Vec<String> = (0..500)
+            .map(|i| format!("seg{i}"))
+            .chain([long.clone(), format!("{long}y"), String::new()])
+            .collect();
+        let t = KeyTable::new(
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| (k.as_str().into(), i as u32)),
+        );
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(t.get(k), Some(i as u32), "{k}");
+        }
+        for k in [
+            "seg500",
+            "seg",
+            "SEG1",
+            "x",
+            &"x".repeat(41),
+            &format!("{long}z"),
+        ] {
+            assert_eq!(t.get(k), None, "{k}");
+        }
+        assert!(!t.is_empty());
+        let empty = KeyTable::new(std::iter::empty());
+        assert!(empty.is_empty() && empty.get("a").is_none());
+        assert!(KeyTable::default().get("a").is_none());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! - `validate`: every problem in a campaign set, by campaign and key.
 //! - `keys`: how strings are normalised and hashed for the index.
 //! - `posting`: sets of campaigns, dense or sparse, read one chunk at a time.
+//! - `lists`: posting sets built from the campaigns' lists.
 //! - `index`: the posting sets of every targeting dimension.
+//! - `placement`: the site/app facts and creative formats a request offers.
 //! - `query`: a request resolved to terms over the index.
 //! - `scan`: one imp's terms intersected chunk by chunk, best prices first.
 //! - `verify`: exact per-candidate checks for terms too large for a query.
@@ -13,6 +15,8 @@
 pub mod campaign;
 pub(crate) mod index;
 pub(crate) mod keys;
+pub(crate) mod lists;
+pub(crate) mod placement;
 pub(crate) mod posting;
 pub(crate) mod query;
 pub(crate) mod scan;

@@ -4,7 +4,9 @@
 //!
 //! A set is stored either as a bitmap (dense) or as a sorted list of campaign numbers
 //! (sparse), whichever is smaller, so memory stays proportional to the number of
-//! (campaign, value) pairs even for high-cardinality dimensions such as domains.
+//! (campaign, value) pairs even for high-cardinality dimensions such as domains. Small
+//! lists and the occupancy of the first 64 chunks live in the set itself: most sets a
+//! request touches cost one cache line.
 
 /// Campaigns per chunk.
 pub const CHUNK_BITS: usize = 2048;
@@ -20,21 +22,29 @@ pub(crate) type PostingId = u32;
 /// The pool's always-empty set.
 pub(crate) const EMPTY: PostingId = 0;
 
+/// Lists this short are kept inline.
+const INLINE: usize = 4;
+
 #[derive(Clone, Debug)]
 enum Repr {
     /// One bit per campaign, padded to whole chunks.
     Dense(Box<[u64]>),
     /// Sorted campaign numbers.
     Sparse(Box<[u32]>),
+    /// Up to [`INLINE`] sorted campaign numbers (`count` of them).
+    Small([u32; INLINE]),
 }
 
-/// An immutable set of campaign numbers.
+/// An immutable set of campaign numbers. One cache line: a request touches many sets.
 #[derive(Clone, Debug)]
+#[repr(align(64))]
 pub(crate) struct Posting {
     count: u32,
+    /// Bit `c` set: chunk `c` (< 64) holds a member.
+    occupancy: u64,
+    /// The same for chunks 64 and up, 64 per word (tables of more than 131,072).
+    more_occupancy: Box<[u64]>,
     repr: Repr,
-    /// Bit `c % 64` of word `c / 64`: whether chunk `c` holds a member.
-    occupancy: Box<[u64]>,
 }
 
 impl Posting {
@@ -42,7 +52,11 @@ impl Posting {
     pub(crate) fn new(ids: &[u32], chunks: usize) -> Posting {
         let words = chunks * CHUNK_WORDS;
         // Dense when the list would take more bytes than the bitmap.
-        let repr = if ids.len() * 4 > words * 8 {
+        let repr = if ids.len() <= INLINE {
+            let mut small = [0; INLINE];
+            small[..ids.len()].copy_from_slice(ids);
+            Repr::Small(small)
+        } else if ids.len() * 4 > words * 8 {
             let mut bits = vec![0u64; words].into_boxed_slice();
             for &id in ids {
                 if let Some(w) = bits.get_mut(id as usize / 64) {
@@ -53,7 +67,7 @@ impl Posting {
         } else {
             Repr::Sparse(ids.into())
         };
-        let mut occupancy = vec![0u64; chunks.div_ceil(64)].into_boxed_slice();
+        let mut occupancy = vec![0u64; chunks.div_ceil(64).max(1)];
         for &id in ids {
             let chunk = id as usize / CHUNK_BITS;
             if let Some(w) = occupancy.get_mut(chunk / 64) {
@@ -62,15 +76,29 @@ impl Posting {
         }
         Posting {
             count: ids.len() as u32,
+            occupancy: occupancy[0],
+            more_occupancy: occupancy[1..].into(),
             repr,
-            occupancy,
         }
     }
 
     /// Which of chunks `group * 64 .. group * 64 + 64` hold a member, one bit each.
     #[inline]
     pub(crate) fn occupancy(&self, group: usize) -> u64 {
-        self.occupancy.get(group).copied().unwrap_or(0)
+        match group {
+            0 => self.occupancy,
+            g => self.more_occupancy.get(g - 1).copied().unwrap_or(0),
+        }
+    }
+
+    /// The members, for a list.
+    #[inline]
+    fn list(&self) -> Option<&[u32]> {
+        match &self.repr {
+            Repr::Dense(_) => None,
+            Repr::Sparse(ids) => Some(ids),
+            Repr::Small(ids) => ids.get(..self.count as usize),
+        }
     }
 
     /// Number of campaigns in the set.
@@ -80,11 +108,11 @@ impl Posting {
 
     /// Whether campaign `id` is in the set.
     pub(crate) fn contains(&self, id: u32) -> bool {
-        match &self.repr {
-            Repr::Dense(bits) => bits
+        match (&self.repr, self.list()) {
+            (Repr::Dense(bits), _) => bits
                 .get(id as usize / 64)
                 .is_some_and(|w| w >> (id % 64) & 1 == 1),
-            Repr::Sparse(ids) => ids.binary_search(&id).is_ok(),
+            (_, ids) => ids.unwrap_or(&[]).binary_search(&id).is_ok(),
         }
     }
 
@@ -92,17 +120,17 @@ impl Posting {
     /// across calls: chunks must be asked for in increasing order, starting at 0.
     #[inline]
     pub(crate) fn or_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
-        match &self.repr {
-            Repr::Dense(bits) => {
+        match (&self.repr, self.list()) {
+            (Repr::Dense(bits), _) => {
                 if let Some(src) = dense_chunk(bits, chunk) {
                     for (d, s) in m.iter_mut().zip(src) {
                         *d |= s;
                     }
                 }
             }
-            Repr::Sparse(ids) => {
+            (_, ids) => {
                 let base = (chunk * CHUNK_BITS) as u32;
-                for &id in sparse_chunk(ids, cursor, chunk) {
+                for &id in sparse_chunk(ids.unwrap_or(&[]), cursor, chunk) {
                     let bit = (id - base) as usize;
                     m[bit / 64] |= 1 << (bit % 64);
                 }
@@ -110,33 +138,33 @@ impl Posting {
         }
     }
 
-    /// `m = self ∩ chunk` (see [`Posting::or_into`] for `cursor`).
+    /// `m = self ∩ chunk`, for an `m` that starts all zero.
     #[inline]
     pub(crate) fn copy_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
         match &self.repr {
-            Repr::Dense(bits) => match dense_chunk(bits, chunk) {
-                Some(src) => m.copy_from_slice(src),
-                None => *m = [0; CHUNK_WORDS],
-            },
-            Repr::Sparse(_) => {
-                *m = [0; CHUNK_WORDS];
-                self.or_into(chunk, cursor, m);
+            Repr::Dense(bits) => {
+                if let Some(src) = dense_chunk(bits, chunk) {
+                    m.copy_from_slice(src);
+                }
             }
+            _ => self.or_into(chunk, cursor, m),
         }
     }
 
     /// `m &= self ∩ chunk` (see [`Posting::or_into`] for `cursor`).
     #[inline]
     pub(crate) fn and_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
-        match &self.repr {
-            Repr::Dense(bits) => match dense_chunk(bits, chunk) {
+        match (&self.repr, self.list()) {
+            (Repr::Dense(bits), _) => match dense_chunk(bits, chunk) {
                 Some(src) => and(m, src),
                 None => *m = [0; CHUNK_WORDS],
             },
-            Repr::Sparse(ids) => {
+            (_, ids) => {
                 // Word by word: a word without members is cleared.
                 let base = (chunk * CHUNK_BITS) as u32;
-                let mut members = sparse_chunk(ids, cursor, chunk).iter().peekable();
+                let mut members = sparse_chunk(ids.unwrap_or(&[]), cursor, chunk)
+                    .iter()
+                    .peekable();
                 for (w, word) in m.iter_mut().enumerate() {
                     let mut keep = 0u64;
                     while let Some(bit) = members.next_if(|&&id| (id - base) as usize / 64 == w) {
@@ -151,17 +179,17 @@ impl Posting {
     /// `m &= !(self ∩ chunk)` (see [`Posting::or_into`] for `cursor`).
     #[inline]
     pub(crate) fn and_not_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
-        match &self.repr {
-            Repr::Dense(bits) => {
+        match (&self.repr, self.list()) {
+            (Repr::Dense(bits), _) => {
                 if let Some(src) = dense_chunk(bits, chunk) {
                     for (d, s) in m.iter_mut().zip(src) {
                         *d &= !s;
                     }
                 }
             }
-            Repr::Sparse(ids) => {
+            (_, ids) => {
                 let base = (chunk * CHUNK_BITS) as u32;
-                for &id in sparse_chunk(ids, cursor, chunk) {
+                for &id in sparse_chunk(ids.unwrap_or(&[]), cursor, chunk) {
                     let bit = (id - base) as usize;
                     m[bit / 64] &= !(1 << (bit % 64));
                 }
@@ -278,6 +306,20 @@ mod tests {
             }
         }
         assert!(is_empty(&[0; CHUNK_WORDS]));
+    }
+
+    #[test]
+    fn a_set_fills_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Posting>(), 64);
+    }
+
+    #[test]
+    fn short_lists_are_inline() {
+        let p = Posting::new(&[3, 2049, 4097], 3);
+        assert!(matches!(p.repr, Repr::Small(_)));
+        assert!(p.contains(2049) && !p.contains(2048));
+        assert_eq!(members(&p, 3), [3, 2049, 4097]);
+        assert_eq!(p.occupancy(0), 0b111);
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //! carries more values than fit, the term is left out (or cut short) and the dimension
 //! is marked for an exact check of each candidate instead ([`Query::verify`]).
 
-use super::index::{AllowDim, Index, HOURS_PER_WEEK};
-use super::keys::{category_prefixes, domain_suffixes, page_host, KeyMap, Lower};
+use super::index::{format_key, AllowDim, Index, HOURS_PER_WEEK};
+use super::keys::DEAL_FORMAT_SEP;
+use super::keys::{category_prefixes, domain_suffixes, KeyBuf, KeyTable, Lookup, Lower};
+use super::placement::{imp_formats, place};
 use super::posting::{PostingId, EMPTY};
 use super::verify;
 use crate::auction::{AuctionContext, NoBidReason};
@@ -105,54 +107,6 @@ pub(crate) struct Query {
     request_degraded: bool,
     /// Campaigns in the table.
     pub campaigns: usize,
-}
-
-/// Where the impression is: the site or app facts that targeting reads.
-pub(crate) struct Place<'r> {
-    /// 0 site, 1 app, 2 neither.
-    pub kind: usize,
-    /// `site.domain` (else the host of `site.page`) or `app.domain`.
-    pub domain: Option<&'r str>,
-    pub bundle: Option<&'r str>,
-    pub publisher: Option<&'r str>,
-    pub cats: &'r [Str<'r>],
-}
-
-pub(crate) fn place<'r>(req: &'r BidRequest<'_>) -> Place<'r> {
-    let publisher = |p: &'r Option<crate::openrtb::request::Publisher<'_>>| {
-        p.as_ref().and_then(|p| p.id.as_deref())
-    };
-    if let Some(s) = &req.site {
-        let domain = s
-            .domain
-            .as_deref()
-            .or_else(|| s.page.as_deref().and_then(page_host));
-        let publisher = publisher(&s.publisher);
-        Place {
-            kind: 0,
-            domain,
-            bundle: None,
-            publisher,
-            cats: &s.cat,
-        }
-    } else if let Some(a) = &req.app {
-        let (domain, bundle) = (a.domain.as_deref(), a.bundle.as_deref());
-        Place {
-            kind: 1,
-            domain,
-            bundle,
-            publisher: publisher(&a.publisher),
-            cats: &a.cat,
-        }
-    } else {
-        Place {
-            kind: 2,
-            domain: None,
-            bundle: None,
-            publisher: None,
-            cats: &[],
-        }
-    }
 }
 
 impl Query {
@@ -267,13 +221,10 @@ impl Query {
         }
         let bseat = req.bseat.iter().map(|s| s.as_str());
         q.lookup(ix, blocked, Op::Subtract, &ix.seats, bseat, verify::BSEAT);
-        let mut lowered =
-            |list: &[Str<'_>], map: &KeyMap<Box<str>, PostingId>, q: &mut Query, flag: u16| {
-                let ids = list
-                    .iter()
-                    .filter_map(|s| map.get(lower.of(s.trim())?).copied());
-                q.term(ix, blocked, Op::Subtract, flag, ids);
-            };
+        let mut lowered = |list: &[Str<'_>], map: &KeyTable, q: &mut Query, flag: u16| {
+            let ids = list.iter().filter_map(|s| map.get(lower.of(s.trim())?));
+            q.term(ix, blocked, Op::Subtract, flag, ids);
+        };
         lowered(&req.badv, &ix.adomains, &mut q, verify::BADV);
         lowered(&req.bapp, &ix.app_bundles, &mut q, verify::BAPP);
         lowered(&req.bcat, &ix.cats_all, &mut q, verify::AD_BLOCKS);
@@ -292,7 +243,7 @@ impl Query {
             t.add(ix, unrestricted);
             for c in cats {
                 for p in lower.of(c).into_iter().flat_map(category_prefixes) {
-                    t.add(ix, ix.categories.values.get(p).copied().unwrap_or(EMPTY));
+                    t.add(ix, ix.categories.values.get(p).unwrap_or(EMPTY));
                 }
             }
             t.finish(verify::CATEGORIES);
@@ -301,7 +252,7 @@ impl Query {
             let mut t = self.open(Stage::NoMatch, Op::Subtract);
             for c in cats {
                 for p in lower.of(c).into_iter().flat_map(category_prefixes) {
-                    t.add(ix, ix.categories_deny.get(p).copied().unwrap_or(EMPTY));
+                    t.add(ix, ix.categories_deny.get(p).unwrap_or(EMPTY));
                 }
             }
             t.finish(verify::CATEGORIES);
@@ -346,11 +297,26 @@ impl Query {
                 Stage::NoMatch
             };
             let mut t = self.open(stage, Op::Union);
-            if !private {
+            let deals = imp.pmp.iter().flat_map(|p| &p.deals);
+            if private {
+                // Only deal holders that can fill the imp: anyone that gets this far
+                // has a fitting creative, so this is the same as holding a deal, with
+                // far fewer chunks to look at.
+                let mut key = KeyBuf::new();
+                for d in deals {
+                    imp_formats(imp, &mut lower, |f| {
+                        key.clear().push(d.id.trim()).push(DEAL_FORMAT_SEP);
+                        if format_key(&mut key, f, secure == 1) {
+                            let id = key.as_str().and_then(|k| ix.deal_formats.get(k));
+                            t.add(ix, id.unwrap_or(EMPTY));
+                        }
+                    });
+                }
+            } else {
                 t.add(ix, ix.open);
-            }
-            for d in imp.pmp.iter().flat_map(|p| &p.deals) {
-                t.add(ix, ix.deals.get(d.id.trim()).copied().unwrap_or(EMPTY));
+                for d in deals {
+                    t.add(ix, ix.deals.get(d.id.trim()).unwrap_or(EMPTY));
+                }
             }
             t.finish(0);
         }
@@ -411,28 +377,27 @@ impl Query {
         ix: &Index,
         stage: Stage,
         op: Op,
-        map: &KeyMap<Box<str>, PostingId>,
+        map: &KeyTable,
         values: impl Iterator<Item = &'v str>,
         flag: u16,
     ) {
         if map.is_empty() && op == Op::Subtract {
             return;
         }
-        let ids = values.filter_map(|v| map.get(v).copied());
+        let ids = values.filter_map(|v| map.get(v));
         self.term(ix, stage, op, flag, ids);
     }
 
     /// An allow-list term: campaigns without a list, or listing one of `values`.
-    fn allow<K, V>(
+    fn allow<M, V>(
         &mut self,
         ix: &Index,
-        dim: &AllowDim<K>,
+        dim: &AllowDim<M>,
         values: impl Iterator<Item = V>,
         flag: u16,
     ) where
-        K: std::borrow::Borrow<V::Target> + std::hash::Hash + Eq,
+        M: Lookup<V::Target>,
         V: std::ops::Deref,
-        V::Target: std::hash::Hash + Eq,
     {
         let Some(unrestricted) = dim.unrestricted else {
             return;
@@ -440,7 +405,7 @@ impl Query {
         let mut t = self.open(Stage::NoMatch, Op::Union);
         t.add(ix, unrestricted);
         for v in values {
-            t.add(ix, dim.values.get(&*v).copied().unwrap_or(EMPTY));
+            t.add(ix, dim.values.find(&*v).unwrap_or(EMPTY));
         }
         t.finish(flag);
     }

@@ -4,9 +4,9 @@
 
 use super::campaign::CreativeKind;
 use super::index::{AllowDim, Index};
-use super::keys::{category_prefixes, category_under, domain_suffixes, KeyMap, Lower};
-use super::posting::PostingId;
-use super::query::{place, Query, Stage};
+use super::keys::{category_prefixes, category_under, domain_suffixes, KeyTable, Lower};
+use super::placement::place;
+use super::query::{Query, Stage};
 use super::table::{Ad, Entry};
 use crate::openrtb::request::{BidRequest, Imp, Str};
 
@@ -26,15 +26,12 @@ const NO_MATCH: u16 = DOMAINS | CATEGORIES | SEGMENTS;
 const BLOCKS: u16 = WSEAT | BSEAT | BADV | BAPP;
 
 /// Whether campaign `c` passes an allow-list dimension for `values`.
-fn allowed<'v, K>(
+fn allowed<'v>(
     ix: &Index,
-    dim: &AllowDim<K>,
+    dim: &AllowDim<KeyTable>,
     c: u32,
     mut values: impl Iterator<Item = &'v str>,
-) -> bool
-where
-    K: std::borrow::Borrow<str> + std::hash::Hash + Eq,
-{
+) -> bool {
     let Some(unrestricted) = dim.unrestricted else {
         return true;
     };
@@ -42,18 +39,18 @@ where
         || values.any(|v| {
             dim.values
                 .get(v)
-                .is_some_and(|&id| ix.posting(id).contains(c))
+                .is_some_and(|id| ix.posting(id).contains(c))
         })
 }
 
 /// Whether campaign `c` is in the set of any of `values`.
 fn listed<'v>(
     ix: &Index,
-    map: &KeyMap<Box<str>, PostingId>,
+    map: &KeyTable,
     c: u32,
     mut values: impl Iterator<Item = &'v str>,
 ) -> bool {
-    values.any(|v| map.get(v).is_some_and(|&id| ix.posting(id).contains(c)))
+    values.any(|v| map.get(v).is_some_and(|id| ix.posting(id).contains(c)))
 }
 
 /// Checks campaign `c` (bidding with `seat`) on the dimensions in `flags`.
@@ -88,10 +85,10 @@ pub(crate) fn check(
     if no_match {
         return Err(Stage::NoMatch);
     }
-    let mut lowered = |list: &[Str<'_>], map: &KeyMap<Box<str>, PostingId>| {
+    let mut lowered = |list: &[Str<'_>], map: &KeyTable| {
         list.iter().any(|v| {
             let id = lower.of(v.trim()).and_then(|v| map.get(v));
-            id.is_some_and(|&id| ix.posting(id).contains(c))
+            id.is_some_and(|id| ix.posting(id).contains(c))
         })
     };
     let wseat = &req.wseat;
