@@ -1,6 +1,6 @@
 //! The bid handler: the story of one bid request, top to bottom.
 //!
-//! body -> decode -> deadline check -> auction -> deadline check -> encode -> respond
+//! body -> decode -> auction -> encode -> deadline check -> respond
 //!
 //! | answer | when |
 //! |---|---|
@@ -13,7 +13,8 @@
 //! `x-openrtb-version` is echoed on every answer. A no-bid is a normal result, not an
 //! error; the deadline never produces a 5xx.
 
-use std::time::Instant;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -40,13 +41,15 @@ pub async fn handle(
     let start = Instant::now();
     let (parts, incoming) = req.into_parts();
     let version = parts.headers.get(OPENRTB_VERSION).cloned();
+    // The deadline check's clock reading, reused for the latency histogram.
+    let took = Cell::new(None);
 
     let (outcome, mut resp) = match check_headers(&parts.headers, shard.settings.max_body_bytes) {
         Err(rejected) => rejected,
         Ok(()) => {
             let mut body = shard.take_body();
             let answer = match read_body(incoming, &mut body, shard.settings.max_body_bytes).await {
-                Ok(()) => bid(shard, &mut body, exchange, start),
+                Ok(()) => bid(shard, &mut body, exchange, start, &took),
                 Err(rejected) => rejected,
             };
             shard.put_body(body);
@@ -57,7 +60,8 @@ pub async fn handle(
     if let Some(v) = version {
         resp.headers_mut().insert(OPENRTB_VERSION, v);
     }
-    shard.metrics.record(exchange, outcome, start.elapsed());
+    let took = took.get().unwrap_or_else(|| start.elapsed());
+    shard.metrics.record(exchange, outcome, took);
     resp
 }
 
@@ -149,6 +153,7 @@ fn bid(
     body: &mut [u8],
     exchange: Option<u32>,
     start: Instant,
+    took: &Cell<Option<Duration>>,
 ) -> (Outcome, Response<Body>) {
     let table = shard.table();
     let mut scratch = shard.scratch();
@@ -158,7 +163,9 @@ fn bid(
     };
     let settings = &shard.settings;
     let answer = pipeline::process(&mut scratch, &table, body, &ctx, |tmax| {
-        start.elapsed() < settings.budget(tmax, exchange)
+        let elapsed = start.elapsed();
+        took.set(Some(elapsed));
+        elapsed < settings.budget(tmax, exchange)
     });
     let resp = match answer {
         Answer::Bid => respond(StatusCode::OK, JSON, scratch.freeze_out()),
