@@ -83,7 +83,7 @@ fn settings() -> TableSettings {
         ]
         .into(),
         default_seat: "shardbid".into(),
-        nurl: "http://127.0.0.1:9100/notice/win?c={campaign}&cr={creative}&p=${AUCTION_PRICE}"
+        nurl: "https://notices.buyer.example/win?c={campaign}&cr={creative}&p=${AUCTION_PRICE}"
             .into(),
         burl: String::new(),
     }
