@@ -1,35 +1,18 @@
 //! The auction and the encoder allocate nothing per request: after the reused output
 //! buffers have grown once, matching and encoding every fixture makes no heap call.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use shardbid::auction::{self, AuctionContext};
 use shardbid::openrtb::request::BidRequest;
 use shardbid::openrtb::response::write_response;
 use shardbid::targeting::{CampaignSet, Table, TableSettings};
 
-struct Counting;
-
-static CALLS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        CALLS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        CALLS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../benches/support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: counting::Counting = counting::Counting;
 
 #[test]
 fn auction_and_encoding_do_not_allocate() {
@@ -76,13 +59,13 @@ fn auction_and_encoding_do_not_allocate() {
     let mut warm = 0;
     pass(&mut warm);
     assert_eq!(warm, 36, "every fixture bids in every context");
-    let before = CALLS.load(Ordering::Relaxed);
+    let before = counting::calls() as usize;
     let mut counted = 0;
     for _ in 0..10 {
         pass(&mut counted);
     }
     assert_eq!(
-        CALLS.load(Ordering::Relaxed) - before,
+        counting::calls() as usize - before,
         0,
         "heap calls in {counted} auctions"
     );
