@@ -2,7 +2,9 @@
 //! with the shipped sample campaigns (`config/campaigns.json`): per request, the time
 //! of `auction::run` alone and of `auction::run` + `write_response` into reused buffers.
 //!
-//! `cargo bench --bench auction`
+//! `cargo bench --bench auction`. For instruction counts, `AUCTION_BENCH_RUNS=N` skips
+//! criterion and runs every fixture N times (auction and encoding), e.g. under
+//! `valgrind --tool=callgrind`.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -53,6 +55,21 @@ fn main() {
         hour_of_week: 40,
     };
 
+    if let Some(runs) = std::env::var("AUCTION_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let (mut bids, mut out) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            for req in &reqs {
+                if let Ok(cur) = auction::run(&table, req, &ctx, &mut bids) {
+                    write_response(req, &table, &bids, cur, &mut out);
+                }
+            }
+        }
+        println!("{} auctions", runs * reqs.len());
+        return;
+    }
     let mut c = Criterion::default()
         .sample_size(50)
         .warm_up_time(Duration::from_secs(1))

@@ -323,7 +323,7 @@ fn price(
             if !e.holds_deal(d.id.trim()) {
                 continue;
             }
-            if !d.wseat.is_empty() && !d.wseat.iter().any(|s| s == &seat) {
+            if !d.wseat.is_empty() && !d.wseat.iter().any(|s| s == seat) {
                 fail = fail.max(Stage::Blocked);
                 continue;
             }

@@ -1,9 +1,16 @@
 //! The campaign file: what an operator writes and `PUT /admin/campaigns` accepts.
 //!
 //! A JSON document `{"campaigns": [ ... ]}`. Every targeting list is optional; an empty
-//! or absent list means "any". Matching of strings (domains, OS, geo, categories) is
-//! ASCII case-insensitive. Prices are CPM in USD, written as decimals (`"2.50"` or 2.5)
-//! and held as exact micros.
+//! or absent list means "any". Names are matched ASCII case-insensitively (domains,
+//! bundles, OS, geo, categories, MIME types, advertiser domains); ids exactly (publisher,
+//! segment, deal and seat ids). Prices are CPM in USD, written as decimals (`"2.50"` or
+//! 2.5) and held as exact micros.
+//!
+//! `Table::build` checks a set and names every problem by campaign and key: ids (letters,
+//! digits, `-`, `_`, `.`) unique per set and per campaign, at least one advertiser domain
+//! and one creative, `w`/`h` on banners, `mime`/`duration`/`protocol` on videos,
+//! `max_cpm >= bid_cpm >= 0`, known exchange names, alpha-3 countries, valid dayparts,
+//! `http(s)://` notice URLs.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,10 +44,13 @@ pub struct Campaign {
     pub bundle: Option<String>,
     /// The campaign's CPM bid in USD.
     pub bid_cpm: Micros,
-    /// Never bid above this CPM (USD), even to clear a deal floor. Absent: `bid_cpm`.
+    /// Never bid above this CPM (USD): a bid below a floor is raised to the floor only
+    /// up to this. Absent: `bid_cpm`.
     #[serde(default)]
     pub max_cpm: Option<Micros>,
-    /// Win-notice URL template (OpenRTB macros allowed). Absent: the server's default.
+    /// Win-notice URL template. `{campaign}` and `{creative}` are replaced when the table
+    /// is built; OpenRTB macros (`${AUCTION_PRICE}`, ...) are left for the exchange.
+    /// Absent: the server's default.
     #[serde(default)]
     pub nurl: Option<String>,
     /// Billing-notice URL template. Absent: the server's default.
@@ -198,13 +208,13 @@ pub struct Creative {
     /// Creative attributes, checked against `battr`.
     #[serde(default)]
     pub attr: Vec<u32>,
-    /// Video: the creative's MIME type, which must be in `video.mimes`.
+    /// Video (required): the creative's MIME type, which must be in `video.mimes`.
     #[serde(default)]
     pub mime: Option<String>,
-    /// Video: duration in seconds, within `minduration..=maxduration`.
+    /// Video (required): duration in seconds, within `minduration..=maxduration`.
     #[serde(default)]
     pub duration: Option<u32>,
-    /// Video: the protocol of the markup (2 VAST 2.0, 3 VAST 3.0, 7 VAST 4.0, ...),
+    /// Video (required): the protocol of the markup (2 VAST 2.0, 3 VAST 3.0, 7 VAST 4.0, ...),
     /// which must be in `video.protocols`.
     #[serde(default)]
     pub protocol: Option<u32>,

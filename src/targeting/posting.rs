@@ -24,6 +24,10 @@ pub(crate) const EMPTY: PostingId = 0;
 
 /// Lists this short are kept inline.
 const INLINE: usize = 4;
+/// Sets of at least this many members may be bitmaps ...
+const DENSE_MIN: usize = 16;
+/// ... when the bitmap takes at most this many times the bytes of the list.
+const DENSE_COST: usize = 4;
 
 #[derive(Clone, Debug)]
 enum Repr {
@@ -51,12 +55,15 @@ impl Posting {
     /// Builds a set from sorted, distinct campaign numbers below `chunks * CHUNK_BITS`.
     pub(crate) fn new(ids: &[u32], chunks: usize) -> Posting {
         let words = chunks * CHUNK_WORDS;
-        // Dense when the list would take more bytes than the bitmap.
+        // A bitmap answers a chunk in a few vector operations, a list in a few per
+        // member: bitmaps from DENSE_MIN members, as long as they take at most
+        // DENSE_COST times the bytes of the list.
+        let (list_bytes, bitmap_bytes) = (ids.len() * 4, words * 8);
         let repr = if ids.len() <= INLINE {
             let mut small = [0; INLINE];
             small[..ids.len()].copy_from_slice(ids);
             Repr::Small(small)
-        } else if ids.len() * 4 > words * 8 {
+        } else if ids.len() >= DENSE_MIN && list_bytes * DENSE_COST >= bitmap_bytes {
             let mut bits = vec![0u64; words].into_boxed_slice();
             for &id in ids {
                 if let Some(w) = bits.get_mut(id as usize / 64) {
@@ -91,6 +98,13 @@ impl Posting {
         }
     }
 
+    /// Whether chunk `chunk` holds a member: read from the set itself, so sets without
+    /// members there cost no look at their data.
+    #[inline]
+    fn in_chunk(&self, chunk: usize) -> bool {
+        self.occupancy(chunk / 64) >> (chunk % 64) & 1 == 1
+    }
+
     /// The members, for a list.
     #[inline]
     fn list(&self) -> Option<&[u32]> {
@@ -120,6 +134,9 @@ impl Posting {
     /// across calls: chunks must be asked for in increasing order, starting at 0.
     #[inline]
     pub(crate) fn or_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
+        if !self.in_chunk(chunk) {
+            return;
+        }
         match (&self.repr, self.list()) {
             (Repr::Dense(bits), _) => {
                 if let Some(src) = dense_chunk(bits, chunk) {
@@ -141,6 +158,9 @@ impl Posting {
     /// `m = self ∩ chunk`, for an `m` that starts all zero.
     #[inline]
     pub(crate) fn copy_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
+        if !self.in_chunk(chunk) {
+            return;
+        }
         match &self.repr {
             Repr::Dense(bits) => {
                 if let Some(src) = dense_chunk(bits, chunk) {
@@ -154,24 +174,28 @@ impl Posting {
     /// `m &= self ∩ chunk` (see [`Posting::or_into`] for `cursor`).
     #[inline]
     pub(crate) fn and_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
+        if !self.in_chunk(chunk) {
+            *m = [0; CHUNK_WORDS];
+            return;
+        }
         match (&self.repr, self.list()) {
             (Repr::Dense(bits), _) => match dense_chunk(bits, chunk) {
                 Some(src) => and(m, src),
                 None => *m = [0; CHUNK_WORDS],
             },
             (_, ids) => {
-                // Word by word: a word without members is cleared.
-                let base = (chunk * CHUNK_BITS) as u32;
-                let mut members = sparse_chunk(ids.unwrap_or(&[]), cursor, chunk)
-                    .iter()
-                    .peekable();
-                for (w, word) in m.iter_mut().enumerate() {
-                    let mut keep = 0u64;
-                    while let Some(bit) = members.next_if(|&&id| (id - base) as usize / 64 == w) {
-                        keep |= 1 << ((bit - base) % 64);
-                    }
-                    *word &= keep;
+                let span = sparse_chunk(ids.unwrap_or(&[]), cursor, chunk);
+                if span.is_empty() {
+                    *m = [0; CHUNK_WORDS];
+                    return;
                 }
+                let base = (chunk * CHUNK_BITS) as u32;
+                let mut keep = [0u64; CHUNK_WORDS];
+                for &id in span {
+                    let bit = (id - base) as usize;
+                    keep[bit / 64] |= 1 << (bit % 64);
+                }
+                and(m, &keep);
             }
         }
     }
@@ -179,6 +203,9 @@ impl Posting {
     /// `m &= !(self ∩ chunk)` (see [`Posting::or_into`] for `cursor`).
     #[inline]
     pub(crate) fn and_not_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
+        if !self.in_chunk(chunk) {
+            return;
+        }
         match (&self.repr, self.list()) {
             (Repr::Dense(bits), _) => {
                 if let Some(src) = dense_chunk(bits, chunk) {
@@ -204,6 +231,12 @@ pub(crate) fn and(m: &mut Mask, other: &[u64]) {
     for (d, s) in m.iter_mut().zip(other) {
         *d &= s;
     }
+}
+
+/// Whether every bit of `m` is also set in `cover`.
+#[inline]
+pub(crate) fn covers(cover: &Mask, m: &Mask) -> bool {
+    m.iter().zip(cover).fold(0, |acc, (w, c)| acc | (w & !c)) == 0
 }
 
 /// Whether no bit is set.
@@ -306,6 +339,10 @@ mod tests {
             }
         }
         assert!(is_empty(&[0; CHUNK_WORDS]));
+        let (mut a, mut b) = ([0u64; CHUNK_WORDS], [0u64; CHUNK_WORDS]);
+        a[3] = 0b110;
+        b[3] = 0b111;
+        assert!(covers(&b, &a) && !covers(&a, &b));
     }
 
     #[test]
@@ -337,7 +374,7 @@ mod tests {
     #[test]
     fn skipped_chunks_are_galloped_over() {
         let ids: Vec<u32> = (0..20_000).step_by(97).collect();
-        let p = Posting::new(&ids, 10);
+        let p = Posting::new(&ids, 40);
         assert!(matches!(p.repr, Repr::Sparse(_)));
         // Asking for chunks 0, 3, 4 and 9 only: each answer holds exactly its members.
         let mut cursor = 0;

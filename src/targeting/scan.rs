@@ -154,6 +154,10 @@ impl<'q> Scan<'q> {
                     let mut any = [0u64; CHUNK_WORDS];
                     ix.posting(*first).copy_into(chunk, c0, &mut any);
                     for (&id, cursor) in rest.iter().zip(cs) {
+                        // The sets that follow cannot admit anyone new: stop reading.
+                        if posting::covers(&any, acc) {
+                            break;
+                        }
                         ix.posting(id).or_into(chunk, cursor, &mut any);
                     }
                     posting::and(acc, &any);

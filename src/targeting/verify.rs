@@ -92,8 +92,8 @@ pub(crate) fn check(
         })
     };
     let wseat = &req.wseat;
-    let blocked = (flags & WSEAT != 0 && !wseat.is_empty() && !wseat.iter().any(|s| s == &seat))
-        || (flags & BSEAT != 0 && req.bseat.iter().any(|s| s == &seat))
+    let blocked = (flags & WSEAT != 0 && !wseat.is_empty() && !wseat.iter().any(|s| s == seat))
+        || (flags & BSEAT != 0 && req.bseat.iter().any(|s| s == seat))
         || (flags & BADV != 0 && lowered(&req.badv, &ix.adomains))
         || (flags & BAPP != 0 && lowered(&req.bapp, &ix.app_bundles));
     if blocked {

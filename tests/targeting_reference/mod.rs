@@ -158,8 +158,8 @@ fn blocked(c: &Campaign, req: &BidRequest, imp: &Imp, seat: &str) -> bool {
         (None, None, Some(n)) => &n.battr,
         _ => &[],
     };
-    (!req.wseat.is_empty() && !req.wseat.iter().any(|w| w == &seat))
-        || req.bseat.iter().any(|b| b == &seat)
+    (!req.wseat.is_empty() && !req.wseat.iter().any(|w| w == seat))
+        || req.bseat.iter().any(|b| b == seat)
         || c.adomain
             .iter()
             .any(|a| req.badv.iter().any(|b| under(a, b, '.', true)))
@@ -292,7 +292,7 @@ pub fn bid_of(
             if !c.targeting.deals.iter().any(|x| x == d.id.as_str()) {
                 continue;
             }
-            if !d.wseat.is_empty() && !d.wseat.iter().any(|w| w == &seat) {
+            if !d.wseat.is_empty() && !d.wseat.iter().any(|w| w == seat) {
                 fail = fail.max(BLOCKED);
                 continue;
             }
