@@ -99,11 +99,6 @@ fn quantile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_nanos() as f64 / 1000.0
 }
 
-#[inline(never)]
-fn run_private(t: &Table, r: &BidRequest, c: &AuctionContext, b: &mut Vec<shardbid::auction::Bid>) -> bool { black_box(7u8); auction::run(t, r, c, b).is_ok() }
-#[inline(never)]
-fn run_other(t: &Table, r: &BidRequest, c: &AuctionContext, b: &mut Vec<shardbid::auction::Bid>) -> bool { black_box(9u16); auction::run(t, r, c, b).is_ok() }
-
 fn main() {
     let mut criterion = Criterion::default()
         .sample_size(30)
@@ -155,9 +150,9 @@ fn main() {
             let k = i % reqs.len();
             let req: BidRequest = serde_json::from_str(&bodies[k]).expect("generated request");
             let t = Instant::now();
-            let r = if bodies[k].contains("\"private_auction\":1") { run_private(&replica, black_box(&req), &contexts[k], &mut bids) } else { run_other(&replica, black_box(&req), &contexts[k], &mut bids) };
+            let r = auction::run(&replica, black_box(&req), &contexts[k], &mut bids);
             times.push(t.elapsed());
-            black_box(r);
+            black_box(r.ok());
         }
         times.sort_unstable();
         println!(
