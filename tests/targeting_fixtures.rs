@@ -1,7 +1,6 @@
 //! The shipped campaign file against the six IAB example requests: each gets a bid from
 //! the campaign that should win it, and the encoded response carries what was bid.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -9,20 +8,10 @@ use shardbid::auction::{self, AuctionContext, Bid, NoBidReason};
 use shardbid::money::Micros;
 use shardbid::openrtb::request::BidRequest;
 use shardbid::openrtb::response::write_response;
-use shardbid::targeting::{CampaignSet, Table, TableSettings};
+use shardbid::targeting::{CampaignSet, Table};
 
-fn settings() -> TableSettings {
-    TableSettings {
-        exchanges: vec!["adx".into(), "example".into()],
-        currencies: BTreeMap::from([
-            ("EUR".to_string(), Micros(1_080_000)),
-            ("GBP".to_string(), Micros(1_270_000)),
-        ]),
-        default_seat: "shardbid".into(),
-        nurl: String::new(),
-        burl: String::new(),
-    }
-}
+mod targeting_support;
+use targeting_support::settings;
 
 fn sample_table() -> Table {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/campaigns.json");
