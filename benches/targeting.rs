@@ -10,7 +10,9 @@
 //! shard, so a little pessimistic).
 //!
 //! `cargo bench --bench targeting`; knobs for profiling: `TARGETING_BENCH_SIZES=100000`,
-//! `TARGETING_BENCH_RUNS=1000000`, `TARGETING_BENCH_NO_CRITERION=1`.
+//! `TARGETING_BENCH_RUNS=1000000`, `TARGETING_BENCH_NO_CRITERION=1`, and
+//! `TARGETING_BENCH_SLOWEST=20` to list the requests with the slowest median time and
+//! what they carry (where the tail comes from).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -174,6 +176,50 @@ fn main() {
             quantile(&times, 1.0),
         );
 
+        if let Ok(n_slow) = std::env::var("TARGETING_BENCH_SLOWEST") {
+            let n_slow: usize = n_slow.parse().unwrap_or(20);
+            let mut per: Vec<Vec<Duration>> = vec![Vec::new(); reqs.len()];
+            for i in 0..runs {
+                let k = i % reqs.len();
+                let req: BidRequest = serde_json::from_str(&bodies[k]).expect("generated request");
+                let t = Instant::now();
+                let r = auction::run(&replica, black_box(&req), &contexts[k], &mut bids);
+                per[k].push(t.elapsed());
+                black_box(r.ok());
+            }
+            let mut med: Vec<(Duration, usize)> = per
+                .iter_mut()
+                .enumerate()
+                .map(|(k, v)| {
+                    v.sort_unstable();
+                    (v[v.len() / 2], k)
+                })
+                .collect();
+            med.sort_unstable_by(|a, b| b.cmp(a));
+            for &(d, k) in med.iter().take(n_slow) {
+                let r = auction::run(&replica, &reqs[k], &contexts[k], &mut bids);
+                let v: serde_json::Value = serde_json::from_str(&bodies[k]).unwrap();
+                let imp = &v["imp"][0];
+                let kind = if imp.get("banner").is_some() {
+                    "banner"
+                } else if imp.get("video").is_some() {
+                    "video"
+                } else {
+                    "native"
+                };
+                println!(
+                    "slow {:>7.2} us req {k}: {kind} floor {} pmp {} segs {} bcat {} badv {} ctx {:?} -> {:?}",
+                    d.as_nanos() as f64 / 1000.0,
+                    imp["bidfloor"],
+                    imp.get("pmp").map(|p| p.to_string()).unwrap_or_default(),
+                    v["user"]["data"][0]["segment"].as_array().map_or(0, |a| a.len()),
+                    v.get("bcat").map_or(0, |a| a.as_array().unwrap().len()),
+                    v.get("badv").map_or(0, |a| a.as_array().unwrap().len()),
+                    (contexts[k].exchange, contexts[k].hour_of_week),
+                    r.map(|_| bids.first().map(|b| (b.campaign, b.price.0))),
+                );
+            }
+        }
         if std::env::var_os("TARGETING_BENCH_NO_CRITERION").is_some() {
             continue;
         }

@@ -16,6 +16,47 @@ pub const CHUNK_WORDS: usize = CHUNK_BITS / 64;
 /// The members of one chunk: bit `i` of word `w` is campaign `chunk * CHUNK_BITS + w * 64 + i`.
 pub type Mask = [u64; CHUNK_WORDS];
 
+/// 64-bit words per cache line.
+const LINE_WORDS: usize = 8;
+/// Cache lines per chunk of a bitmap.
+const LINES: usize = CHUNK_WORDS / LINE_WORDS;
+
+/// One cache line of a bitmap: a chunk's bits start on a line boundary, so a bitmap
+/// read for a few surviving candidates touches only their lines.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(align(64))]
+struct Line([u64; LINE_WORDS]);
+
+/// Which lines of a mask hold a member, one bit per line: the only lines of a bitmap
+/// that can change the answer ([`Posting::or_into`], [`Posting::and_into`], ...).
+pub(crate) type Live = u32;
+
+/// Every line live.
+pub(crate) const ALL_LIVE: Live = (1 << LINES) - 1;
+
+/// The lines of `m` that hold a member.
+#[inline]
+pub(crate) fn live(m: &Mask) -> Live {
+    let mut live = 0;
+    for (i, line) in m.chunks_exact(LINE_WORDS).enumerate() {
+        let any = line.iter().fold(0, |a, w| a | w);
+        live |= ((any != 0) as Live) << i;
+    }
+    live
+}
+
+/// Calls `f(dst_line, src_line)` for each line of `live`.
+#[inline]
+fn each_line(live: Live, m: &mut Mask, src: &[Line], mut f: impl FnMut(&mut u64, u64)) {
+    for ((i, dst), src) in m.chunks_exact_mut(LINE_WORDS).enumerate().zip(src) {
+        if live >> i & 1 == 1 {
+            for (d, s) in dst.iter_mut().zip(src.0) {
+                f(d, s);
+            }
+        }
+    }
+}
+
 /// Index of a posting set in the table's pool.
 pub(crate) type PostingId = u32;
 
@@ -32,7 +73,7 @@ const DENSE_COST: usize = 4;
 #[derive(Clone, Debug)]
 enum Repr {
     /// One bit per campaign, padded to whole chunks.
-    Dense(Box<[u64]>),
+    Dense(Box<[Line]>),
     /// Sorted campaign numbers.
     Sparse(Box<[u32]>),
     /// Up to [`INLINE`] sorted campaign numbers (`count` of them).
@@ -64,10 +105,11 @@ impl Posting {
             small[..ids.len()].copy_from_slice(ids);
             Repr::Small(small)
         } else if ids.len() >= DENSE_MIN && list_bytes * DENSE_COST >= bitmap_bytes {
-            let mut bits = vec![0u64; words].into_boxed_slice();
+            let mut bits = vec![Line::default(); words / LINE_WORDS].into_boxed_slice();
             for &id in ids {
-                if let Some(w) = bits.get_mut(id as usize / 64) {
-                    *w |= 1 << (id % 64);
+                let w = id as usize / 64;
+                if let Some(line) = bits.get_mut(w / LINE_WORDS) {
+                    line.0[w % LINE_WORDS] |= 1 << (id % 64);
                 }
             }
             Repr::Dense(bits)
@@ -123,26 +165,27 @@ impl Posting {
     /// Whether campaign `id` is in the set.
     pub(crate) fn contains(&self, id: u32) -> bool {
         match (&self.repr, self.list()) {
-            (Repr::Dense(bits), _) => bits
-                .get(id as usize / 64)
-                .is_some_and(|w| w >> (id % 64) & 1 == 1),
+            (Repr::Dense(bits), _) => {
+                let w = id as usize / 64;
+                bits.get(w / LINE_WORDS)
+                    .is_some_and(|line| line.0[w % LINE_WORDS] >> (id % 64) & 1 == 1)
+            }
             (_, ids) => ids.unwrap_or(&[]).binary_search(&id).is_ok(),
         }
     }
 
-    /// `m |= self ∩ chunk`. `cursor` is this set's read position, kept by the caller
-    /// across calls: chunks must be asked for in increasing order, starting at 0.
+    /// `m |= self ∩ chunk`, at least on the lines of `live` (a bitmap reads only
+    /// those). `cursor` is this set's read position, kept by the caller across calls:
+    /// chunks must be asked for in increasing order, starting at 0.
     #[inline]
-    pub(crate) fn or_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
+    pub(crate) fn or_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask, live: Live) {
         if !self.in_chunk(chunk) {
             return;
         }
         match (&self.repr, self.list()) {
             (Repr::Dense(bits), _) => {
                 if let Some(src) = dense_chunk(bits, chunk) {
-                    for (d, s) in m.iter_mut().zip(src) {
-                        *d |= s;
-                    }
+                    each_line(live, m, src, |d, s| *d |= s);
                 }
             }
             (_, ids) => {
@@ -155,22 +198,6 @@ impl Posting {
         }
     }
 
-    /// `m = self ∩ chunk`, for an `m` that starts all zero.
-    #[inline]
-    pub(crate) fn copy_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
-        if !self.in_chunk(chunk) {
-            return;
-        }
-        match &self.repr {
-            Repr::Dense(bits) => {
-                if let Some(src) = dense_chunk(bits, chunk) {
-                    m.copy_from_slice(src);
-                }
-            }
-            _ => self.or_into(chunk, cursor, m),
-        }
-    }
-
     /// `m &= self ∩ chunk` (see [`Posting::or_into`] for `cursor`).
     #[inline]
     pub(crate) fn and_into(&self, chunk: usize, cursor: &mut u32, m: &mut Mask) {
@@ -180,7 +207,7 @@ impl Posting {
         }
         match (&self.repr, self.list()) {
             (Repr::Dense(bits), _) => match dense_chunk(bits, chunk) {
-                Some(src) => and(m, src),
+                Some(src) => each_line(live(m), m, src, |d, s| *d &= s),
                 None => *m = [0; CHUNK_WORDS],
             },
             (_, ids) => {
@@ -209,9 +236,7 @@ impl Posting {
         match (&self.repr, self.list()) {
             (Repr::Dense(bits), _) => {
                 if let Some(src) = dense_chunk(bits, chunk) {
-                    for (d, s) in m.iter_mut().zip(src) {
-                        *d &= !s;
-                    }
+                    each_line(live(m), m, src, |d, s| *d &= !s);
                 }
             }
             (_, ids) => {
@@ -246,8 +271,8 @@ pub(crate) fn is_empty(m: &Mask) -> bool {
 }
 
 #[inline]
-fn dense_chunk(bits: &[u64], chunk: usize) -> Option<&[u64]> {
-    bits.get(chunk * CHUNK_WORDS..(chunk + 1) * CHUNK_WORDS)
+fn dense_chunk(bits: &[Line], chunk: usize) -> Option<&[Line]> {
+    bits.get(chunk * LINES..(chunk + 1) * LINES)
 }
 
 /// The members of sorted `ids` that fall in `chunk`. The search starts at `*cursor`,
@@ -285,7 +310,7 @@ mod tests {
         let mut cursor = 0;
         for c in 0..chunks {
             let mut m = [0u64; CHUNK_WORDS];
-            p.or_into(c, &mut cursor, &mut m);
+            p.or_into(c, &mut cursor, &mut m, ALL_LIVE);
             for (w, &word) in m.iter().enumerate() {
                 for b in 0..64 {
                     if word >> b & 1 == 1 {
@@ -329,7 +354,7 @@ mod tests {
                 let mut m = [u64::MAX; CHUNK_WORDS];
                 p.and_into(chunk, &mut cursors[0], &mut m);
                 let mut expect = [0u64; CHUNK_WORDS];
-                p.or_into(chunk, &mut cursors[1], &mut expect);
+                p.or_into(chunk, &mut cursors[1], &mut expect, ALL_LIVE);
                 assert_eq!(m, expect);
                 let mut m = [u64::MAX; CHUNK_WORDS];
                 p.and_not_into(chunk, &mut cursors[2], &mut m);
@@ -367,7 +392,7 @@ mod tests {
         assert_eq!(p.occupancy(2), 0);
         let mut cursor = 0;
         let mut m = [0u64; CHUNK_WORDS];
-        p.copy_into(3, &mut cursor, &mut m);
+        p.or_into(3, &mut cursor, &mut m, ALL_LIVE);
         assert_eq!(m[0], 0b10);
     }
 
@@ -380,7 +405,7 @@ mod tests {
         let mut cursor = 0;
         for chunk in [0, 3, 4, 9] {
             let mut m = [0u64; CHUNK_WORDS];
-            p.or_into(chunk, &mut cursor, &mut m);
+            p.or_into(chunk, &mut cursor, &mut m, ALL_LIVE);
             for bit in 0..CHUNK_BITS {
                 let id = (chunk * CHUNK_BITS + bit) as u32;
                 let set = m[bit / 64] >> (bit % 64) & 1 == 1;

@@ -3,7 +3,8 @@
 //! Terms go in stage order (every no-match term before the test term, before deals,
 //! before blocks), most selective first within a stage, and a chunk stops at the first
 //! term that leaves it empty. The stage of that term is how far the chunk's campaigns
-//! got, which makes the no-bid reason exact.
+//! got, which makes the no-bid reason exact. Stages no later than the furthest one
+//! already seen no longer need their order: their terms go first, most selective first.
 //!
 //! Before any bitmask work, each posting set's per-chunk occupancy (one bit per chunk)
 //! tells for 64 chunks at once the stage by which a chunk must come out empty: a chunk
@@ -16,9 +17,11 @@ use super::query::{Op, Query, Stage, MAX_IDS, MAX_TERMS, STAGES};
 /// The matching state of one imp.
 pub(crate) struct Scan<'q> {
     q: &'q Query,
-    /// Term indices in evaluation order.
+    /// Term indices in evaluation order (see [`Scan::arrange`]).
     order: [u8; MAX_TERMS],
     n: usize,
+    /// The `reached` stage `order` was arranged for.
+    arranged_for: Stage,
     /// Read positions in the sparse sets of the query's ids (chunks go in order).
     cursors: [u32; MAX_IDS],
     /// For the chunk group `group`: the chunks still possible after each stage.
@@ -28,36 +31,52 @@ pub(crate) struct Scan<'q> {
 
 impl<'q> Scan<'q> {
     pub(crate) fn new(q: &'q Query) -> Scan<'q> {
-        let terms = q.terms();
-        let mut order = [0u8; MAX_TERMS];
+        let mut scan = Scan {
+            q,
+            order: [0; MAX_TERMS],
+            n: 0,
+            arranged_for: Stage::NoMatch,
+            cursors: [0; MAX_IDS],
+            viable: [0; STAGES],
+            group: usize::MAX,
+        };
+        scan.arrange(Stage::NoMatch);
+        scan
+    }
+
+    /// Orders the terms for a scan that has already seen a campaign get as far as
+    /// `reached`. A campaign's no-bid stage is that of the first term it fails in
+    /// stage order; failing any term of a stage at or below `reached` can no longer
+    /// raise `reached`, so those terms go first in any order, most selective first,
+    /// and only the later stages keep their order. A private auction's few deal
+    /// holders thus filter a chunk before the broad terms are read.
+    fn arrange(&mut self, reached: Stage) {
         let mut keys = [0u64; MAX_TERMS];
         let mut n = 0;
         // Insertion sort on (stage, op, weight, position): a handful of terms. A degraded
         // query keeps only its no-match terms; candidates are checked exactly instead.
-        for (i, t) in terms.iter().enumerate() {
-            if q.degraded && t.stage != Stage::NoMatch {
+        for (i, t) in self.q.terms().iter().enumerate() {
+            if self.q.degraded && t.stage != Stage::NoMatch {
                 continue;
             }
-            let key =
-                (t.stage as u64) << 40 | (t.op as u64) << 39 | (t.weight as u64) << 6 | i as u64;
+            let stage = if t.stage <= reached {
+                0
+            } else {
+                t.stage as u64
+            };
+            let key = stage << 40 | (t.op as u64) << 39 | (t.weight as u64) << 6 | i as u64;
             let mut j = n;
             n += 1;
             while j > 0 && keys[j - 1] > key {
                 keys[j] = keys[j - 1];
-                order[j] = order[j - 1];
+                self.order[j] = self.order[j - 1];
                 j -= 1;
             }
             keys[j] = key;
-            order[j] = i as u8;
+            self.order[j] = i as u8;
         }
-        Scan {
-            q,
-            order,
-            n,
-            cursors: [0; MAX_IDS],
-            viable: [0; STAGES],
-            group: usize::MAX,
-        }
+        self.n = n;
+        self.arranged_for = reached;
     }
 
     /// Whether `chunk` can be skipped: it cannot hold a candidate, and the stage by
@@ -82,29 +101,21 @@ impl<'q> Scan<'q> {
     /// Works out, for 64 chunks, which are still possible after each stage's unions.
     fn plan(&mut self, ix: &Index, group: usize) {
         self.group = group;
-        let mut viable = u64::MAX;
         let mut per_stage = [u64::MAX; STAGES];
-        let mut stage = 0;
         for &i in &self.order[..self.n] {
             let Some(t) = self.q.terms().get(i as usize) else {
                 continue;
             };
-            // Stages without terms keep what the stage before left.
-            while stage < t.stage as usize {
-                per_stage[stage] = viable;
-                stage += 1;
-            }
             if t.op == Op::Union {
                 let any = self
                     .q
                     .ids(t)
                     .iter()
                     .fold(0, |a, &id| a | ix.posting(id).occupancy(group));
-                viable &= any;
+                for v in per_stage.iter_mut().skip(t.stage as usize) {
+                    *v &= any;
+                }
             }
-        }
-        for v in &mut per_stage[stage..] {
-            *v = viable;
         }
         self.viable = per_stage;
     }
@@ -137,6 +148,9 @@ impl<'q> Scan<'q> {
         if posting::is_empty(acc) {
             return false;
         }
+        if *reached != self.arranged_for {
+            self.arrange(*reached);
+        }
         let terms = self.q.terms();
         for &i in &self.order[..self.n] {
             let Some(t) = terms.get(i as usize) else {
@@ -151,14 +165,16 @@ impl<'q> Scan<'q> {
             match (t.op, ids, cursors) {
                 (Op::Union, [one], [cursor]) => ix.posting(*one).and_into(chunk, cursor, acc),
                 (Op::Union, [first, rest @ ..], [c0, cs @ ..]) => {
+                    // Only the lines that still hold candidates matter.
+                    let live = posting::live(acc);
                     let mut any = [0u64; CHUNK_WORDS];
-                    ix.posting(*first).copy_into(chunk, c0, &mut any);
+                    ix.posting(*first).or_into(chunk, c0, &mut any, live);
                     for (&id, cursor) in rest.iter().zip(cs) {
                         // The sets that follow cannot admit anyone new: stop reading.
                         if posting::covers(&any, acc) {
                             break;
                         }
-                        ix.posting(id).or_into(chunk, cursor, &mut any);
+                        ix.posting(id).or_into(chunk, cursor, &mut any, live);
                     }
                     posting::and(acc, &any);
                 }
