@@ -31,8 +31,6 @@ struct Line([u64; LINE_WORDS]);
 /// that can change the answer ([`Posting::or_into`], [`Posting::and_into`], ...).
 pub(crate) type Live = u32;
 
-/// Every line live.
-pub(crate) const ALL_LIVE: Live = (1 << LINES) - 1;
 
 /// The lines of `m` that hold a member.
 #[inline]
@@ -304,6 +302,9 @@ fn sparse_chunk<'a>(ids: &'a [u32], cursor: &mut u32, chunk: usize) -> &'a [u32]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every line live.
+    const ALL_LIVE: Live = (1 << LINES) - 1;
 
     fn members(p: &Posting, chunks: usize) -> Vec<u32> {
         let mut out = Vec::new();
