@@ -8,7 +8,8 @@
 //!   waits for the next request head, idle time included. The timer gives that wait two
 //!   deadlines: `keep_alive` while no byte of the next request has arrived, then
 //!   `header_read` from the first byte. It arms no runtime timer per request: the shard's
-//!   sweeper (see `shard::conns`) wakes expired waits a few times a second.
+//!   sweeper (see `shard::conns`) wakes expired waits a few times a second. Its clock
+//!   is the shard's [`coarse_now`], so the per-request bookkeeping reads no clock.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -22,6 +23,22 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use hyper::rt::{ReadBufCursor, Sleep, Timer};
+
+thread_local! {
+    /// The shard's coarse clock, advanced by its housekeeping tick ([`set_coarse_now`]).
+    static COARSE_NOW: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The current instant to within the shard's housekeeping tick (10 ms), without a clock
+/// read; exact on a thread whose clock nobody advances. Timeouts of seconds need no more.
+pub fn coarse_now() -> Instant {
+    COARSE_NOW.with(Cell::get).unwrap_or_else(Instant::now)
+}
+
+/// Advances this thread's [`coarse_now`].
+pub fn set_coarse_now(now: Instant) {
+    COARSE_NOW.with(|c| c.set(Some(now)));
+}
 
 /// What the I/O adapter and the timer of one connection share, and what the shard's
 /// sweeper and drain logic look at.
@@ -73,7 +90,7 @@ impl ConnState {
 
     fn on_bytes(&self) {
         if self.wait_started.get().is_some() && self.first_byte.get().is_none() {
-            self.first_byte.set(Some(Instant::now()));
+            self.first_byte.set(Some(coarse_now()));
         }
     }
 }
@@ -147,16 +164,20 @@ impl ConnTimer {
 
 impl Timer for ConnTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
-        self.sleep_until(Instant::now() + duration)
+        self.sleep_until(coarse_now() + duration)
     }
 
     fn sleep_until(&self, _deadline: Instant) -> Pin<Box<dyn Sleep>> {
         // hyper asks for `now + header_read_timeout`; the connection's own two-phase
         // deadline replaces it (the configured header timeout is the same value).
         let state = &self.0 .0;
-        state.wait_started.set(Some(Instant::now()));
+        state.wait_started.set(Some(coarse_now()));
         state.first_byte.set(None);
         Box::pin(HeadWait(SameThread(state.clone())))
+    }
+
+    fn now(&self) -> Instant {
+        coarse_now()
     }
 }
 
@@ -169,7 +190,7 @@ impl Future for HeadWait {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let state = &self.0 .0;
         match state.deadline() {
-            Some(d) if d <= Instant::now() => Poll::Ready(()),
+            Some(d) if d <= coarse_now() => Poll::Ready(()),
             _ => {
                 let mut slot = state.waker.borrow_mut();
                 match slot.as_ref() {

@@ -205,10 +205,12 @@ impl Shard {
 /// The shard's housekeeping task: control messages, then timeouts, until drained.
 pub async fn housekeeping(shard: Rc<Shard>, rx: Receiver<ShardMsg>) {
     let mut last_sweep = std::time::Instant::now();
+    crate::http::compat::set_coarse_now(last_sweep);
     while shard.poll_control(&rx) {
         glommio::timer::sleep(CONTROL_POLL).await;
         shard.hour.set(hour_of_week(SystemTime::now()));
         let now = std::time::Instant::now();
+        crate::http::compat::set_coarse_now(now);
         if now.duration_since(last_sweep) >= conns::SWEEP_EVERY {
             shard.conns.sweep(now);
             last_sweep = now;

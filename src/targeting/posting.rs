@@ -31,7 +31,6 @@ struct Line([u64; LINE_WORDS]);
 /// that can change the answer ([`Posting::or_into`], [`Posting::and_into`], ...).
 pub(crate) type Live = u32;
 
-
 /// The lines of `m` that hold a member.
 #[inline]
 pub(crate) fn live(m: &Mask) -> Live {
