@@ -1,9 +1,11 @@
 //! End-to-end behaviour of the real server: statuses, bodies, no-bid reasons, metrics.
 
 mod common;
+mod targeting_support;
 
 use common::{fixture, Options, Server, TempDir, FIXTURES};
 use serde_json::{json, Value};
+use targeting_support::merge;
 
 /// A small campaign set whose outcomes the tests below know exactly.
 fn test_campaigns() -> Value {
@@ -39,17 +41,6 @@ fn banner_request(extra: Value) -> Vec<u8> {
     });
     merge(&mut req, extra);
     serde_json::to_vec(&req).unwrap()
-}
-
-fn merge(a: &mut Value, b: Value) {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (a, b) => *a = b,
-    }
 }
 
 #[test]
