@@ -1,5 +1,5 @@
 //! Auction and response encoding on the six IAB example requests (`tests/fixtures/`)
-//! with the shipped sample campaigns (`config/campaigns.json`): per request, the time
+//! with the table the sample config serves (`config/`): per request, the time
 //! of `auction::run` alone and of `auction::run` + `write_response` into reused buffers.
 //!
 //! `cargo bench --bench auction`. For instruction counts, `AUCTION_BENCH_RUNS=N` skips
@@ -7,45 +7,21 @@
 //! `valgrind --tool=callgrind`.
 
 use std::hint::black_box;
-use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use shardbid::auction::{self, AuctionContext};
-use shardbid::money::Micros;
 use shardbid::openrtb::request::BidRequest;
 use shardbid::openrtb::response::write_response;
-use shardbid::targeting::{CampaignSet, Table, TableSettings};
 
-const FIXTURES: [&str; 6] = [
-    "simple-banner.json",
-    "expandable-creative.json",
-    "mobile.json",
-    "video.json",
-    "native-ad.json",
-    "pmp-with-direct-deal.json",
-];
+#[path = "support/pipeline.rs"]
+#[allow(dead_code)] // the pipeline runner is the pipeline bench's
+mod support;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read(root.join("config/campaigns.json")).expect("sample campaigns");
-    let set: CampaignSet = serde_json::from_slice(&text).expect("valid campaign file");
-    let settings = TableSettings {
-        exchanges: vec!["adx".into(), "example".into()],
-        currencies: [
-            ("EUR".to_string(), Micros(1_080_000)),
-            ("GBP".to_string(), Micros(1_270_000)),
-        ]
-        .into(),
-        default_seat: "shardbid".into(),
-        nurl: String::new(),
-        burl: String::new(),
-    };
-    let table = Table::build(&set, &settings, 1).expect("sample campaigns build");
-    let bodies: Vec<Vec<u8>> = FIXTURES
-        .iter()
-        .map(|f| std::fs::read(root.join("tests/fixtures").join(f)).expect("fixture"))
-        .collect();
+    // The table the sample config serves, and the IAB fixtures (see `support`).
+    let table = support::table();
+    let (names, bodies): (Vec<String>, Vec<Vec<u8>>) = support::bodies().into_iter().unzip();
     let reqs: Vec<BidRequest> = bodies
         .iter()
         .map(|b| serde_json::from_slice(b).expect("fixture decodes"))
@@ -79,8 +55,7 @@ fn main() {
     let mut out = Vec::with_capacity(4096);
     let mut group = c.benchmark_group("auction");
     group.throughput(Throughput::Elements(1));
-    for (name, req) in FIXTURES.iter().zip(&reqs) {
-        let name = name.trim_end_matches(".json");
+    for (name, req) in names.iter().zip(&reqs) {
         let cur = auction::run(&table, req, &ctx, &mut bids).expect("every fixture bids");
         write_response(req, &table, &bids, cur, &mut out);
         println!("{name}: {} bid(s), {}-byte response", bids.len(), out.len());
