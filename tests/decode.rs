@@ -226,7 +226,7 @@ fn numbers_are_read_leniently() {
         let banner = imp.banner.as_ref().expect("banner");
         assert_eq!((banner.w, banner.h), (Some(300), Some(250)));
         assert_eq!(banner.sizes().collect::<Vec<_>>(), vec![(728, 90)]);
-        assert_eq!(banner.battr, vec![1, 2, 3]);
+        assert_eq!(banner.battr[..], [1, 2, 3]);
         assert_eq!((r.tmax, r.test, r.at), (Some(120), 1, 2));
     });
     let nulls = req(
@@ -375,6 +375,7 @@ fn a_reused_body_buffer_and_decoder_see_only_the_current_request() {
             (r.id.as_str(), r.imp[0].bidfloor, r.site.is_none()),
             ("s", 0.5, true)
         );
+        drop(r);
         // A body cut short must fail even though the buffers still hold a longer one.
         body.clear();
         body.extend_from_slice(&long[..long.len() / 2]);

@@ -153,27 +153,29 @@ where
 
 /// An array of small integers (attribute and protocol lists), each read leniently;
 /// `null` elements are dropped and a `null` array reads as empty.
-pub fn vec_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Vec<u32>;
+pub fn vec_u32<'de, D, L>(d: D) -> Result<L, D::Error>
+where
+    D: Deserializer<'de>,
+    L: Default + Extend<u32>,
+{
+    struct V<L>(std::marker::PhantomData<L>);
+    impl<'de, L: Default + Extend<u32>> Visitor<'de> for V<L> {
+        type Value = L;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("an array of integers")
         }
-        fn visit_unit<E: de::Error>(self) -> Result<Vec<u32>, E> {
-            Ok(Vec::new())
+        fn visit_unit<E: de::Error>(self) -> Result<L, E> {
+            Ok(L::default())
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u32>, A::Error> {
-            let mut out = Vec::new();
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<L, A::Error> {
+            let mut out = L::default();
             while let Some(LenientU32(v)) = seq.next_element()? {
-                if let Some(v) = v {
-                    out.push(v);
-                }
+                out.extend(v);
             }
             Ok(out)
         }
     }
-    d.deserialize_any(V)
+    d.deserialize_any(V(std::marker::PhantomData))
 }
 
 struct LenientU32(Option<u32>);

@@ -17,6 +17,10 @@ use serde::{Deserialize, Deserializer};
 
 use super::lenient;
 
+/// A list of the decoded model: its first `N` elements live inline, so a typical request
+/// decodes without a heap allocation (a longer list spills to the heap as a `Vec` would).
+pub type List<T, const N: usize> = smallvec::SmallVec<[T; N]>;
+
 /// A string borrowed from the request body when it has no escapes (or when the
 /// decoder unescapes in place), owned otherwise.
 ///
@@ -85,22 +89,22 @@ pub struct BidRequest<'a> {
     pub tmax: Option<u32>,
     /// Currencies allowed for bids (ISO-4217). Empty means USD.
     #[serde(borrow, default, deserialize_with = "lenient::nullable")]
-    pub cur: Vec<Str<'a>>,
+    pub cur: List<Str<'a>, 2>,
     /// Blocked advertiser categories (IAB content taxonomy).
     #[serde(borrow, default, deserialize_with = "lenient::nullable")]
-    pub bcat: Vec<Str<'a>>,
+    pub bcat: List<Str<'a>, 8>,
     /// Blocked advertiser domains.
     #[serde(borrow, default, deserialize_with = "lenient::nullable")]
-    pub badv: Vec<Str<'a>>,
+    pub badv: List<Str<'a>, 4>,
     /// Blocked app bundles / package names of advertised apps.
     #[serde(borrow, default, deserialize_with = "lenient::nullable")]
-    pub bapp: Vec<Str<'a>>,
+    pub bapp: List<Str<'a>, 2>,
     /// Buyer seats allowed to bid; empty means any.
     #[serde(borrow, default, deserialize_with = "lenient::nullable")]
-    pub wseat: Vec<Str<'a>>,
+    pub wseat: List<Str<'a>, 2>,
     /// Buyer seats blocked from bidding.
     #[serde(borrow, default, deserialize_with = "lenient::nullable")]
-    pub bseat: Vec<Str<'a>>,
+    pub bseat: List<Str<'a>, 2>,
 }
 
 /// The auction type when the request names none: second price.
@@ -161,13 +165,13 @@ pub struct Banner {
     pub h: Option<u32>,
     /// Allowed sizes; takes precedence over `w`/`h` when present.
     #[serde(default, deserialize_with = "lenient::nullable")]
-    pub format: Vec<Format>,
+    pub format: List<Format, 4>,
     /// Blocked creative attributes.
     #[serde(default, deserialize_with = "lenient::vec_u32")]
-    pub battr: Vec<u32>,
+    pub battr: List<u32, 8>,
     /// Blocked banner ad types.
     #[serde(default, deserialize_with = "lenient::vec_u32")]
-    pub btype: Vec<u32>,
+    pub btype: List<u32, 4>,
 }
 
 impl Banner {
@@ -185,13 +189,13 @@ impl Banner {
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 pub struct Video<'a> {
     #[serde(borrow, default, deserialize_with = "lenient::nullable")]
-    pub mimes: Vec<Str<'a>>,
+    pub mimes: List<Str<'a>, 4>,
     #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub minduration: Option<u32>,
     #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub maxduration: Option<u32>,
     #[serde(default, deserialize_with = "lenient::vec_u32")]
-    pub protocols: Vec<u32>,
+    pub protocols: List<u32, 8>,
     /// OpenRTB 2.2 single protocol, still sent by some exchanges.
     #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub protocol: Option<u32>,
@@ -200,7 +204,7 @@ pub struct Video<'a> {
     #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub h: Option<u32>,
     #[serde(default, deserialize_with = "lenient::vec_u32")]
-    pub battr: Vec<u32>,
+    pub battr: List<u32, 8>,
 }
 
 /// A native impression.
@@ -212,7 +216,7 @@ pub struct Native<'a> {
     #[serde(borrow, default)]
     pub ver: Option<Str<'a>>,
     #[serde(default, deserialize_with = "lenient::vec_u32")]
-    pub battr: Vec<u32>,
+    pub battr: List<u32, 8>,
 }
 
 /// Private marketplace: the deals on offer for an impression.
@@ -237,7 +241,7 @@ pub struct Deal<'a> {
     pub bidfloorcur: Option<Str<'a>>,
     /// Buyer seats allowed on this deal; empty means any.
     #[serde(borrow, default, deserialize_with = "lenient::nullable")]
-    pub wseat: Vec<Str<'a>>,
+    pub wseat: List<Str<'a>, 2>,
     #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub at: Option<u32>,
 }
@@ -262,7 +266,7 @@ pub struct Site<'a> {
     pub page: Option<Str<'a>>,
     /// IAB content categories of the site.
     #[serde(borrow, default, deserialize_with = "lenient::nullable")]
-    pub cat: Vec<Str<'a>>,
+    pub cat: List<Str<'a>, 4>,
     #[serde(borrow, default)]
     pub publisher: Option<Publisher<'a>>,
 }
@@ -277,7 +281,7 @@ pub struct App<'a> {
     #[serde(borrow, default)]
     pub domain: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "lenient::nullable")]
-    pub cat: Vec<Str<'a>>,
+    pub cat: List<Str<'a>, 4>,
     #[serde(borrow, default)]
     pub publisher: Option<Publisher<'a>>,
 }
@@ -349,7 +353,7 @@ pub enum Invalid {
     DealWithoutId,
 }
 
-impl BidRequest<'_> {
+impl<'a> BidRequest<'a> {
     /// The OpenRTB requirements the decoder leaves to us: a non-empty `id`, at least
     /// one `imp`, and an `id` on every `imp` and on every deal.
     pub fn validate(&self) -> Result<(), Invalid> {
@@ -380,7 +384,7 @@ impl BidRequest<'_> {
     }
 
     /// Every user segment id, across all data providers.
-    pub fn segments(&self) -> impl Iterator<Item = &str> + '_ {
+    pub fn segments(&self) -> impl Iterator<Item = &str> + Clone + use<'_, 'a> {
         self.user
             .iter()
             .flat_map(|u| u.data.iter())

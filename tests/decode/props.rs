@@ -70,7 +70,7 @@ proptest! {
         if let Ok(got) = Decoder::new().decode(&mut body) {
             let want = serde_json_reading(&original, &got);
             prop_assert_eq!(Some(&got), want.as_ref());
-        }
+        };
     }
 
     #[test]

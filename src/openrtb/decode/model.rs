@@ -7,8 +7,8 @@
 
 use super::tape::{Cursor, Malformed, Read};
 use crate::openrtb::request::{
-    App, Banner, BidRequest, Data, Deal, Device, Format, Geo, Imp, Native, Pmp, Publisher, Segment,
-    Site, User, Video, DEFAULT_AT,
+    App, Banner, BidRequest, Data, Deal, Device, Format, Geo, Imp, List, Native, Pmp, Publisher,
+    Segment, Site, User, Video, DEFAULT_AT,
 };
 
 /// Reads an object: each `"key" => statement` arm reads that key's value through the
@@ -36,13 +36,38 @@ macro_rules! fields {
     }};
 }
 
+/// A list the decoder can size up front: `Vec` or the model's inline [`List`].
+trait Reserve<T> {
+    fn with_capacity(n: usize) -> Self;
+    fn push(&mut self, v: T);
+}
+
+impl<T> Reserve<T> for Vec<T> {
+    fn with_capacity(n: usize) -> Self {
+        Vec::with_capacity(n)
+    }
+    fn push(&mut self, v: T) {
+        Vec::push(self, v)
+    }
+}
+
+impl<T, const N: usize> Reserve<T> for List<T, N> {
+    fn with_capacity(n: usize) -> Self {
+        List::with_capacity(n)
+    }
+    fn push(&mut self, v: T) {
+        List::push(self, v)
+    }
+}
+
 /// An array of objects, each read by `read` (which gives `None` for `null`); `null`
 /// reads as empty, a `null` element is an error.
-fn list<'a, T, F>(c: &mut Cursor<'_, 'a>, mut read: F) -> Read<Vec<T>>
+fn list<'a, T, F, L>(c: &mut Cursor<'_, 'a>, mut read: F) -> Read<L>
 where
     F: for<'t> FnMut(&mut Cursor<'t, 'a>) -> Read<Option<T>>,
+    L: Reserve<T>,
 {
-    let mut out = Vec::with_capacity(c.peek_len());
+    let mut out = L::with_capacity(c.peek_len());
     c.array(|c| {
         out.push(read(c)?.ok_or(Malformed)?);
         Ok(())

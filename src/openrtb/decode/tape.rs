@@ -8,7 +8,7 @@
 use simd_json::{Node, StaticNode};
 
 use crate::openrtb::lenient::Num;
-use crate::openrtb::request::Str;
+use crate::openrtb::request::{List, Str};
 
 /// The body is JSON, but not of the shape the model expects (or the tape ended early).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +120,8 @@ impl<'t, 'a> Cursor<'t, 'a> {
     }
 
     /// An array of strings; `null` reads as empty, a `null` element is an error.
-    pub(crate) fn strs(&mut self) -> Read<Vec<Str<'a>>> {
-        let mut out = Vec::with_capacity(self.peek_len());
+    pub(crate) fn strs<const N: usize>(&mut self) -> Read<List<Str<'a>, N>> {
+        let mut out = List::with_capacity(self.peek_len());
         self.array(|c| match c.next()? {
             Node::String(s) => {
                 out.push(Str::borrowed(s));
@@ -147,8 +147,8 @@ impl<'t, 'a> Cursor<'t, 'a> {
     }
 
     /// An array of small integers, each read leniently; `null` elements are dropped.
-    pub(crate) fn u32s(&mut self) -> Read<Vec<u32>> {
-        let mut out = Vec::with_capacity(self.peek_len());
+    pub(crate) fn u32s<const N: usize>(&mut self) -> Read<List<u32, N>> {
+        let mut out = List::with_capacity(self.peek_len());
         self.array(|c| {
             if let Some(v) = c.num()?.opt_u32()? {
                 out.push(v);
