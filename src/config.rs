@@ -57,7 +57,8 @@ pub struct ServerConfig {
 pub struct HttpConfig {
     /// Largest accepted request body, in bytes (after decompression); larger gets 413.
     pub max_body_bytes: usize,
-    /// A connection that sends no complete request header within this time is closed.
+    /// A request (head and body) must arrive in full within this time of its first
+    /// byte, or the connection is closed.
     #[serde(with = "duration_ms")]
     pub header_read_timeout_ms: Duration,
     /// Idle keep-alive connections are closed after this long (exchanges expect ~150 s).

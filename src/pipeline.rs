@@ -79,7 +79,7 @@ impl Scratch {
 pub fn process(
     scratch: &mut Scratch,
     table: &Table,
-    body: &mut [u8],
+    body: &mut Vec<u8>,
     ctx: &AuctionContext,
     mut in_time: impl FnMut(Option<u32>) -> bool,
 ) -> Answer {

@@ -152,7 +152,7 @@ fn reload_rereads_the_campaigns_file() {
 }
 
 #[test]
-fn slow_headers_are_cut_but_idle_keep_alive_survives() {
+fn slow_heads_and_bodies_are_cut_but_idle_keep_alive_survives() {
     let server = Server::start_with(Options {
         config: Some("[http]\nheader_read_timeout_ms = 300\nkeep_alive_timeout_ms = 5000\n".into()),
         ..Options::default()
@@ -173,6 +173,36 @@ fn slow_headers_are_cut_but_idle_keep_alive_survives() {
         started.elapsed() >= Duration::from_millis(250),
         "closed too early: {:?}",
         started.elapsed()
+    );
+
+    // The same holds for the body: a request must arrive whole within the timeout.
+    let mut slow_body = server.conn();
+    std::io::Write::write_all(
+        &mut slow_body.stream,
+        b"POST /openrtb2/bid HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"id\":",
+    )
+    .unwrap();
+    let started = Instant::now();
+    slow_body
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let ended = std::io::Read::read_to_end(&mut slow_body.stream, &mut answer);
+    assert!(
+        ended.is_ok(),
+        "slow body connection was not closed: {ended:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed too early: {:?}",
+        started.elapsed()
+    );
+    // Whatever was answered before the close, it was not a bid.
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&answer)
     );
 
     // An idle keep-alive connection outlives the header timeout.

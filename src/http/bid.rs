@@ -16,22 +16,49 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use super::{empty, respond, text, Body, JSON};
+use super::{Body, JSON, TEXT};
 use crate::auction::AuctionContext;
 use crate::metrics::Outcome;
 use crate::openrtb::DecodeError;
 use crate::pipeline::{self, Answer};
 use crate::shard::Shard;
 
-const OPENRTB_VERSION: &str = "x-openrtb-version";
+const OPENRTB_VERSION: HeaderName = HeaderName::from_static("x-openrtb-version");
+
+/// An answer before it becomes a `Response`, which is built last, on the request's own
+/// header map (see [`handle`]).
+struct Reply {
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+}
+
+impl Reply {
+    fn text(status: StatusCode, body: &'static str) -> Reply {
+        Reply {
+            status,
+            content_type: Some(TEXT),
+            body: Bytes::from_static(body.as_bytes()),
+        }
+    }
+
+    fn empty(status: StatusCode) -> Reply {
+        Reply {
+            status,
+            content_type: None,
+            body: Bytes::new(),
+        }
+    }
+}
 
 /// A request turned away before the auction: how it is counted and what it gets.
-type Rejected = (Outcome, Response<Body>);
+type Rejected = (Outcome, Reply);
 
 pub async fn handle(
     shard: &Shard,
@@ -40,11 +67,12 @@ pub async fn handle(
 ) -> Response<Body> {
     let start = Instant::now();
     let (parts, incoming) = req.into_parts();
-    let version = parts.headers.get(OPENRTB_VERSION).cloned();
+    let mut headers = parts.headers;
+    let version = headers.remove(OPENRTB_VERSION);
     // The deadline check's clock reading, reused for the latency histogram.
     let took = Cell::new(None);
 
-    let (outcome, mut resp) = match check_headers(&parts.headers, shard.settings.max_body_bytes) {
+    let (outcome, reply) = match check_headers(&headers, shard.settings.max_body_bytes) {
         Err(rejected) => rejected,
         Ok(()) => {
             let mut body = shard.take_body();
@@ -57,16 +85,26 @@ pub async fn handle(
         }
     };
 
-    if let Some(v) = version {
-        resp.headers_mut().insert(OPENRTB_VERSION, v);
+    // The request's header map becomes the response's. hyper parses the next request
+    // on the connection into the map of the response it last wrote, so in steady state
+    // neither the request's headers nor the response's allocate.
+    headers.clear();
+    if let Some(ct) = reply.content_type {
+        headers.insert(CONTENT_TYPE, ct);
     }
+    if let Some(v) = version {
+        headers.insert(OPENRTB_VERSION, v);
+    }
+    let mut resp = Response::new(Full::new(reply.body));
+    *resp.status_mut() = reply.status;
+    *resp.headers_mut() = headers;
+
     let took = took.get().unwrap_or_else(|| start.elapsed());
     shard.metrics.record(exchange, outcome, took);
     resp
 }
 
 /// Rejects what can be rejected from the headers alone, before reading the body.
-#[allow(clippy::result_large_err)] // built once per rejected request, never boxed
 fn check_headers(headers: &HeaderMap, max_body: usize) -> Result<(), Rejected> {
     let too_large = headers
         .get(CONTENT_LENGTH)
@@ -76,14 +114,14 @@ fn check_headers(headers: &HeaderMap, max_body: usize) -> Result<(), Rejected> {
     if too_large {
         return Err((
             Outcome::TooLarge,
-            text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+            Reply::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
         ));
     }
     if let Some(ct) = headers.get(CONTENT_TYPE) {
         if !is_json(ct) {
             return Err((
                 Outcome::UnsupportedMedia,
-                text(
+                Reply::text(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "content-type must be application/json\n",
                 ),
@@ -94,7 +132,7 @@ fn check_headers(headers: &HeaderMap, max_body: usize) -> Result<(), Rejected> {
         if !ce.as_bytes().eq_ignore_ascii_case(b"identity") {
             return Err((
                 Outcome::UnsupportedMedia,
-                text(
+                Reply::text(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported content-encoding\n",
                 ),
@@ -121,23 +159,19 @@ fn is_json(ct: &HeaderValue) -> bool {
 
 /// Reads the whole body into `buf`, enforcing the size limit as it goes (a chunked
 /// body has no Content-Length to check up front).
-async fn read_body(
-    mut incoming: Incoming,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> Result<(), (Outcome, Response<Body>)> {
+async fn read_body(mut incoming: Incoming, buf: &mut Vec<u8>, max: usize) -> Result<(), Rejected> {
     while let Some(frame) = incoming.frame().await {
         let frame = frame.map_err(|_| {
             (
                 Outcome::BadRequest,
-                text(StatusCode::BAD_REQUEST, "unreadable request body\n"),
+                Reply::text(StatusCode::BAD_REQUEST, "unreadable request body\n"),
             )
         })?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > max {
                 return Err((
                     Outcome::TooLarge,
-                    text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+                    Reply::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
                 ));
             }
             buf.extend_from_slice(&data);
@@ -150,11 +184,11 @@ async fn read_body(
 /// borrowed for the whole of it.
 fn bid(
     shard: &Shard,
-    body: &mut [u8],
+    body: &mut Vec<u8>,
     exchange: Option<u32>,
     start: Instant,
     took: &Cell<Option<Duration>>,
-) -> (Outcome, Response<Body>) {
+) -> (Outcome, Reply) {
     let table = shard.table();
     let mut scratch = shard.scratch();
     let ctx = AuctionContext {
@@ -167,21 +201,25 @@ fn bid(
         took.set(Some(elapsed));
         elapsed < settings.budget(tmax, exchange)
     });
-    let resp = match answer {
-        Answer::Bid => respond(StatusCode::OK, JSON, scratch.freeze_out()),
-        Answer::NoBid(_) | Answer::Late => empty(StatusCode::NO_CONTENT),
+    let reply = match answer {
+        Answer::Bid => Reply {
+            status: StatusCode::OK,
+            content_type: Some(JSON),
+            body: scratch.freeze_out(),
+        },
+        Answer::NoBid(_) | Answer::Late => Reply::empty(StatusCode::NO_CONTENT),
         Answer::Bad(e) => bad_request(e),
     };
-    (answer.outcome(), resp)
+    (answer.outcome(), reply)
 }
 
-fn bad_request(e: DecodeError) -> Response<Body> {
+fn bad_request(e: DecodeError) -> Reply {
     match e {
-        DecodeError::Syntax => text(
+        DecodeError::Syntax => Reply::text(
             StatusCode::BAD_REQUEST,
             "malformed JSON or wrong field types\n",
         ),
-        DecodeError::Invalid => text(
+        DecodeError::Invalid => Reply::text(
             StatusCode::BAD_REQUEST,
             "not a valid bid request: id and imp[] with ids are required\n",
         ),

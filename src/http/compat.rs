@@ -1,18 +1,18 @@
-//! glommio <-> hyper glue: the I/O adapter and the connection timer. The only
-//! `unsafe` in the crate lives here, and each use says why it holds.
+//! glommio <-> hyper glue: the I/O adapter, which also keeps the connection's
+//! timeouts. The only `unsafe` in the crate lives here, and each use says why it holds.
 //!
 //! - [`Io`] implements `hyper::rt::Read`/`Write` over a glommio `TcpStream`. Reads go
 //!   straight into hyper's (uninitialised) buffer: no per-read zero-fill.
-//! - [`ConnTimer`] is the `hyper::rt::Timer` of one connection. hyper's HTTP/1 server
-//!   uses its timer only for the header-read timeout, which it restarts as soon as it
-//!   waits for the next request head, idle time included. The timer gives that wait two
-//!   deadlines: `keep_alive` while no byte of the next request has arrived, then
-//!   `header_read` from the first byte. It arms no runtime timer per request: the shard's
-//!   sweeper (see `shard::conns`) wakes expired waits a few times a second. Its clock
-//!   is the shard's [`coarse_now`], so the per-request bookkeeping reads no clock.
+//! - [`ConnState`] is the connection's clock of what it is waiting for, kept by `Io`
+//!   from what it reads and writes: after a response (or the accept) it waits for the
+//!   next request, up to `keep_alive`; from the first byte of a request, the whole
+//!   request (head and body) must arrive within `header_read` (slowloris protection).
+//!   No runtime timer is armed per request and hyper gets no timer: the shard's sweeper
+//!   (see `shard::conns`) wakes a read whose deadline passed a few times a second, and
+//!   that read fails with `TimedOut`, which ends the connection. The clock is the
+//!   shard's [`coarse_now`], so the per-request bookkeeping reads no clock.
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use hyper::rt::{ReadBufCursor, Sleep, Timer};
+use hyper::rt::ReadBufCursor;
 
 thread_local! {
     /// The shard's coarse clock, advanced by its housekeeping tick ([`set_coarse_now`]).
@@ -40,16 +40,16 @@ pub fn set_coarse_now(now: Instant) {
     COARSE_NOW.with(|c| c.set(Some(now)));
 }
 
-/// What the I/O adapter and the timer of one connection share, and what the shard's
-/// sweeper and drain logic look at.
+/// What a connection is waiting for, and since when (see the module docs).
 #[derive(Debug)]
 pub struct ConnState {
-    /// When the current wait for a request head started (`None`: not waiting).
-    wait_started: Cell<Option<Instant>>,
-    /// When the first byte arrived during the current wait.
-    first_byte: Cell<Option<Instant>>,
-    /// The waker of the pending header-read sleep, if any.
-    waker: RefCell<Option<Waker>>,
+    /// Start of the current wait: the accept or the last response write while idle, the
+    /// first byte of the request while reading one.
+    since: Cell<Instant>,
+    /// A request has started arriving and its response has not been written yet.
+    in_request: Cell<bool>,
+    /// The connection task's waker, left by a read that is waiting for bytes.
+    read_waker: RefCell<Option<Waker>>,
     keep_alive: Duration,
     header_read: Duration,
 }
@@ -57,45 +57,59 @@ pub struct ConnState {
 impl ConnState {
     pub fn new(keep_alive: Duration, header_read: Duration) -> Rc<ConnState> {
         Rc::new(ConnState {
-            wait_started: Cell::new(None),
-            first_byte: Cell::new(None),
-            waker: RefCell::new(None),
+            since: Cell::new(coarse_now()),
+            in_request: Cell::new(false),
+            read_waker: RefCell::new(None),
             keep_alive,
             header_read,
         })
     }
 
-    /// The instant the current head wait times out, if one is running.
-    pub fn deadline(&self) -> Option<Instant> {
-        let started = self.wait_started.get()?;
-        Some(match self.first_byte.get() {
-            None => started + self.keep_alive,
-            Some(first) => first + self.header_read,
-        })
+    /// When the current wait times out.
+    pub fn deadline(&self) -> Instant {
+        let limit = if self.in_request.get() {
+            self.header_read
+        } else {
+            self.keep_alive
+        };
+        self.since.get() + limit
     }
 
-    /// True while the connection is between requests with nothing received.
-    pub fn is_idle(&self) -> bool {
-        self.wait_started.get().is_some() && self.first_byte.get().is_none()
-    }
-
-    /// Wakes the pending wait if its deadline has passed (called by the sweeper).
+    /// Wakes the connection's waiting read if its deadline has passed (the sweeper).
     pub fn wake_if_expired(&self, now: Instant) {
-        if self.deadline().is_some_and(|d| d <= now) {
-            if let Some(w) = self.waker.borrow_mut().take() {
+        if self.deadline() <= now {
+            if let Some(w) = self.read_waker.borrow_mut().take() {
                 w.wake();
             }
         }
     }
 
-    fn on_bytes(&self) {
-        if self.wait_started.get().is_some() && self.first_byte.get().is_none() {
-            self.first_byte.set(Some(coarse_now()));
+    fn expired(&self) -> bool {
+        self.deadline() <= coarse_now()
+    }
+
+    fn park(&self, waker: &Waker) {
+        let mut slot = self.read_waker.borrow_mut();
+        match slot.as_ref() {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    fn on_read(&self) {
+        if !self.in_request.replace(true) {
+            self.since.set(coarse_now());
+        }
+    }
+
+    fn on_write(&self) {
+        if self.in_request.replace(false) {
+            self.since.set(coarse_now());
         }
     }
 }
 
-/// `hyper::rt::Read` + `Write` over a glommio stream.
+/// A glommio `TcpStream` as hyper I/O, keeping the connection's [`ConnState`].
 pub struct Io {
     stream: TcpStream,
     state: Rc<ConnState>,
@@ -113,22 +127,28 @@ impl hyper::rt::Read for Io {
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        // SAFETY: the unfilled part of hyper's buffer is handed to glommio, whose
-        // unbuffered `poll_read` passes it to recv(2) and never reads from it; the
-        // kernel writes the first `n` bytes, and exactly those are marked filled.
+        if self.state.expired() {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        // SAFETY: `as_mut` exposes the uninitialised tail of hyper's read buffer; the
+        // stream only writes into it (it never reads it), and `advance(n)` below marks
+        // exactly the `n` bytes the read reported as initialised.
         let n = unsafe {
             let uninit: &mut [MaybeUninit<u8>] = buf.as_mut();
             let bytes = &mut *(uninit as *mut [MaybeUninit<u8>] as *mut [u8]);
             match Pin::new(&mut self.stream).poll_read(cx, bytes) {
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.state.park(cx.waker());
+                    return Poll::Pending;
+                }
             }
         };
         if n > 0 {
-            self.state.on_bytes();
+            self.state.on_read();
         }
-        // SAFETY: `n` bytes were just written by the kernel (see above).
+        // SAFETY: the read initialised these `n` bytes (see above).
         unsafe { buf.advance(n) };
         Poll::Ready(Ok(()))
     }
@@ -140,7 +160,11 @@ impl hyper::rt::Write for Io {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(_)) = written {
+            self.state.on_write();
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -152,110 +176,50 @@ impl hyper::rt::Write for Io {
     }
 }
 
-/// The `hyper::rt::Timer` of one connection (see the module docs).
-#[derive(Clone)]
-pub struct ConnTimer(SameThread<Rc<ConnState>>);
-
-impl ConnTimer {
-    pub fn new(state: Rc<ConnState>) -> ConnTimer {
-        ConnTimer(SameThread(state))
-    }
-}
-
-impl Timer for ConnTimer {
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
-        self.sleep_until(coarse_now() + duration)
-    }
-
-    fn sleep_until(&self, _deadline: Instant) -> Pin<Box<dyn Sleep>> {
-        // hyper asks for `now + header_read_timeout`; the connection's own two-phase
-        // deadline replaces it (the configured header timeout is the same value).
-        let state = &self.0 .0;
-        state.wait_started.set(Some(coarse_now()));
-        state.first_byte.set(None);
-        Box::pin(HeadWait(SameThread(state.clone())))
-    }
-
-    fn now(&self) -> Instant {
-        coarse_now()
-    }
-}
-
-/// The pending header-read wait of one connection.
-struct HeadWait(SameThread<Rc<ConnState>>);
-
-impl Future for HeadWait {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let state = &self.0 .0;
-        match state.deadline() {
-            Some(d) if d <= coarse_now() => Poll::Ready(()),
-            _ => {
-                let mut slot = state.waker.borrow_mut();
-                match slot.as_ref() {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => *slot = Some(cx.waker().clone()),
-                }
-                Poll::Pending
-            }
-        }
-    }
-}
-
-impl Drop for HeadWait {
-    fn drop(&mut self) {
-        // The head arrived (or the connection is going away): no wait is running.
-        let state = &self.0 .0;
-        state.wait_started.set(None);
-        state.first_byte.set(None);
-        state.waker.borrow_mut().take();
-    }
-}
-
-impl Sleep for HeadWait {}
-
-/// Marks a value that hyper's trait bounds require to be `Send + Sync` but that is only
-/// ever used on the thread that created it.
-#[derive(Clone)]
-struct SameThread<T>(T);
-
-// SAFETY: a connection, its hyper state machine, its timer and every `HeadWait` are
-// created on one shard and polled only by that shard's executor (`spawn_local`), which
-// never moves tasks between threads. The wrapped value is never sent or shared across
-// threads, whatever the bounds claim.
-unsafe impl<T> Send for SameThread<T> {}
-// SAFETY: as above; no other thread can observe the value.
-unsafe impl<T> Sync for SameThread<T> {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn idle_wait_uses_keep_alive_then_header_timeout_after_first_byte() {
+    fn keep_alive_while_idle_then_header_read_from_the_first_byte() {
         let state = ConnState::new(Duration::from_secs(150), Duration::from_secs(10));
-        assert_eq!(state.deadline(), None);
-        let timer = ConnTimer::new(state.clone());
-        let wait = timer.sleep(Duration::from_secs(10));
-        let started = state.wait_started.get().unwrap();
-        assert!(state.is_idle());
-        assert_eq!(state.deadline(), Some(started + Duration::from_secs(150)));
-        state.on_bytes();
-        let first = state.first_byte.get().unwrap();
-        assert!(!state.is_idle());
-        assert_eq!(state.deadline(), Some(first + Duration::from_secs(10)));
-        drop(wait);
-        assert_eq!(state.deadline(), None);
+        assert!(!state.in_request.get());
+        let accepted = state.since.get();
+        assert_eq!(state.deadline(), accepted + Duration::from_secs(150));
+        state.on_read();
+        let first = state.since.get();
+        assert!(state.in_request.get());
+        assert_eq!(state.deadline(), first + Duration::from_secs(10));
+        // More bytes of the same request do not move its deadline.
+        std::thread::sleep(Duration::from_millis(2));
+        state.on_read();
+        assert_eq!(state.since.get(), first);
+        // The response starts the next idle wait.
+        state.on_write();
+        assert!(!state.in_request.get());
+        assert!(state.since.get() >= first);
+        assert_eq!(
+            state.deadline(),
+            state.since.get() + Duration::from_secs(150)
+        );
     }
 
     #[test]
-    fn expired_wait_completes() {
+    fn expiry_wakes_the_parked_read_once() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let count = std::sync::Arc::new(Count(Default::default()));
+        let waker = Waker::from(count.clone());
         let state = ConnState::new(Duration::ZERO, Duration::ZERO);
-        let timer = ConnTimer::new(state.clone());
-        let mut wait = timer.sleep(Duration::ZERO);
-        let waker = Waker::noop();
-        let mut cx = Context::from_waker(waker);
-        assert!(wait.as_mut().poll(&mut cx).is_ready());
+        state.park(&waker);
+        let later = state.deadline() + Duration::from_millis(1);
+        state.wake_if_expired(later);
+        state.wake_if_expired(later);
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert!(state.expired());
     }
 }

@@ -81,6 +81,9 @@ impl std::error::Error for DecodeError {}
 /// Deepest nesting accepted, as serde_json's default recursion limit.
 const MAX_DEPTH: usize = 128;
 
+/// Spare bytes a body needs after its JSON for the SIMD scan (see [`Decoder::decode`]).
+pub const PADDING: usize = simd_json::INPUT_PADDING;
+
 /// Body size the buffers are first sized for; they grow to the largest body seen.
 const INITIAL_BODY: usize = 4096;
 
@@ -113,9 +116,17 @@ impl Decoder {
     /// Decodes `body` in place and validates it. The body's bytes are rewritten where
     /// strings had escapes, so after this call the body is no longer the JSON that was
     /// received; every string of the request borrows from it.
-    pub fn decode<'a>(&mut self, body: &'a mut [u8]) -> Result<BidRequest<'a>, DecodeError> {
+    ///
+    /// The SIMD scan reads up to [`PADDING`] bytes past the end of the JSON, so `body`
+    /// gets that many spaces appended (JSON whitespace: the document is unchanged).
+    /// Parsing then works on the body itself instead of on a padded copy of it. A
+    /// buffer reused between requests keeps its capacity, so this allocates only the
+    /// first time.
+    pub fn decode<'a>(&mut self, body: &'a mut Vec<u8>) -> Result<BidRequest<'a>, DecodeError> {
+        let len = body.len();
+        body.resize(len + PADDING, b' ');
         let mut nodes = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
-        let read = match simd_json::fill_tape(body, &mut self.buffers, &mut nodes) {
+        let read = match simd_json::fill_tape_padded(body, len, &mut self.buffers, &mut nodes) {
             Ok(()) => model::request(&mut Cursor::new(&nodes.0)),
             Err(_) => Err(Malformed),
         };

@@ -6,5 +6,5 @@ pub mod lenient;
 pub mod request;
 pub mod response;
 
-pub use decode::{DecodeError, Decoder};
+pub use decode::{DecodeError, Decoder, PADDING};
 pub use request::BidRequest;

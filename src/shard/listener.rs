@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::conns::Conns;
 use super::Shard;
-use crate::http::compat::{ConnState, ConnTimer, Io};
+use crate::http::compat::{ConnState, Io};
 use crate::http::router;
 
 /// Accepts connections until the shard drains, then waits (up to `drain_timeout`) for
@@ -89,6 +89,23 @@ pub struct ConnLimits {
     pub nodelay: bool,
 }
 
+/// hyper's HTTP/1.1 settings for every connection (traffic and admin; `benches/http.rs`
+/// measures the request path with them).
+pub fn http1_builder() -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.keep_alive(true)
+        // Do not read ahead while a request is in the handler just to notice a client
+        // that hung up: a bid takes microseconds, so there is nothing to cancel, and that
+        // early read would land while the request's headers still borrow hyper's read
+        // buffer, making it allocate a fresh buffer for every request.
+        .half_close(true)
+        // Timeouts are kept by `Io` (see `http::compat`), without a timer per request.
+        .header_read_timeout(None)
+        // One flattened write per response: the head and the small body together.
+        .writev(false);
+    b
+}
+
 /// Serves HTTP/1.1 with keep-alive on one connection until the client leaves, a
 /// timeout fires, or `conns` drains (then after the in-flight response).
 pub async fn serve_connection<S>(
@@ -107,13 +124,7 @@ where
     }
     let state = ConnState::new(limits.keep_alive, limits.header_read);
     let handle = conns.register(state.clone());
-    let mut conn = pin!(http1::Builder::new()
-        .timer(ConnTimer::new(state.clone()))
-        .header_read_timeout(limits.header_read)
-        .keep_alive(true)
-        // One flattened write per response: the head and the small body together.
-        .writev(false)
-        .serve_connection(Io::new(stream, state), service));
+    let mut conn = pin!(http1_builder().serve_connection(Io::new(stream, state), service));
 
     let finished = future::or(async { Some(conn.as_mut().await) }, async {
         handle.drained().await;
