@@ -9,125 +9,25 @@
 //! and prints µs and allocations per request without criterion, for profilers:
 //! `HTTP_BENCH_ONLY=20000 valgrind --tool=callgrind target/release/deps/http-* --bench`.
 
-use std::io;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
-use hyper::rt::ReadBufCursor;
-use hyper::service::service_fn;
 
-use shardbid::config::Config;
-use shardbid::http::router;
-use shardbid::metrics::ShardMetrics;
-use shardbid::shard::listener::http1_builder;
-use shardbid::shard::{Global, Shard, ShardSettings};
+use shardbid::shard::Shard;
 
 #[path = "support/counting.rs"]
 mod counting;
 #[path = "support/pipeline.rs"]
 #[allow(dead_code)] // the pipeline runner is the pipeline bench's
 mod support;
+#[path = "support/http.rs"]
+mod wire;
+
+use wire::{request, serve, shard};
 
 #[global_allocator]
 static ALLOC: counting::Counting = counting::Counting;
-
-/// One keep-alive client connection in memory: each read gets the next whole request
-/// (until `left` runs out, then EOF); writes are counted and the responses' status
-/// codes tallied.
-struct Wire<'r> {
-    request: &'r [u8],
-    left: u64,
-    statuses: [u64; 6],
-}
-
-impl<'r> Wire<'r> {
-    fn new(request: &'r [u8], requests: u64) -> Wire<'r> {
-        Wire {
-            request,
-            left: requests,
-            statuses: [0; 6],
-        }
-    }
-}
-
-impl hyper::rt::Read for Wire<'_> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        mut buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.left > 0 {
-            self.left -= 1;
-            buf.put_slice(self.request);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl hyper::rt::Write for Wire<'_> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        // Each response is written whole by one call (`writev(false)`, small bodies).
-        if buf.len() > 9 && buf.starts_with(b"HTTP/1.1 ") {
-            let class = (buf[9] - b'0') as usize;
-            self.statuses[class.min(5)] += 1;
-        }
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// A shard as the server builds it, serving the sample config's campaigns.
-fn shard() -> Rc<Shard> {
-    let cfg = Config::from_file(&support::root().join("config/shardbid.toml")).expect("config");
-    let settings = Rc::new(ShardSettings::from_config(&cfg));
-    let metrics = Arc::new(ShardMetrics::new(settings.exchanges.len()));
-    let global = Arc::new(Global {
-        shard_count: 1,
-        ..Global::default()
-    });
-    Rc::new(Shard::new(0, settings, global, metrics, support::table()))
-}
-
-/// A request as a keep-alive exchange client sends it.
-fn request(body: &[u8]) -> Vec<u8> {
-    let mut r = format!(
-        "POST /openrtb2/bid HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\
-         Content-Type: application/json\r\nx-openrtb-version: 2.6\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    r.extend_from_slice(body);
-    r
-}
-
-/// Serves `n` requests on one connection; returns the status classes seen (1xx..5xx).
-fn serve(shard: &Rc<Shard>, request: &[u8], n: u64) -> [u64; 6] {
-    let mut wire = Wire::new(request, n);
-    let service = service_fn(|req| {
-        let shard = shard.clone();
-        async move { Ok::<_, std::convert::Infallible>(router::route(&shard, req).await) }
-    });
-    let served =
-        futures_lite::future::block_on(http1_builder().serve_connection(&mut wire, service));
-    served.expect("connection served");
-    wire.statuses
-}
 
 /// µs and heap allocations per request over `n` requests, after a warm-up.
 fn measure(shard: &Rc<Shard>, request: &[u8], n: u64) -> (f64, f64, [u64; 6]) {

@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use crate::auction::{self, AuctionContext, Bid, NoBidReason};
 use crate::metrics::Outcome;
 use crate::openrtb::response::write_response;
-use crate::openrtb::{DecodeError, Decoder};
+use crate::openrtb::{BidRequest, DecodeError, Decoder};
 use crate::targeting::Table;
 
 /// What the pipeline decided for one request.
@@ -83,10 +83,10 @@ pub fn process(
     ctx: &AuctionContext,
     mut in_time: impl FnMut(Option<u32>) -> bool,
 ) -> Answer {
-    let req = match scratch.decoder.decode(body) {
-        Ok(req) => req,
-        Err(e) => return Answer::Bad(e),
-    };
+    let mut req = BidRequest::default();
+    if let Err(e) = scratch.decoder.decode_into(body, &mut req) {
+        return Answer::Bad(e);
+    }
     let cur = match auction::run(table, &req, ctx, &mut scratch.bids) {
         Ok(cur) => cur,
         Err(reason) => return Answer::NoBid(reason),

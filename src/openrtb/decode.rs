@@ -123,17 +123,29 @@ impl Decoder {
     /// buffer reused between requests keeps its capacity, so this allocates only the
     /// first time.
     pub fn decode<'a>(&mut self, body: &'a mut Vec<u8>) -> Result<BidRequest<'a>, DecodeError> {
+        let mut req = BidRequest::default();
+        self.decode_into(body, &mut req)?;
+        Ok(req)
+    }
+
+    /// [`decode`](Self::decode) into `req`, which must be `BidRequest::default()`: the
+    /// request is built where it will be used, never copied. On an error `req` holds
+    /// whatever was read before it and must not be used.
+    pub fn decode_into<'a>(
+        &mut self,
+        body: &'a mut Vec<u8>,
+        req: &mut BidRequest<'a>,
+    ) -> Result<(), DecodeError> {
         let len = body.len();
         body.resize(len + PADDING, b' ');
         let mut nodes = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
         let read = match simd_json::fill_tape_padded(body, len, &mut self.buffers, &mut nodes) {
-            Ok(()) => model::request(&mut Cursor::new(&nodes.0)),
+            Ok(()) => model::request(&mut Cursor::new(&nodes.0), req),
             Err(_) => Err(Malformed),
         };
         self.tape = nodes.reset();
-        let req = read.map_err(|_| DecodeError::Syntax)?;
-        req.validate().map_err(|_| DecodeError::Invalid)?;
-        Ok(req)
+        read.map_err(|_| DecodeError::Syntax)?;
+        req.validate().map_err(|_| DecodeError::Invalid)
     }
 }
 

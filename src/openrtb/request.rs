@@ -67,8 +67,9 @@ impl PartialEq<&str> for Str<'_> {
 pub struct BidRequest<'a> {
     #[serde(borrow, default, deserialize_with = "lenient::nullable")]
     pub id: Str<'a>,
+    /// Most requests carry one imp: it is kept inline, without an allocation.
     #[serde(borrow, default, deserialize_with = "lenient::nullable")]
-    pub imp: Vec<Imp<'a>>,
+    pub imp: List<Imp<'a>, 1>,
     #[serde(borrow, default)]
     pub site: Option<Site<'a>>,
     #[serde(borrow, default)]

@@ -36,58 +36,81 @@ macro_rules! fields {
     }};
 }
 
-/// A list the decoder can size up front: `Vec` or the model's inline [`List`].
+/// A list the decoder can size up front and fill in place: `Vec` or the model's inline
+/// [`List`].
 trait Reserve<T> {
     fn with_capacity(n: usize) -> Self;
-    fn push(&mut self, v: T);
+    /// Appends `T::default()` and returns it, to be read into where it lies.
+    fn push_default(&mut self) -> &mut T;
 }
 
-impl<T> Reserve<T> for Vec<T> {
+impl<T: Default> Reserve<T> for Vec<T> {
     fn with_capacity(n: usize) -> Self {
         Vec::with_capacity(n)
     }
-    fn push(&mut self, v: T) {
-        Vec::push(self, v)
+    fn push_default(&mut self) -> &mut T {
+        self.push(T::default());
+        let last = self.len() - 1;
+        &mut self[last]
     }
 }
 
-impl<T, const N: usize> Reserve<T> for List<T, N> {
+impl<T: Default, const N: usize> Reserve<T> for List<T, N> {
     fn with_capacity(n: usize) -> Self {
         List::with_capacity(n)
     }
-    fn push(&mut self, v: T) {
-        List::push(self, v)
+    fn push_default(&mut self) -> &mut T {
+        self.push(T::default());
+        let last = self.len() - 1;
+        &mut self[last]
     }
 }
 
-/// An array of objects, each read by `read` (which gives `None` for `null`); `null`
-/// reads as empty, a `null` element is an error.
-fn list<'a, T, F, L>(c: &mut Cursor<'_, 'a>, mut read: F) -> Read<L>
-where
-    F: for<'t> FnMut(&mut Cursor<'t, 'a>) -> Read<Option<T>>,
-    L: Reserve<T>,
-{
-    let mut out = L::with_capacity(c.peek_len());
-    c.array(|c| {
-        out.push(read(c)?.ok_or(Malformed)?);
-        Ok(())
-    })?;
-    Ok(out)
+/// Reads an object's fields into `T` where it lies; `Ok(false)` for `null`.
+///
+/// Every reader below fills a value in place rather than returning it: the model's
+/// structs are large (a `BidRequest` is over a kilobyte), and returning them through
+/// `Result`s and `Option`s copied each of them several times per request.
+type Fill<'a, T> = for<'t> fn(&mut Cursor<'t, 'a>, &mut T) -> Read<bool>;
+
+/// An optional object: `out` becomes `Some` with the object's fields, or `None` for
+/// `null`.
+fn opt<'a, T: Default>(c: &mut Cursor<'_, 'a>, out: &mut Option<T>, fill: Fill<'a, T>) -> Read<()> {
+    let v = out.insert(T::default());
+    if !fill(c, v)? {
+        *out = None;
+    }
+    Ok(())
 }
 
-/// The whole body: one object, nothing after it.
-pub(crate) fn request<'a>(c: &mut Cursor<'_, 'a>) -> Read<BidRequest<'a>> {
-    let mut r = BidRequest {
-        at: DEFAULT_AT,
-        ..BidRequest::default()
-    };
+/// An array of objects, each read in place by `fill`; `null` reads as empty, a `null`
+/// element is an error.
+fn list<'a, T: Default, L: Reserve<T>>(
+    c: &mut Cursor<'_, 'a>,
+    out: &mut L,
+    fill: Fill<'a, T>,
+) -> Read<()> {
+    *out = L::with_capacity(c.peek_len());
+    c.array(|c| {
+        if fill(c, out.push_default())? {
+            Ok(())
+        } else {
+            Err(Malformed)
+        }
+    })
+}
+
+/// The whole body, read into `r` (which must be `BidRequest::default()`): one object,
+/// nothing after it.
+pub(crate) fn request<'a>(c: &mut Cursor<'_, 'a>, r: &mut BidRequest<'a>) -> Read<()> {
+    r.at = DEFAULT_AT;
     let present = fields!(c, |c| {
         "id" => r.id = c.str()?,
-        "imp" => r.imp = list(c, imp)?,
-        "site" => r.site = site(c)?,
-        "app" => r.app = app(c)?,
-        "device" => r.device = device(c)?,
-        "user" => r.user = user(c)?,
+        "imp" => list(c, &mut r.imp, imp)?,
+        "site" => opt(c, &mut r.site, site)?,
+        "app" => opt(c, &mut r.app, app)?,
+        "device" => opt(c, &mut r.device, device)?,
+        "user" => opt(c, &mut r.user, user)?,
         "test" => r.test = c.num()?.opt_u8()?.unwrap_or_default(),
         "at" => r.at = c.num()?.opt_u32()?.unwrap_or(DEFAULT_AT),
         "tmax" => r.tmax = c.num()?.opt_u32()?,
@@ -101,50 +124,43 @@ pub(crate) fn request<'a>(c: &mut Cursor<'_, 'a>) -> Read<BidRequest<'a>> {
     if !present || !c.at_end() {
         return Err(Malformed);
     }
-    Ok(r)
+    Ok(())
 }
 
-fn imp<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Imp<'a>>> {
-    let mut i = Imp::default();
-    let present = fields!(c, |c| {
+fn imp<'a>(c: &mut Cursor<'_, 'a>, i: &mut Imp<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "id" => i.id = c.str()?,
-        "banner" => i.banner = banner(c)?,
-        "video" => i.video = video(c)?,
-        "native" => i.native = native(c)?,
-        "pmp" => i.pmp = pmp(c)?,
+        "banner" => opt(c, &mut i.banner, banner)?,
+        "video" => opt(c, &mut i.video, video)?,
+        "native" => opt(c, &mut i.native, native)?,
+        "pmp" => opt(c, &mut i.pmp, pmp)?,
         "bidfloor" => i.bidfloor = c.num()?.price()?,
         "bidfloorcur" => i.bidfloorcur = c.opt_str()?,
         "secure" => i.secure = c.num()?.opt_u8()?,
         "instl" => i.instl = c.num()?.opt_u8()?.unwrap_or_default(),
         "tagid" => i.tagid = c.opt_str()?,
-    })?;
-    Ok(present.then_some(i))
+    })
 }
 
-fn format(c: &mut Cursor<'_, '_>) -> Read<Option<Format>> {
-    let mut f = Format::default();
-    let present = fields!(c, |c| {
+fn format(c: &mut Cursor<'_, '_>, f: &mut Format) -> Read<bool> {
+    fields!(c, |c| {
         "w" => f.w = c.num()?.opt_u32()?.unwrap_or_default(),
         "h" => f.h = c.num()?.opt_u32()?.unwrap_or_default(),
-    })?;
-    Ok(present.then_some(f))
+    })
 }
 
-fn banner(c: &mut Cursor<'_, '_>) -> Read<Option<Banner>> {
-    let mut b = Banner::default();
-    let present = fields!(c, |c| {
+fn banner(c: &mut Cursor<'_, '_>, b: &mut Banner) -> Read<bool> {
+    fields!(c, |c| {
         "w" => b.w = c.num()?.opt_u32()?,
         "h" => b.h = c.num()?.opt_u32()?,
-        "format" => b.format = list(c, format)?,
+        "format" => list(c, &mut b.format, format)?,
         "battr" => b.battr = c.u32s()?,
         "btype" => b.btype = c.u32s()?,
-    })?;
-    Ok(present.then_some(b))
+    })
 }
 
-fn video<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Video<'a>>> {
-    let mut v = Video::default();
-    let present = fields!(c, |c| {
+fn video<'a>(c: &mut Cursor<'_, 'a>, v: &mut Video<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "mimes" => v.mimes = c.strs()?,
         "minduration" => v.minduration = c.num()?.opt_u32()?,
         "maxduration" => v.maxduration = c.num()?.opt_u32()?,
@@ -153,118 +169,95 @@ fn video<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Video<'a>>> {
         "w" => v.w = c.num()?.opt_u32()?,
         "h" => v.h = c.num()?.opt_u32()?,
         "battr" => v.battr = c.u32s()?,
-    })?;
-    Ok(present.then_some(v))
+    })
 }
 
-fn native<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Native<'a>>> {
-    let mut n = Native::default();
-    let present = fields!(c, |c| {
+fn native<'a>(c: &mut Cursor<'_, 'a>, n: &mut Native<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "request" => n.request = c.str()?,
         "ver" => n.ver = c.opt_str()?,
         "battr" => n.battr = c.u32s()?,
-    })?;
-    Ok(present.then_some(n))
+    })
 }
 
-fn pmp<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Pmp<'a>>> {
-    let mut p = Pmp::default();
-    let present = fields!(c, |c| {
+fn pmp<'a>(c: &mut Cursor<'_, 'a>, p: &mut Pmp<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "private_auction" => p.private_auction = c.num()?.opt_u8()?.unwrap_or_default(),
-        "deals" => p.deals = list(c, deal)?,
-    })?;
-    Ok(present.then_some(p))
+        "deals" => list(c, &mut p.deals, deal)?,
+    })
 }
 
-fn deal<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Deal<'a>>> {
-    let mut d = Deal::default();
-    let present = fields!(c, |c| {
+fn deal<'a>(c: &mut Cursor<'_, 'a>, d: &mut Deal<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "id" => d.id = c.str()?,
         "bidfloor" => d.bidfloor = c.num()?.price()?,
         "bidfloorcur" => d.bidfloorcur = c.opt_str()?,
         "wseat" => d.wseat = c.strs()?,
         "at" => d.at = c.num()?.opt_u32()?,
-    })?;
-    Ok(present.then_some(d))
+    })
 }
 
-fn publisher<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Publisher<'a>>> {
-    let mut p = Publisher::default();
-    let present = fields!(c, |c| {
+fn publisher<'a>(c: &mut Cursor<'_, 'a>, p: &mut Publisher<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "id" => p.id = c.opt_str()?,
         "domain" => p.domain = c.opt_str()?,
-    })?;
-    Ok(present.then_some(p))
+    })
 }
 
-fn site<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Site<'a>>> {
-    let mut s = Site::default();
-    let present = fields!(c, |c| {
+fn site<'a>(c: &mut Cursor<'_, 'a>, s: &mut Site<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "id" => s.id = c.opt_str()?,
         "domain" => s.domain = c.opt_str()?,
         "page" => s.page = c.opt_str()?,
         "cat" => s.cat = c.strs()?,
-        "publisher" => s.publisher = publisher(c)?,
-    })?;
-    Ok(present.then_some(s))
+        "publisher" => opt(c, &mut s.publisher, publisher)?,
+    })
 }
 
-fn app<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<App<'a>>> {
-    let mut a = App::default();
-    let present = fields!(c, |c| {
+fn app<'a>(c: &mut Cursor<'_, 'a>, a: &mut App<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "id" => a.id = c.opt_str()?,
         "bundle" => a.bundle = c.opt_str()?,
         "domain" => a.domain = c.opt_str()?,
         "cat" => a.cat = c.strs()?,
-        "publisher" => a.publisher = publisher(c)?,
-    })?;
-    Ok(present.then_some(a))
+        "publisher" => opt(c, &mut a.publisher, publisher)?,
+    })
 }
 
-fn geo<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Geo<'a>>> {
-    let mut g = Geo::default();
-    let present = fields!(c, |c| {
+fn geo<'a>(c: &mut Cursor<'_, 'a>, g: &mut Geo<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "country" => g.country = c.opt_str()?,
         "region" => g.region = c.opt_str()?,
         "city" => g.city = c.opt_str()?,
-    })?;
-    Ok(present.then_some(g))
+    })
 }
 
-fn device<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Device<'a>>> {
-    let mut d = Device::default();
-    let present = fields!(c, |c| {
+fn device<'a>(c: &mut Cursor<'_, 'a>, d: &mut Device<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "devicetype" => d.devicetype = c.num()?.opt_u32()?,
         "os" => d.os = c.opt_str()?,
-        "geo" => d.geo = geo(c)?,
-    })?;
-    Ok(present.then_some(d))
+        "geo" => opt(c, &mut d.geo, geo)?,
+    })
 }
 
-fn segment<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Segment<'a>>> {
-    let mut s = Segment::default();
-    let present = fields!(c, |c| {
+fn segment<'a>(c: &mut Cursor<'_, 'a>, s: &mut Segment<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "id" => s.id = c.opt_str()?,
-    })?;
-    Ok(present.then_some(s))
+    })
 }
 
-fn data<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<Data<'a>>> {
-    let mut d = Data::default();
-    let present = fields!(c, |c| {
+fn data<'a>(c: &mut Cursor<'_, 'a>, d: &mut Data<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "id" => d.id = c.opt_str()?,
-        "segment" => d.segment = list(c, segment)?,
-    })?;
-    Ok(present.then_some(d))
+        "segment" => list(c, &mut d.segment, segment)?,
+    })
 }
 
-fn user<'a>(c: &mut Cursor<'_, 'a>) -> Read<Option<User<'a>>> {
-    let mut u = User::default();
-    let present = fields!(c, |c| {
+fn user<'a>(c: &mut Cursor<'_, 'a>, u: &mut User<'a>) -> Read<bool> {
+    fields!(c, |c| {
         "id" => u.id = c.opt_str()?,
         "buyeruid" => u.buyeruid = c.opt_str()?,
-        "geo" => u.geo = geo(c)?,
-        "data" => u.data = list(c, data)?,
-    })?;
-    Ok(present.then_some(u))
+        "geo" => opt(c, &mut u.geo, geo)?,
+        "data" => list(c, &mut u.data, data)?,
+    })
 }
