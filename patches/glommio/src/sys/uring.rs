@@ -1222,6 +1222,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    // shardbid patch: when the armed latency timer expires (approximately), so that
+    // `wait` can keep it instead of cancelling and re-arming it on every call.
+    latency_preemption_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1353,6 +1356,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1814,22 +1818,45 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // shardbid patch: upstream cancels the latency timer here and arms a new one
+        // below on every call, and replaces the throughput timer every call too. That
+        // is an io_uring timeout armed and one cancelled (each an hrtimer operation in
+        // the kernel) per timer per reactor loop, which under a request/response load
+        // means several per request. Instead a timer still in flight is kept as long
+        // as it expires no later than what this call needs: it may then preempt a task
+        // queue before its full slice, or wake a sleep early, and either only costs one
+        // more loop. A timer that would expire too late is cancelled as before.
+        let now = Instant::now();
+        let preempt = preempt_timer();
+        let wanted = match (user_timer, preempt) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let keep_latency = match self.latency_preemption_timeout_src.take() {
+            Some(src) if src.result().is_none() => match self.latency_preemption_deadline.get()
+            {
+                Some(deadline) if wanted.map_or(true, |d| deadline <= now + d) => Some(src),
+                _ => None,
+            },
+            _ => None,
+        };
+        match keep_latency {
+            Some(src) => self.latency_preemption_timeout_src.set(Some(src)),
+            None => self.latency_preemption_deadline.set(None),
+        }
 
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // The throughput-based timeout: kept while it is in flight (see above).
+        let throughput = self
+            .throughput_preemption_timeout_src
+            .take()
+            .filter(|src| src.result().is_none())
+            .unwrap_or_else(|| {
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                )
+            });
+        self.throughput_preemption_timeout_src.set(Some(throughput));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1841,7 +1868,7 @@ impl Reactor {
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let should_sleep = preempt_timer().is_none()
+        let should_sleep = preempt.is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
@@ -1851,9 +1878,12 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                if self.latency_preemption_deadline.get().is_none() {
+                    self.latency_preemption_timeout_src
+                        .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                    self.latency_preemption_deadline.set(Some(now + dur));
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1880,9 +1910,25 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            let now = Instant::now();
+            let pending = self
+                .latency_preemption_timeout_src
+                .take()
+                .filter(|src| src.result().is_none())
+                .filter(|_| {
+                    self.latency_preemption_deadline
+                        .get()
+                        .is_some_and(|deadline| deadline <= now + preempt)
+                });
+            match pending {
+                Some(src) => self.latency_preemption_timeout_src.set(Some(src)),
+                None => {
+                    self.latency_preemption_timeout_src
+                        .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                    self.latency_preemption_deadline.set(Some(now + preempt));
+                    flush_rings!(lat_ring, main_ring)?;
+                }
+            }
         }
 
         // A Note about `need_preempt`:
