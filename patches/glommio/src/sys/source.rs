@@ -113,6 +113,15 @@ pub(crate) struct StatsCollection {
     pub(crate) latency: Option<LatencyCollectionFn>,
 }
 
+impl InnerSource {
+    /// shardbid patch: whether anything reads this source's queue, submit and fulfil
+    /// timestamps (only a latency collector does). Upstream reads the clock for all
+    /// three on every source; now only such sources pay for it.
+    pub(crate) fn wants_latencies(&self) -> bool {
+        self.stats_collection.is_some_and(|s| s.latency.is_some())
+    }
+}
+
 /// A registered source of I/O events.
 pub(crate) struct InnerSource {
     /// Raw file descriptor on Unix platforms.
