@@ -14,6 +14,9 @@ use super::index::Index;
 use super::posting::{self, Mask, CHUNK_BITS, CHUNK_WORDS};
 use super::query::{Op, Query, Stage, MAX_IDS, MAX_TERMS, STAGES};
 
+// A term's position rides in the low 6 bits of its sort key (see [`Scan::arrange`]).
+const _: () = assert!(MAX_TERMS <= 64);
+
 /// The matching state of one imp.
 pub(crate) struct Scan<'q> {
     q: &'q Query,
@@ -53,8 +56,9 @@ impl<'q> Scan<'q> {
     fn arrange(&mut self, reached: Stage) {
         let mut keys = [0u64; MAX_TERMS];
         let mut n = 0;
-        // Insertion sort on (stage, op, weight, position): a handful of terms. A degraded
-        // query keeps only its no-match terms; candidates are checked exactly instead.
+        // Sort keys (stage, op, weight, position), the position in the low 6 bits. A
+        // degraded query keeps only its no-match terms; candidates are checked exactly
+        // instead.
         for (i, t) in self.q.terms().iter().enumerate() {
             if self.q.degraded && t.stage != Stage::NoMatch {
                 continue;
@@ -64,16 +68,15 @@ impl<'q> Scan<'q> {
             } else {
                 t.stage as u64
             };
-            let key = stage << 40 | (t.op as u64) << 39 | (t.weight as u64) << 6 | i as u64;
-            let mut j = n;
+            let Some(slot) = keys.get_mut(n) else {
+                break;
+            };
+            *slot = stage << 40 | (t.op as u64) << 39 | (t.weight as u64) << 6 | i as u64;
             n += 1;
-            while j > 0 && keys[j - 1] > key {
-                keys[j] = keys[j - 1];
-                self.order[j] = self.order[j - 1];
-                j -= 1;
-            }
-            keys[j] = key;
-            self.order[j] = i as u8;
+        }
+        keys[..n].sort_unstable();
+        for (o, k) in self.order.iter_mut().zip(&keys[..n]) {
+            *o = (k & 63) as u8;
         }
         self.n = n;
         self.arranged_for = reached;
