@@ -107,7 +107,8 @@ pub fn run(
         return Err(NoBidReason::NoCampaigns);
     }
     let cur = response_currency(table, req).ok_or(NoBidReason::Currency)?;
-    let mut query = Query::new(&table.index, table.entries.len(), req, ctx);
+    let mut query = Query::empty(table.entries.len());
+    query.resolve(&table.index, req, ctx);
     let mut reached = Stage::NoMatch;
     for (i, imp) in req.imp.iter().enumerate() {
         let Ok(i) = u32::try_from(i) else { break };
@@ -225,6 +226,7 @@ fn bid_imp(
         return Err(Stage::NoMatch);
     }
     let mut scan = Scan::new(query);
+    scan.start();
     let mut reached = Stage::NoMatch;
     let mut best: Option<Win> = None;
     let mut acc: Mask = [0; CHUNK_WORDS];

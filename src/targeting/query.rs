@@ -110,14 +110,12 @@ pub(crate) struct Query {
 }
 
 impl Query {
-    /// Resolves the request-wide terms.
-    pub(crate) fn new(
-        ix: &Index,
-        campaigns: usize,
-        req: &BidRequest<'_>,
-        ctx: &AuctionContext,
-    ) -> Query {
-        let mut q = Query {
+    /// An empty query over `campaigns` campaigns; [`Query::resolve`] fills it in. The
+    /// two are separate so that the ~2 KB query is built where the caller keeps it:
+    /// returning a filled one by value copied it.
+    #[inline(always)]
+    pub(crate) fn empty(campaigns: usize) -> Query {
+        Query {
             ids: [EMPTY; MAX_IDS],
             n_ids: 0,
             terms: [NO_TERM; MAX_TERMS],
@@ -131,7 +129,12 @@ impl Query {
             degraded: false,
             request_degraded: false,
             campaigns,
-        };
+        }
+    }
+
+    /// Resolves the request-wide terms into a fresh ([`Query::empty`]) query.
+    pub(crate) fn resolve(&mut self, ix: &Index, req: &BidRequest<'_>, ctx: &AuctionContext) {
+        let q = self;
         let mut lower = Lower::new();
         let nm = Stage::NoMatch;
         let at = place(req);
@@ -225,16 +228,15 @@ impl Query {
             let ids = list.iter().filter_map(|s| map.get(lower.of(s.trim())?));
             q.term(ix, blocked, Op::Subtract, flag, ids);
         };
-        lowered(&req.badv, &ix.adomains, &mut q, verify::BADV);
-        lowered(&req.bapp, &ix.app_bundles, &mut q, verify::BAPP);
-        lowered(&req.bcat, &ix.cats_all, &mut q, verify::AD_BLOCKS);
+        lowered(&req.badv, &ix.adomains, q, verify::BADV);
+        lowered(&req.bapp, &ix.app_bundles, q, verify::BAPP);
+        lowered(&req.bcat, &ix.cats_all, q, verify::AD_BLOCKS);
 
         q.request_ids = q.n_ids;
         q.request_terms = q.n_terms;
         q.request_verify = q.verify;
         q.request_ceiling = q.ceiling;
         q.request_degraded = q.degraded;
-        q
     }
 
     fn category_terms(&mut self, ix: &Index, lower: &mut Lower, cats: &[Str<'_>]) {

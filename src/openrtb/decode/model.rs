@@ -39,14 +39,17 @@ macro_rules! fields {
 /// A list the decoder can size up front and fill in place: `Vec` or the model's inline
 /// [`List`].
 trait Reserve<T> {
-    fn with_capacity(n: usize) -> Self;
+    /// Empties the list and makes room for `n` elements, where it lies (a `List` holds
+    /// its first elements inline: building a new one and moving it in copied them).
+    fn reset(&mut self, n: usize);
     /// Appends `T::default()` and returns it, to be read into where it lies.
     fn push_default(&mut self) -> &mut T;
 }
 
 impl<T: Default> Reserve<T> for Vec<T> {
-    fn with_capacity(n: usize) -> Self {
-        Vec::with_capacity(n)
+    fn reset(&mut self, n: usize) {
+        self.clear();
+        self.reserve_exact(n);
     }
     fn push_default(&mut self) -> &mut T {
         self.push(T::default());
@@ -56,8 +59,9 @@ impl<T: Default> Reserve<T> for Vec<T> {
 }
 
 impl<T: Default, const N: usize> Reserve<T> for List<T, N> {
-    fn with_capacity(n: usize) -> Self {
-        List::with_capacity(n)
+    fn reset(&mut self, n: usize) {
+        self.clear();
+        self.reserve_exact(n);
     }
     fn push_default(&mut self) -> &mut T {
         self.push(T::default());
@@ -90,7 +94,7 @@ fn list<'a, T: Default, L: Reserve<T>>(
     out: &mut L,
     fill: Fill<'a, T>,
 ) -> Read<()> {
-    *out = L::with_capacity(c.peek_len());
+    out.reset(c.peek_len());
     c.array(|c| {
         if fill(c, out.push_default())? {
             Ok(())
