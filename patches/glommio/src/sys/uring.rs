@@ -1880,11 +1880,19 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                if self.latency_preemption_deadline.get().is_none() {
-                    self.latency_preemption_timeout_src
-                        .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                    self.latency_preemption_deadline.set(Some(now + dur));
-                    assert!(flush_rings!(lat_ring)? > 0);
+                // The kept timer (if any) may have fired since the top of this call.
+                let pending = self
+                    .latency_preemption_timeout_src
+                    .take()
+                    .filter(|src| src.result().is_none());
+                match pending {
+                    Some(src) => self.latency_preemption_timeout_src.set(Some(src)),
+                    None => {
+                        self.latency_preemption_timeout_src
+                            .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                        self.latency_preemption_deadline.set(Some(now + dur));
+                        assert!(flush_rings!(lat_ring)? > 0);
+                    }
                 }
             }
             // From this moment on the remote executors are aware that we are sleeping
