@@ -1834,18 +1834,7 @@ impl Reactor {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let keep_latency = match self.latency_preemption_timeout_src.take() {
-            Some(src) if src.result().is_none() => match self.latency_preemption_deadline.get()
-            {
-                Some(deadline) if wanted.map_or(true, |d| deadline <= now + d) => Some(src),
-                _ => None,
-            },
-            _ => None,
-        };
-        match keep_latency {
-            Some(src) => self.latency_preemption_timeout_src.set(Some(src)),
-            None => self.latency_preemption_deadline.set(None),
-        }
+        self.keep_latency_timer(wanted.map(|d| now + d));
 
         // The throughput-based timeout: kept while it is in flight (see above).
         let throughput = self
@@ -1881,18 +1870,11 @@ impl Reactor {
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
                 // The kept timer (if any) may have fired since the top of this call.
-                let pending = self
-                    .latency_preemption_timeout_src
-                    .take()
-                    .filter(|src| src.result().is_none());
-                match pending {
-                    Some(src) => self.latency_preemption_timeout_src.set(Some(src)),
-                    None => {
-                        self.latency_preemption_timeout_src
-                            .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                        self.latency_preemption_deadline.set(Some(now + dur));
-                        assert!(flush_rings!(lat_ring)? > 0);
-                    }
+                if !self.keep_latency_timer(Some(now + dur)) {
+                    self.latency_preemption_timeout_src
+                        .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                    self.latency_preemption_deadline.set(Some(now + dur));
+                    assert!(flush_rings!(lat_ring)? > 0);
                 }
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1921,23 +1903,11 @@ impl Reactor {
 
         if let Some(preempt) = preempt_timer() {
             let now = Instant::now();
-            let pending = self
-                .latency_preemption_timeout_src
-                .take()
-                .filter(|src| src.result().is_none())
-                .filter(|_| {
-                    self.latency_preemption_deadline
-                        .get()
-                        .is_some_and(|deadline| deadline <= now + preempt)
-                });
-            match pending {
-                Some(src) => self.latency_preemption_timeout_src.set(Some(src)),
-                None => {
-                    self.latency_preemption_timeout_src
-                        .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                    self.latency_preemption_deadline.set(Some(now + preempt));
-                    flush_rings!(lat_ring, main_ring)?;
-                }
+            if !self.keep_latency_timer(Some(now + preempt)) {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_preemption_deadline.set(Some(now + preempt));
+                flush_rings!(lat_ring, main_ring)?;
             }
         }
 
@@ -1949,6 +1919,25 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// shardbid patch: keeps the armed latency timer if it is still in flight and
+    /// expires no later than `by` (`None`: whenever), and says so. Otherwise the timer
+    /// is dropped (cancelled if still in flight) and a new one must be armed.
+    fn keep_latency_timer(&self, by: Option<Instant>) -> bool {
+        let keep = self.latency_preemption_timeout_src.take().filter(|src| {
+            src.result().is_none()
+                && self
+                    .latency_preemption_deadline
+                    .get()
+                    .is_some_and(|deadline| by.map_or(true, |by| deadline <= by))
+        });
+        let kept = keep.is_some();
+        if !kept {
+            self.latency_preemption_deadline.set(None);
+        }
+        self.latency_preemption_timeout_src.set(keep);
+        kept
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
