@@ -1834,7 +1834,7 @@ impl Reactor {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        self.keep_latency_timer(wanted.map(|d| now + d));
+        self.keep_latency_timer(now, wanted.map(|d| now + d));
 
         // The throughput-based timeout: kept while it is in flight (see above).
         let throughput = self
@@ -1870,7 +1870,7 @@ impl Reactor {
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
                 // The kept timer (if any) may have fired since the top of this call.
-                if !self.keep_latency_timer(Some(now + dur)) {
+                if !self.keep_latency_timer(Instant::now(), Some(now + dur)) {
                     self.latency_preemption_timeout_src
                         .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
                     self.latency_preemption_deadline.set(Some(now + dur));
@@ -1903,7 +1903,7 @@ impl Reactor {
 
         if let Some(preempt) = preempt_timer() {
             let now = Instant::now();
-            if !self.keep_latency_timer(Some(now + preempt)) {
+            if !self.keep_latency_timer(now, Some(now + preempt)) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_preemption_deadline.set(Some(now + preempt));
@@ -1921,16 +1921,26 @@ impl Reactor {
         Ok(should_sleep)
     }
 
-    /// shardbid patch: keeps the armed latency timer if it is still in flight and
-    /// expires no later than `by` (`None`: whenever), and says so. Otherwise the timer
-    /// is dropped (cancelled if still in flight) and a new one must be armed.
-    fn keep_latency_timer(&self, by: Option<Instant>) -> bool {
+    /// shardbid patch: keeps the armed latency timer if it has not completed, is still
+    /// due after `now` and expires no later than `by` (`None`: whenever), and says so.
+    /// Otherwise the timer is dropped (cancelled if still in flight) and a new one must
+    /// be armed.
+    ///
+    /// A timer whose deadline has passed is never kept, even if its completion has not
+    /// been seen: under load on a 2-vCPU guest a reactor was seen (rarely: about one
+    /// shutdown in 20 after 6 s of wrk) to go on holding an expired timer whose
+    /// completion it never observed, then to sleep on it with nothing armed, and to
+    /// sleep through every user timer after it. Re-arming past the deadline makes every
+    /// sleep rely only on a timer that is still due, as upstream's always-fresh timer did.
+    fn keep_latency_timer(&self, now: Instant, by: Option<Instant>) -> bool {
         let keep = self.latency_preemption_timeout_src.take().filter(|src| {
             src.result().is_none()
                 && self
                     .latency_preemption_deadline
                     .get()
-                    .is_some_and(|deadline| by.map_or(true, |by| deadline <= by))
+                    .is_some_and(|deadline| {
+                        deadline > now && by.map_or(true, |by| deadline <= by)
+                    })
         });
         let kept = keep.is_some();
         if !kept {
