@@ -162,6 +162,10 @@ pub fn run(cfg: Config, campaigns: CampaignSet) -> Result<()> {
         }
     }
 
+    spawn_shutdown_watchdog(
+        signal.clone(),
+        cfg.server.drain_delay_ms + cfg.server.drain_timeout_ms + WATCHDOG_GRACE,
+    );
     for (id, h) in handles.into_iter().enumerate() {
         if let Err(e) = h.join() {
             warn!(shard = id, error = %e, "Shard ended with an error");
@@ -202,6 +206,33 @@ async fn admin_accept(
             let _ = listener::serve_connection(&control.conns, limits, stream, service).await;
         })
         .detach();
+    }
+}
+
+/// Time beyond the drain delay and timeout that shutdown may take before the watchdog
+/// ends the process.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
+
+/// Guarantees that SIGTERM/SIGINT ends the process within `limit`: a plain OS thread,
+/// independent of the runtime's timers and of every shard, waits for the signal, then
+/// for `limit`, and if the process is still running (a shard or the control thread
+/// never finished draining) logs it and exits with status 1.
+fn spawn_shutdown_watchdog(signal: Arc<AtomicBool>, limit: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || {
+            while !signal.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(limit);
+            tracing::error!(
+                limit_ms = limit.as_millis() as u64,
+                "Shutdown did not finish within drain_delay_ms + drain_timeout_ms + 2 s; exiting"
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start the shutdown watchdog");
     }
 }
 
