@@ -50,6 +50,9 @@ pub struct ServerConfig {
     pub io_memory: usize,
     /// io_uring submission ring depth per shard.
     pub ring_depth: usize,
+    /// Even out connections across shards: a shard serving two or more connections
+    /// above the least-loaded one hands a newly accepted connection to it.
+    pub balance_connections: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -126,6 +129,7 @@ impl Default for ServerConfig {
             drain_delay_ms: Duration::ZERO,
             io_memory: 2 << 20,
             ring_depth: 128,
+            balance_connections: true,
         }
     }
 }

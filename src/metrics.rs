@@ -90,6 +90,8 @@ pub struct ShardMetrics {
     latency_sum_us: Counter,
     pub connections_open: Counter,
     pub connections_total: Counter,
+    /// Connections this shard accepted and handed to a less-loaded shard.
+    pub connections_handed_off: Counter,
     pub table_version: Counter,
     pub campaigns: Counter,
 }
@@ -105,6 +107,7 @@ impl ShardMetrics {
             latency_sum_us: Counter::default(),
             connections_open: Counter::default(),
             connections_total: Counter::default(),
+            connections_handed_off: Counter::default(),
             table_version: Counter::default(),
             campaigns: Counter::default(),
         }
@@ -236,8 +239,16 @@ pub fn render(shards: &[&ShardMetrics], exchanges: &[String], out: &mut String) 
         shards,
         "shardbid_shard_connections_total",
         "counter",
-        "Accepted connections per shard.",
+        "Connections served per shard (accepted there or handed in by another shard).",
         |s| s.connections_total.get(),
+    );
+    per_shard(
+        out,
+        shards,
+        "shardbid_shard_connections_handed_off_total",
+        "counter",
+        "Connections a shard accepted and handed to a less-loaded shard (server.balance_connections).",
+        |s| s.connections_handed_off.get(),
     );
     per_shard(
         out,

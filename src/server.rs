@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::control::{self, Control};
 use crate::http::admin;
 use crate::metrics::ShardMetrics;
+use crate::shard::balance::Balancer;
 use crate::shard::listener::{self, ConnLimits};
 use crate::shard::{self as shard_mod, Global, Shard, ShardMsg, ShardSettings};
 use crate::targeting::CampaignSet;
@@ -56,6 +57,10 @@ pub fn run(cfg: Config, campaigns: CampaignSet) -> Result<()> {
     let mut metrics = Vec::new();
     let mut handles = Vec::new();
     let mut listen = cfg.server.listen;
+    let (balancer, inboxes) = Balancer::new(shard_count, cfg.server.balance_connections)
+        .context("cannot create the connection hand-off sockets")?;
+    let balancer = Arc::new(balancer);
+    let mut inboxes = inboxes.into_iter();
 
     for id in 0..shard_count {
         let (tx, rx) = crossbeam_channel::unbounded::<ShardMsg>();
@@ -72,6 +77,10 @@ pub fn run(cfg: Config, campaigns: CampaignSet) -> Result<()> {
             m.clone(),
         );
         let drain_timeout = cfg.server.drain_timeout_ms;
+        let (balancer, inbox) = (
+            balancer.clone(),
+            inboxes.next().expect("one inbox per shard"),
+        );
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("shard{id}"))
             .io_memory(cfg.server.io_memory)
@@ -87,7 +96,7 @@ pub fn run(cfg: Config, campaigns: CampaignSet) -> Result<()> {
                 let _ = bound_tx.send(listener.local_addr().map_err(std::io::Error::from));
                 let shard = Rc::new(Shard::new(id, Rc::new(settings), global, m2, table));
                 glommio::spawn_local(shard_mod::housekeeping(shard.clone(), rx)).detach();
-                listener::serve(shard, listener, drain_timeout).await;
+                listener::serve(shard, listener, drain_timeout, balancer, inbox).await;
             })
             .map_err(|e| anyhow!("cannot start shard {id}: {e}"))?;
         match bound_rx.recv() {

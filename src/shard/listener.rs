@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -14,6 +15,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use tracing::{debug, info, warn};
 
+use super::balance::{self, Balancer, Inbox};
 use super::conns::Conns;
 use super::Shard;
 use crate::http::compat::{ConnState, Io};
@@ -22,10 +24,35 @@ use crate::http::router;
 /// Accepts connections until the shard drains, then waits (up to `drain_timeout`) for
 /// open connections to finish. Every shard binds the same address: glommio sets
 /// SO_REUSEPORT and the kernel spreads connections by their 4-tuple.
-pub async fn serve(shard: Rc<Shard>, listener: TcpListener, drain_timeout: Duration) {
+///
+/// A connection that would leave this shard with too many more connections than
+/// another goes to that shard instead (see [`balance`](super::balance)); connections
+/// handed to this shard arrive through `inbox`.
+pub async fn serve(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    drain_timeout: Duration,
+    balancer: Arc<Balancer>,
+    inbox: Inbox,
+) {
     let addr = listener.local_addr().ok();
     shard.global.shards_serving.fetch_add(1, Ordering::Relaxed);
     info!(shard = shard.id, addr = ?addr, "Serving");
+    {
+        let (shard, balancer) = (shard.clone(), balancer.clone());
+        let stop_shard = shard.clone();
+        glommio::spawn_local(async move {
+            let id = shard.id;
+            let serve = |stream| {
+                glommio::spawn_local(connection(shard.clone(), stream, balancer.clone())).detach();
+            };
+            balance::receive(inbox, id, serve, async move {
+                stop_shard.conns.accept_drained().await
+            })
+            .await;
+        })
+        .detach();
+    }
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             shard.conns.accept_drained().await;
@@ -34,7 +61,21 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, drain_timeout: Durat
         .await;
         match accepted {
             Some(Ok(stream)) => {
-                glommio::spawn_local(connection(shard.clone(), stream)).detach();
+                let to = balancer.place(shard.id);
+                let stream = match to == shard.id {
+                    true => stream,
+                    false => match balancer.hand_off(to, stream) {
+                        Ok(()) => {
+                            shard.metrics.connections_handed_off.inc();
+                            continue;
+                        }
+                        Err(stream) => {
+                            balancer.keep(shard.id, to);
+                            stream
+                        }
+                    },
+                };
+                glommio::spawn_local(connection(shard.clone(), stream, balancer.clone())).detach();
             }
             Some(Err(e)) => {
                 // Out of file descriptors or memory: back off instead of spinning.
@@ -59,7 +100,8 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).map_err(std::io::Error::from)
 }
 
-async fn connection(shard: Rc<Shard>, stream: TcpStream) {
+/// Serves one connection counted on this shard's load in `balancer`.
+async fn connection(shard: Rc<Shard>, stream: TcpStream, balancer: Arc<Balancer>) {
     shard.metrics.connections_total.inc();
     shard.metrics.connections_open.inc();
     let svc_shard = shard.clone();
@@ -79,6 +121,7 @@ async fn connection(shard: Rc<Shard>, stream: TcpStream) {
     }
     let open = shard.metrics.connections_open.get();
     shard.metrics.connections_open.set(open.saturating_sub(1));
+    balancer.closed(shard.id);
 }
 
 /// Timeouts and socket options of a served connection.

@@ -5,6 +5,7 @@
 //! and no borrow is held across an `.await`. The only ways in from other threads are the
 //! control channel (new tables, drain) and the metrics the shard writes for scrapes.
 
+pub mod balance;
 pub mod conns;
 pub mod listener;
 
