@@ -260,9 +260,12 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert!(inflight.closed_within(Duration::from_secs(3)));
 
-    let status = server
-        .wait(Duration::from_secs(6))
-        .expect("exited within the drain timeout");
+    let status = server.wait(Duration::from_secs(6)).unwrap_or_else(|| {
+        panic!(
+            "did not exit within the drain timeout:\n{}",
+            server.log.lock().unwrap()
+        )
+    });
     assert!(status.success(), "exit status {status:?}");
     let log = server.log.lock().unwrap().clone();
     assert!(log.contains("Stopped"), "{log}");

@@ -26,8 +26,8 @@ pub struct Conns {
     free: RefCell<Vec<usize>>,
     open: Cell<usize>,
     draining: Cell<bool>,
-    /// Waker of the accept loop's drain wait.
-    accept_waker: RefCell<Option<Waker>>,
+    /// Wakers of the shard-level drain waits (the accept loop, the connection inbox).
+    accept_wakers: RefCell<Vec<Waker>>,
 }
 
 /// A connection's place in the registry; removes it when dropped.
@@ -78,7 +78,7 @@ impl Conns {
         if self.draining.replace(true) {
             return;
         }
-        if let Some(w) = self.accept_waker.borrow_mut().take() {
+        for w in self.accept_wakers.take() {
             w.wake();
         }
         for entry in self.slots.borrow_mut().iter_mut().flatten() {
@@ -88,7 +88,8 @@ impl Conns {
         }
     }
 
-    /// Resolves when draining starts (for the accept loop).
+    /// Resolves when draining starts (for the accept loop and other shard-level tasks;
+    /// every waiter is woken).
     pub fn accept_drained(&self) -> impl Future<Output = ()> + '_ {
         DrainWait {
             conns: self,
@@ -135,7 +136,12 @@ impl Future for DrainWait<'_> {
             _ => *slot = Some(cx.waker().clone()),
         };
         match self.slot {
-            None => store(&mut self.conns.accept_waker.borrow_mut()),
+            None => {
+                let mut wakers = self.conns.accept_wakers.borrow_mut();
+                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    wakers.push(cx.waker().clone());
+                }
+            }
             Some(i) => {
                 if let Some(Some(entry)) = self.conns.slots.borrow_mut().get_mut(i) {
                     store(&mut entry.drain_waker);
@@ -179,5 +185,33 @@ mod tests {
         conns.drain();
         assert!(wait.as_mut().poll(&mut cx).is_ready());
         assert!(conns.is_draining());
+    }
+
+    /// Two tasks waiting for the shard to drain (the accept loop and the connection
+    /// inbox) are both woken: one used to replace the other's waker and sleep forever.
+    #[test]
+    fn drain_wakes_every_shard_level_waiter() {
+        struct Flag(std::sync::atomic::AtomicBool);
+        impl std::task::Wake for Flag {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let conns = Conns::default();
+        let flags: Vec<_> = (0..2)
+            .map(|_| std::sync::Arc::new(Flag(false.into())))
+            .collect();
+        let mut waits: Vec<_> = (0..2).map(|_| Box::pin(conns.accept_drained())).collect();
+        for (wait, flag) in waits.iter_mut().zip(&flags) {
+            let waker = Waker::from(flag.clone());
+            let mut cx = Context::from_waker(&waker);
+            assert!(wait.as_mut().poll(&mut cx).is_pending());
+            assert!(wait.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(conns.accept_wakers.borrow().len(), 2, "one waker per task");
+        conns.drain();
+        for flag in &flags {
+            assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst));
+        }
     }
 }
