@@ -1,8 +1,8 @@
 //! Connection balancing across shards.
 //!
 //! SO_REUSEPORT picks a shard's listener by a hash of the connection's 4-tuple, so
-//! connections spread only statistically evenly: 64 connections over 2 shards land
-//! 22/42 often enough to matter, and a closed-loop client then sends twice as many
+//! connections spread only statistically evenly: 64 connections over 2 shards landed
+//! 22/43 in one of five wrk runs, and a closed-loop client then sends twice as many
 //! requests to one core as to the other. The balancer evens that out when a connection
 //! is accepted, never per request:
 //!
@@ -228,7 +228,7 @@ mod tests {
     }
 
     #[test]
-    fn the_least_loaded_shard_gets_the_connection_and_closes_uncount() {
+    fn the_least_loaded_shard_gets_the_connection_and_closing_uncounts_it() {
         let (b, _inboxes) = Balancer::new(3, true).unwrap();
         for _ in 0..4 {
             b.place(0);
