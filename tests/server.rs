@@ -352,12 +352,9 @@ fn probes_and_metrics() {
     ] {
         assert!(text.contains(series), "missing {series}\n{text}");
     }
-    let total: u64 = (0..2)
-        .map(|s| {
-            server.metric(&format!(
-                "shardbid_shard_http_requests_total{{shard=\"{s}\"}}"
-            ))
-        })
+    let total: u64 = server
+        .per_shard("shardbid_shard_http_requests_total")
+        .iter()
         .sum();
     assert_eq!(total, 12);
     assert_eq!(server.metric("shardbid_bid_duration_seconds_count"), 10);
@@ -415,21 +412,16 @@ fn connections_are_spread_evenly_over_shards() {
     for c in &mut conns {
         assert!(matches!(c.post("/openrtb2/bid", &body).status, 200 | 204));
     }
-    let open: Vec<u64> = (0..2)
-        .map(|s| server.metric(&format!("shardbid_shard_connections_open{{shard=\"{s}\"}}")))
-        .collect();
+    let open = server.per_shard("shardbid_shard_connections_open");
     assert_eq!(open.iter().sum::<u64>(), 256, "{open:?}");
     assert!(open[0].abs_diff(open[1]) <= 2, "uneven: {open:?}");
     // Each connection, handed over or not, keeps working on its shard.
     for c in &mut conns {
         assert!(matches!(c.post("/openrtb2/bid", &body).status, 200 | 204));
     }
-    let served: u64 = (0..2)
-        .map(|s| {
-            server.metric(&format!(
-                "shardbid_shard_http_requests_total{{shard=\"{s}\"}}"
-            ))
-        })
+    let served: u64 = server
+        .per_shard("shardbid_shard_http_requests_total")
+        .iter()
         .sum();
     assert_eq!(served, 512);
 }

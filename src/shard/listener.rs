@@ -38,21 +38,16 @@ pub async fn serve(
     let addr = listener.local_addr().ok();
     shard.global.shards_serving.fetch_add(1, Ordering::Relaxed);
     info!(shard = shard.id, addr = ?addr, "Serving");
-    {
-        let (shard, balancer) = (shard.clone(), balancer.clone());
-        let stop_shard = shard.clone();
-        glommio::spawn_local(async move {
-            let id = shard.id;
-            let serve = |stream| {
-                glommio::spawn_local(connection(shard.clone(), stream, balancer.clone())).detach();
-            };
-            balance::receive(inbox, id, serve, async move {
-                stop_shard.conns.accept_drained().await
-            })
-            .await;
-        })
-        .detach();
-    }
+    let (inbox_shard, inbox_balancer) = (shard.clone(), balancer.clone());
+    glommio::spawn_local(async move {
+        let shard = &inbox_shard;
+        let serve = |stream| {
+            glommio::spawn_local(connection(shard.clone(), stream, inbox_balancer.clone()))
+                .detach();
+        };
+        balance::receive(inbox, shard.id, serve, shard.conns.accept_drained()).await;
+    })
+    .detach();
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             shard.conns.accept_drained().await;

@@ -33,6 +33,8 @@ pub struct Server {
     pub traffic: SocketAddr,
     pub admin: SocketAddr,
     pub log: Arc<Mutex<String>>,
+    /// Shards the server was started with.
+    pub shards: usize,
     _dir: Option<TempDir>,
 }
 
@@ -161,6 +163,7 @@ impl Server {
             admin: field("admin"),
             child,
             log,
+            shards: opts.shards,
             _dir: dir,
         }
     }
@@ -200,6 +203,13 @@ impl Server {
 
     pub fn bid(&self, body: &[u8]) -> Response {
         self.conn().post("/openrtb2/bid", body)
+    }
+
+    /// A per-shard series' value for every shard, in shard order (`name` without labels).
+    pub fn per_shard(&self, name: &str) -> Vec<u64> {
+        (0..self.shards)
+            .map(|s| self.metric(&format!("{name}{{shard=\"{s}\"}}")))
+            .collect()
     }
 
     /// One metric's value from `/metrics` (the full series name with labels).
