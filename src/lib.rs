@@ -9,7 +9,7 @@
 //! - [`pipeline`] — body bytes to response bytes: decode, auction, encode (pure).
 //! - [`metrics`] — per-shard counters, summed at scrape time.
 //! - [`shard`] — what one core owns: listener, connections, table replica, scratch.
-//! - [`http`] — glommio/hyper glue (the only `unsafe`), routes, bid handler, admin API.
+//! - [`http`] — glommio/hyper glue and the outbox, routes, bid handler, admin API.
 //! - [`control`] — the thread that builds tables and ships them to shards.
 //! - [`server`] — process life: start, wait, drain.
 //! - [`telemetry`] — logging.

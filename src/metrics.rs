@@ -92,6 +92,8 @@ pub struct ShardMetrics {
     pub connections_total: Counter,
     /// Connections this shard accepted and handed to a less-loaded shard.
     pub connections_handed_off: Counter,
+    /// Responses the client's socket did not take in full at once (see `http::outbox`).
+    pub sends_stalled: Counter,
     pub table_version: Counter,
     pub campaigns: Counter,
 }
@@ -108,6 +110,7 @@ impl ShardMetrics {
             connections_open: Counter::default(),
             connections_total: Counter::default(),
             connections_handed_off: Counter::default(),
+            sends_stalled: Counter::default(),
             table_version: Counter::default(),
             campaigns: Counter::default(),
         }
@@ -249,6 +252,14 @@ pub fn render(shards: &[&ShardMetrics], exchanges: &[String], out: &mut String) 
         "counter",
         "Connections a shard accepted and handed to a less-loaded shard (server.balance_connections).",
         |s| s.connections_handed_off.get(),
+    );
+    per_shard(
+        out,
+        shards,
+        "shardbid_shard_sends_stalled_total",
+        "counter",
+        "Responses the client's socket did not take in full at once (a slow reader); the rest followed as the socket drained.",
+        |s| s.sends_stalled.get(),
     );
     per_shard(
         out,

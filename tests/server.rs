@@ -425,3 +425,68 @@ fn connections_are_spread_evenly_over_shards() {
         .sum();
     assert_eq!(served, 512);
 }
+
+/// A client that sends many requests before reading any answer fills its socket: the
+/// server keeps the rest of its responses back, reads no further requests meanwhile,
+/// and once the client reads, every response arrives whole and in order. The stall is
+/// counted.
+#[test]
+fn a_slow_reader_gets_every_pipelined_response_whole_and_in_order() {
+    use std::io::Write;
+
+    let (server, _dir) = start_with_campaigns(&test_campaigns());
+    let mut conn = server.conn();
+    // More response bytes than the two sockets' buffers hold (up to 4 MiB and 6 MiB
+    // with Linux's default autotuning limits).
+    const N: usize = 20_000;
+    let mut writer = conn.stream.try_clone().unwrap();
+    let sent = std::thread::spawn(move || {
+        for i in 0..N {
+            // A request read while the one before it waits for the client would time
+            // out at the usual tmax.
+            let body = banner_request(json!({"id": format!("req-{i}"), "tmax": 10_000}));
+            let head = format!(
+                "POST /openrtb2/bid HTTP/1.1\r\nhost: t\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            writer.write_all(head.as_bytes()).unwrap();
+            writer.write_all(&body).unwrap();
+        }
+    });
+    // Read nothing until the server stops taking requests: its sends have stalled.
+    let served = || -> u64 {
+        server
+            .per_shard("shardbid_shard_http_requests_total")
+            .iter()
+            .sum()
+    };
+    let (mut last, mut still) = (0, 0);
+    while still < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let now = served();
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+    }
+    assert!(last < N as u64, "the server stopped reading: {last} of {N} served");
+    for i in 0..N {
+        let resp = conn.read_response().expect("a response for every request");
+        assert_eq!(resp.status, 200, "request {i}");
+        assert_eq!(resp.json()["id"], format!("req-{i}"), "in order");
+    }
+    sent.join().unwrap();
+    // The shard publishes its count on its housekeeping tick.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let stalls = loop {
+        let stalls: u64 = server
+            .per_shard("shardbid_shard_sends_stalled_total")
+            .iter()
+            .sum();
+        if stalls > 0 || std::time::Instant::now() > deadline {
+            break stalls;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(stalls > 0, "the client's small buffer stalled sends");
+    // The connection still serves.
+    assert_eq!(conn.post("/openrtb2/bid", &banner_request(json!({}))).status, 200);
+}

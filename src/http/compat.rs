@@ -1,8 +1,9 @@
 //! glommio <-> hyper glue: the I/O adapter, which also keeps the connection's
-//! timeouts. The only `unsafe` in the crate lives here, and each use says why it holds.
+//! timeouts. Each `unsafe` says why it holds.
 //!
 //! - [`Io`] implements `hyper::rt::Read`/`Write` over a glommio `TcpStream`. Reads go
-//!   straight into hyper's (uninitialised) buffer: no per-read zero-fill.
+//!   straight into hyper's (uninitialised) buffer: no per-read zero-fill. Writes go
+//!   to the shard's [`Outbox`], which sends them after the current pass.
 //! - [`ConnState`] is the connection's clock of what it is waiting for, kept by `Io`
 //!   from what it reads and writes: after a response (or the accept) it waits for the
 //!   next request, up to `keep_alive`; from the first byte of a request, the whole
@@ -15,6 +16,7 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -23,6 +25,8 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use hyper::rt::ReadBufCursor;
+
+use super::outbox::{Outbox, SendState};
 
 thread_local! {
     /// The shard's coarse clock, advanced by its housekeeping tick ([`set_coarse_now`]).
@@ -110,14 +114,54 @@ impl ConnState {
 }
 
 /// A glommio `TcpStream` as hyper I/O, keeping the connection's [`ConnState`].
+/// Responses go out through the shard's [`Outbox`].
 pub struct Io {
     stream: TcpStream,
     state: Rc<ConnState>,
+    outbox: Rc<Outbox>,
+    send: Rc<SendState>,
+    fd: RawFd,
 }
 
 impl Io {
-    pub fn new(stream: TcpStream, state: Rc<ConnState>) -> Io {
-        Io { stream, state }
+    pub fn new(stream: TcpStream, state: Rc<ConnState>, outbox: Rc<Outbox>) -> Io {
+        let fd = stream.as_raw_fd();
+        Io {
+            stream,
+            state,
+            outbox,
+            send: Rc::default(),
+            fd,
+        }
+    }
+
+    /// Sends the connection's stalled bytes (see [`outbox`](super::outbox)) until none
+    /// are left, or the socket is full (`Pending`, woken when it is writable).
+    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(e) = self.send.error() {
+            return Poll::Ready(Err(e));
+        }
+        let mut stalled = self.send.stalled().borrow_mut();
+        while !stalled.is_empty() {
+            match Pin::new(&mut self.stream).poll_write(cx, &stalled) {
+                Poll::Ready(Ok(n)) => drop(stalled.drain(..n)),
+                Poll::Ready(Err(e)) => {
+                    self.send.fail(e.kind());
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        // The descriptor closes with the stream: nothing may stay queued for it.
+        if self.send.queued() {
+            self.outbox.flush();
+        }
     }
 }
 
@@ -130,6 +174,11 @@ impl hyper::rt::Read for Io {
         if self.state.expired() {
             return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
         }
+        // A response whose bytes stalled goes on leaving while the next request is
+        // read; only a failure to send ends the read.
+        if let Poll::Ready(Err(e)) = self.poll_stalled(cx) {
+            return Poll::Ready(Err(e));
+        }
         // SAFETY: `as_mut` exposes the uninitialised tail of hyper's read buffer; the
         // stream only writes into it (it never reads it), and `advance(n)` below marks
         // exactly the `n` bytes the read reported as initialised.
@@ -141,6 +190,7 @@ impl hyper::rt::Read for Io {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
                     self.state.park(cx.waker());
+                    self.send.park(cx.waker());
                     return Poll::Pending;
                 }
             }
@@ -160,18 +210,25 @@ impl hyper::rt::Write for Io {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
-        if let Poll::Ready(Ok(_)) = written {
-            self.state.on_write();
-        }
-        written
+        // Nothing is taken while older bytes of this connection wait for the socket.
+        std::task::ready!(self.poll_stalled(cx))?;
+        let this = &mut *self;
+        this.outbox.push(&this.send, this.fd, buf);
+        this.state.on_write();
+        Poll::Ready(Ok(buf.len()))
     }
 
+    /// Ready once the connection's bytes are with the outbox or the socket: queued sends
+    /// go out at the end of the shard's current pass, before it waits for I/O.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        self.poll_stalled(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.send.queued() {
+            self.outbox.flush();
+        }
+        std::task::ready!(self.poll_stalled(cx))?;
         Pin::new(&mut self.stream).poll_close(cx)
     }
 }

@@ -1,8 +1,10 @@
-//! HTTP: the glommio/hyper glue, the traffic router, the bid handler and the admin API.
+//! HTTP: the glommio/hyper glue and the shard's outbox, the traffic router, the bid
+//! handler and the admin API.
 
 pub mod admin;
 pub mod bid;
 pub mod compat;
+pub mod outbox;
 pub mod router;
 
 use bytes::Bytes;

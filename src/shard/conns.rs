@@ -1,5 +1,6 @@
 //! The shard's connection registry: the sweeper that fires idle and header timeouts,
-//! and the drain signal that asks every connection to finish and close.
+//! the drain signal that asks every connection to finish and close, and the outbox the
+//! connections' responses leave through.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -9,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::http::compat::ConnState;
+use crate::http::outbox::Outbox;
 
 /// How often the sweeper looks for expired waits. Timeouts fire up to this late.
 pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -28,6 +30,7 @@ pub struct Conns {
     draining: Cell<bool>,
     /// Wakers of the shard-level drain waits (the accept loop, the connection inbox).
     accept_wakers: RefCell<Vec<Waker>>,
+    outbox: Rc<Outbox>,
 }
 
 /// A connection's place in the registry; removes it when dropped.
@@ -55,6 +58,16 @@ impl Conns {
         };
         self.open.set(self.open.get() + 1);
         ConnHandle { conns: self, slot }
+    }
+
+    /// The outbox this shard's connections send their responses through.
+    pub fn outbox(&self) -> Rc<Outbox> {
+        self.outbox.clone()
+    }
+
+    /// Responses whose bytes the client's socket did not take at once.
+    pub fn send_stalls(&self) -> u64 {
+        self.outbox.stalls()
     }
 
     pub fn open(&self) -> usize {

@@ -212,6 +212,7 @@ pub async fn housekeeping(shard: Rc<Shard>, rx: Receiver<ShardMsg>) {
         shard.hour.set(hour_of_week(SystemTime::now()));
         let now = std::time::Instant::now();
         crate::http::compat::set_coarse_now(now);
+        shard.metrics.sends_stalled.set(shard.conns.send_stalls());
         if now.duration_since(last_sweep) >= conns::SWEEP_EVERY {
             shard.conns.sweep(now);
             last_sweep = now;
