@@ -68,22 +68,24 @@ pub async fn handle(
     let start = Instant::now();
     let (parts, incoming) = req.into_parts();
     let mut headers = parts.headers;
-    let version = headers.remove(OPENRTB_VERSION);
+    let mut version = None;
     // The deadline check's clock reading, reused for the latency histogram.
     let took = Cell::new(None);
 
-    let (outcome, reply) = match check_headers(&headers, shard.settings.max_body_bytes) {
-        Err(rejected) => rejected,
-        Ok(()) => {
-            let mut body = shard.take_body();
-            let answer = match read_body(incoming, &mut body, shard.settings.max_body_bytes).await {
-                Ok(()) => bid(shard, &mut body, exchange, start, &took),
-                Err(rejected) => rejected,
-            };
-            shard.put_body(body);
-            answer
-        }
-    };
+    let (outcome, reply) =
+        match check_headers(&headers, shard.settings.max_body_bytes, &mut version) {
+            Err(rejected) => rejected,
+            Ok(()) => {
+                let mut body = shard.take_body();
+                let answer =
+                    match read_body(incoming, &mut body, shard.settings.max_body_bytes).await {
+                        Ok(()) => bid(shard, &mut body, exchange, start, &took),
+                        Err(rejected) => rejected,
+                    };
+                shard.put_body(body);
+                answer
+            }
+        };
 
     // The request's header map becomes the response's. hyper parses the next request
     // on the connection into the map of the response it last wrote, so in steady state
@@ -104,40 +106,53 @@ pub async fn handle(
     resp
 }
 
-/// Rejects what can be rejected from the headers alone, before reading the body.
-fn check_headers(headers: &HeaderMap, max_body: usize) -> Result<(), Rejected> {
-    let too_large = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > max_body as u64);
+/// Rejects what can be rejected from the headers alone, before reading the body, and
+/// takes the `x-openrtb-version` to echo: one pass over the headers, comparing names
+/// (standard names compare as small integers), instead of a hashed lookup per header.
+fn check_headers(
+    headers: &HeaderMap,
+    max_body: usize,
+    version: &mut Option<HeaderValue>,
+) -> Result<(), Rejected> {
+    let (mut too_large, mut bad_type, mut bad_encoding) = (false, false, false);
+    for (name, value) in headers {
+        if *name == CONTENT_LENGTH {
+            too_large |= value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > max_body as u64);
+        } else if *name == CONTENT_TYPE {
+            bad_type |= !is_json(value);
+        } else if *name == CONTENT_ENCODING {
+            bad_encoding |= !value.as_bytes().eq_ignore_ascii_case(b"identity");
+        } else if *name == OPENRTB_VERSION && version.is_none() {
+            *version = Some(value.clone());
+        }
+    }
     if too_large {
         return Err((
             Outcome::TooLarge,
             Reply::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
         ));
     }
-    if let Some(ct) = headers.get(CONTENT_TYPE) {
-        if !is_json(ct) {
-            return Err((
-                Outcome::UnsupportedMedia,
-                Reply::text(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "content-type must be application/json\n",
-                ),
-            ));
-        }
+    if bad_type {
+        return Err((
+            Outcome::UnsupportedMedia,
+            Reply::text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content-type must be application/json\n",
+            ),
+        ));
     }
-    if let Some(ce) = headers.get(CONTENT_ENCODING) {
-        if !ce.as_bytes().eq_ignore_ascii_case(b"identity") {
-            return Err((
-                Outcome::UnsupportedMedia,
-                Reply::text(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported content-encoding\n",
-                ),
-            ));
-        }
+    if bad_encoding {
+        return Err((
+            Outcome::UnsupportedMedia,
+            Reply::text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported content-encoding\n",
+            ),
+        ));
     }
     Ok(())
 }
