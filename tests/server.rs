@@ -467,7 +467,10 @@ fn a_slow_reader_gets_every_pipelined_response_whole_and_in_order() {
         still = if now == last { still + 1 } else { 0 };
         last = now;
     }
-    assert!(last < N as u64, "the server stopped reading: {last} of {N} served");
+    assert!(
+        last < N as u64,
+        "the server stopped reading: {last} of {N} served"
+    );
     for i in 0..N {
         let resp = conn.read_response().expect("a response for every request");
         assert_eq!(resp.status, 200, "request {i}");
@@ -488,5 +491,9 @@ fn a_slow_reader_gets_every_pipelined_response_whole_and_in_order() {
     };
     assert!(stalls > 0, "the client's small buffer stalled sends");
     // The connection still serves.
-    assert_eq!(conn.post("/openrtb2/bid", &banner_request(json!({}))).status, 200);
+    assert_eq!(
+        conn.post("/openrtb2/bid", &banner_request(json!({})))
+            .status,
+        200
+    );
 }

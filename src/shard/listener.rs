@@ -162,7 +162,8 @@ where
     }
     let state = ConnState::new(limits.keep_alive, limits.header_read);
     let handle = conns.register(state.clone());
-    let mut conn = pin!(http1_builder().serve_connection(Io::new(stream, state, conns.outbox()), service));
+    let mut conn =
+        pin!(http1_builder().serve_connection(Io::new(stream, state, conns.outbox()), service));
 
     let finished = future::or(async { Some(conn.as_mut().await) }, async {
         handle.drained().await;

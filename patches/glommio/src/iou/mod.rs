@@ -92,6 +92,9 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// shardbid patch: completions for a running task do not interrupt it (Linux
+        /// 5.19+); it picks them up at its next entry into the kernel.
+        const COOP_TASKRUN = 1 << 8;
     }
 }
 

@@ -898,6 +898,28 @@ struct SleepableRing {
     in_kernel: usize,
 }
 
+/// shardbid patch: a ring whose completions never interrupt the running executor.
+///
+/// Without `IORING_SETUP_COOP_TASKRUN` the kernel queues the work that posts a socket
+/// poll's completion to the executor's thread with `TWA_SIGNAL`, which interrupts that
+/// thread with an inter-processor interrupt when it is running on another CPU, as it
+/// is whenever a client writes while the shard serves someone else (on a virtual
+/// machine, an exit to the hypervisor on both sides). With the flag the work waits for
+/// the thread's next entry into the kernel: the next `io_uring_enter`, socket call or
+/// timer interrupt, which a serving shard makes within microseconds; a sleeping one is
+/// woken as before. Kernels older than 5.19 reject the flag: the ring is then made
+/// without it.
+fn cooperative_ring(size: usize) -> io::Result<iou::IoUring> {
+    match iou::IoUring::new_with_flags(
+        size as _,
+        iou::SetupFlags::COOP_TASKRUN,
+        iou::SetupFeatures::empty(),
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(size as _),
+        ring => ring,
+    }
+}
+
 impl SleepableRing {
     fn new(
         size: usize,
@@ -907,7 +929,7 @@ impl SleepableRing {
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring: cooperative_ring(size)?,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
