@@ -223,6 +223,51 @@ fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
     assert!(idle.closed_within(Duration::from_secs(3)));
 }
 
+/// A client that sends requests but never reads the answers fills its socket; once the
+/// server's responses have waited past the connection's timeout, the connection is
+/// closed instead of held forever.
+#[test]
+fn a_client_that_never_reads_is_cut_off_after_the_timeout() {
+    let server = Server::start_with(Options {
+        config: Some("[http]\nkeep_alive_timeout_ms = 400\nheader_read_timeout_ms = 400\n".into()),
+        ..Options::default()
+    });
+    let open = || -> u64 {
+        server
+            .per_shard("shardbid_shard_connections_open")
+            .iter()
+            .sum()
+    };
+    let conn = server.conn();
+    let mut writer = conn.stream.try_clone().unwrap();
+    let body = fixture("simple-banner.json");
+    std::thread::spawn(move || {
+        let head = format!(
+            "POST /openrtb2/bid HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        // Ends with an error once the server closes the connection.
+        for _ in 0..100_000 {
+            let sent = std::io::Write::write_all(&mut writer, head.as_bytes())
+                .and_then(|()| std::io::Write::write_all(&mut writer, &body));
+            if sent.is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(open(), 1, "the connection is served");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while open() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a client that reads nothing is still connected after 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(conn);
+}
+
 #[test]
 fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let mut server = Server::start_with(Options {

@@ -136,20 +136,30 @@ impl Io {
     }
 
     /// Sends the connection's stalled bytes (see [`outbox`](super::outbox)) until none
-    /// are left, or the socket is full (`Pending`, woken when it is writable).
+    /// are left, or the socket is full (`Pending`, woken when it is writable). A client
+    /// that reads nothing for the connection's current timeout (idle keep-alive, or the
+    /// request timeout if it has started another request) is cut off: the sweeper wakes
+    /// the task and this fails with `TimedOut`.
     fn poll_stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(e) = self.send.error() {
             return Poll::Ready(Err(e));
         }
         let mut stalled = self.send.stalled().borrow_mut();
         while !stalled.is_empty() {
+            if self.state.expired() {
+                self.send.fail(io::ErrorKind::TimedOut);
+                return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+            }
             match Pin::new(&mut self.stream).poll_write(cx, &stalled) {
                 Poll::Ready(Ok(n)) => drop(stalled.drain(..n)),
                 Poll::Ready(Err(e)) => {
                     self.send.fail(e.kind());
                     return Poll::Ready(Err(e));
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.state.park(cx.waker());
+                    return Poll::Pending;
+                }
             }
         }
         Poll::Ready(Ok(()))
