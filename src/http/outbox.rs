@@ -90,6 +90,16 @@ struct Queue {
     flusher_started: bool,
 }
 
+/// What a queued send asks of the flusher task.
+enum Flusher {
+    /// It waits for sends: wake it.
+    Waiting(Waker),
+    /// It does not exist yet: start it.
+    NotStarted,
+    /// It is already due to run in this pass.
+    Due,
+}
+
 /// One shard's outbox (see the module docs).
 #[derive(Default)]
 pub struct Outbox {
@@ -102,6 +112,17 @@ impl Outbox {
     /// Queues `bytes` for the connection on `fd`, whose state is `conn`. Starts the
     /// flusher on this thread's executor the first time.
     pub fn push(self: &Rc<Self>, conn: &Rc<SendState>, fd: RawFd, bytes: &[u8]) {
+        // glommio may run a task it spawns at once, so the queue is released first.
+        match self.enqueue(conn, fd, bytes) {
+            Flusher::Waiting(w) => w.wake(),
+            Flusher::NotStarted => {
+                glommio::spawn_local(flusher(self.clone())).detach();
+            }
+            Flusher::Due => {}
+        }
+    }
+
+    fn enqueue(&self, conn: &Rc<SendState>, fd: RawFd, bytes: &[u8]) -> Flusher {
         let mut q = self.queue.borrow_mut();
         q.bytes.extend_from_slice(bytes);
         let end = q.bytes.len();
@@ -111,14 +132,10 @@ impl Outbox {
             end,
         });
         conn.queued.set(conn.queued.get() + 1);
-        let waiting = q.flusher.take();
-        let start = !std::mem::replace(&mut q.flusher_started, true);
-        // glommio may run a task it spawns at once, so the queue is released first.
-        drop(q);
-        if let Some(w) = waiting {
-            w.wake();
-        } else if start {
-            glommio::spawn_local(flusher(self.clone())).detach();
+        match q.flusher.take() {
+            Some(w) => Flusher::Waiting(w),
+            None if !std::mem::replace(&mut q.flusher_started, true) => Flusher::NotStarted,
+            None => Flusher::Due,
         }
     }
 
@@ -225,16 +242,7 @@ mod tests {
 
     /// Queues without the flusher task (that needs an executor); tests call `flush`.
     fn queue(outbox: &Outbox, conn: &Rc<SendState>, fd: RawFd, bytes: &[u8]) {
-        let mut q = outbox.queue.borrow_mut();
-        q.flusher_started = true;
-        q.bytes.extend_from_slice(bytes);
-        let end = q.bytes.len();
-        q.sends.push(Send {
-            conn: conn.clone(),
-            fd,
-            end,
-        });
-        conn.queued.set(conn.queued.get() + 1);
+        let _ = outbox.enqueue(conn, fd, bytes);
     }
 
     fn small_pair() -> (UnixStream, UnixStream) {
