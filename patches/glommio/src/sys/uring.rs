@@ -1850,13 +1850,16 @@ impl Reactor {
         // as it expires no later than what this call needs: it may then preempt a task
         // queue before its full slice, or wake a sleep early, and either only costs one
         // more loop. A timer that would expire too late is cancelled as before.
+        //
+        // Here the timer need only serve preemption. A user timer matters only to a
+        // sleep, and the sleep below keeps or replaces the timer for it; a loop that
+        // does not sleep runs due user timers itself. (Holding the kept timer to the
+        // user timer here too cancelled the preemption timer armed at the end of
+        // every busy loop, 10 ms housekeeping tick against a 100 ms slice, and armed
+        // it again: a timeout and a cancellation per loop.)
         let now = Instant::now();
         let preempt = preempt_timer();
-        let wanted = match (user_timer, preempt) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self.keep_latency_timer(now, wanted.map(|d| now + d));
+        self.keep_latency_timer(now, preempt.map(|d| now + d));
 
         // The throughput-based timeout: kept while it is in flight (see above).
         let throughput = self
