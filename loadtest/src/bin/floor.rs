@@ -7,7 +7,8 @@
 //! (`loadtest/nginx-static.conf`) returns. Whatever CPU time it spends per request is what the
 //! runtime and the kernel cost before shardbid decodes a single byte.
 //!
-//! Prints `listening on ADDR` to stderr once every shard has bound its listener.
+//! Prints `listening on ADDR` to stderr once every shard has bound its listener; exits with
+//! status 0 on SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -17,6 +18,8 @@ use clap::Parser;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{CpuSet, LocalExecutorBuilder, Placement};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 /// The body nginx's reference configuration returns: a one-bid BidResponse of typical size.
 const BODY: &str = r#"{"id":"80ce30c53c16e6ede735f123ef6e32361bfc7b22","seatbid":[{"bid":[{"id":"1","impid":"1","price":0.0360,"adm":"<a/>","crid":"c1"}]}],"cur":"USD"}"#;
@@ -278,6 +281,13 @@ fn main() -> anyhow::Result<()> {
         }
     }
     eprintln!("listening on {} ({shards} shards)", args.listen);
+    // Shards serve until SIGTERM or SIGINT, which end the process with status 0 (so that
+    // exit handlers run, e.g. an instrumented build's profile writer).
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT]).map_err(|e| anyhow!("installing signal handlers: {e}"))?;
+    if signals.forever().next().is_some() {
+        std::process::exit(0);
+    }
     for handle in handles {
         handle.join().map_err(|e| anyhow!("shard failed: {e}"))?;
     }
