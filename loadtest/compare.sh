@@ -19,6 +19,8 @@ Settings (environment):
                nginx    = nginx fixed response, loadtest/nginx-static.conf, port 18082
                floor    = shardbid-floor, port 18083
                shardbid = shardbid --config config/shardbid.toml, port 18081 (admin 19101)
+               floor-pgo, shardbid-pgo = the same from PGO_DIR (ports 18084, 18085; admin
+                          19102): the profile-guided builds of `bash loadtest/pgo-build.sh`
   ROUNDS       measured runs per server                  (default: 3)
   DURATION     seconds per run                           (default: 10)
   CONNECTIONS  wrk connections                           (default: 64)
@@ -31,6 +33,8 @@ Settings (environment):
   STATUS       0 = skip wrk's per-status counting (cheaper client; non-2xx still checked)
   NO_BUILD     1 = do not run `cargo build --release --workspace`
   CARGO_TARGET_DIR  where release binaries are looked up (default: ./target)
+  PGO_DIR      where floor-pgo and shardbid-pgo are looked up (default: ./target/pgo;
+               never built by this script: run loadtest/pgo-build.sh first)
   OPEN_LOOP    1 = after the closed-loop rounds, measure open-loop latency with
                shardbid-load at one offered rate for every server (default: 1)
   OPEN_SHARE   that rate as a share of the slowest server's median req/s (default: 0.5)
@@ -75,16 +79,18 @@ OPEN_DURATION=${OPEN_DURATION:-5}
 OPEN_DURATION=${OPEN_DURATION%s}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
+PGO_DIR=${PGO_DIR:-$ROOT/target/pgo}
+[[ $PGO_DIR == /* ]] || PGO_DIR=$ROOT/$PGO_DIR
 
 for n in ROUNDS DURATION CONNECTIONS THREADS WARMUP; do
     [[ ${!n} =~ ^[0-9]+$ ]] || { echo "compare.sh: $n must be a whole number, got '${!n}'" >&2; exit 64; }
 done
 [[ -z $SHARDS || $SHARDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: SHARDS must be a positive number" >&2; exit 64; }
 for s in $SERVERS; do
-    case $s in nginx | floor | shardbid) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, shardbid)" >&2; exit 64 ;; esac
+    case $s in nginx | floor | shardbid | floor-pgo | shardbid-pgo) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, shardbid, floor-pgo, shardbid-pgo)" >&2; exit 64 ;; esac
 done
 
-declare -A PORT=([nginx]=18082 [floor]=18083 [shardbid]=18081)
+declare -A PORT=([nginx]=18082 [floor]=18083 [shardbid]=18081 [floor-pgo]=18084 [shardbid-pgo]=18085)
 declare -A PID=()        # main PID of each running server
 WRK_PID=                 # the running client, if any
 declare -A FAILED=()     # server -> reason it was dropped
@@ -179,21 +185,28 @@ start_nginx() {
     PID[nginx]=$!
 }
 
-start_floor() {
-    local bin=$TARGET_DIR/release/shardbid-floor
-    [[ -x $bin ]] || { FAILED[floor]="$bin not found (build it or unset NO_BUILD)"; return 1; }
-    "$bin" --listen 127.0.0.1:${PORT[floor]} ${SHARDS:+--shards "$SHARDS"} >"$WORK/floor.log" 2>&1 &
-    PID[floor]=$!
+# run_floor NAME BINARY, run_shardbid NAME BINARY ADMIN_PORT: start one build.
+run_floor() {
+    local name=$1 bin=$2
+    [[ -x $bin ]] || { FAILED[$name]="$bin not found (${3:-build it or unset NO_BUILD})"; return 1; }
+    "$bin" --listen 127.0.0.1:${PORT[$name]} ${SHARDS:+--shards "$SHARDS"} >"$WORK/$name.log" 2>&1 &
+    PID[$name]=$!
 }
 
-start_shardbid() {
-    local bin=$TARGET_DIR/release/shardbid
-    [[ -x $bin ]] || { FAILED[shardbid]="$bin not found (build it or unset NO_BUILD)"; return 1; }
+run_shardbid() {
+    local name=$1 bin=$2 admin=$3
+    [[ -x $bin ]] || { FAILED[$name]="$bin not found (${4:-build it or unset NO_BUILD})"; return 1; }
     ${SHARDS:+env SHARDBID_SHARDS="$SHARDS"} "$bin" --config config/shardbid.toml \
-        --listen 127.0.0.1:${PORT[shardbid]} --admin-listen 127.0.0.1:19101 \
-        >"$WORK/shardbid.log" 2>&1 &
-    PID[shardbid]=$!
+        --listen 127.0.0.1:${PORT[$name]} --admin-listen 127.0.0.1:$admin \
+        >"$WORK/$name.log" 2>&1 &
+    PID[$name]=$!
 }
+
+PGO_HINT="run bash loadtest/pgo-build.sh first"
+start_floor() { run_floor floor "$TARGET_DIR/release/shardbid-floor"; }
+start_shardbid() { run_shardbid shardbid "$TARGET_DIR/release/shardbid" 19101; }
+start_floor-pgo() { run_floor floor-pgo "$PGO_DIR/release/shardbid-floor" "$PGO_HINT"; }
+start_shardbid-pgo() { run_shardbid shardbid-pgo "$PGO_DIR/release/shardbid" 19102 "$PGO_HINT"; }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -287,7 +300,7 @@ open_loop_step() {
     local name=$1 port=$2 rate=$3
     local load="$TARGET_DIR/release/shardbid-load"
     if [[ ! -x $load ]]; then
-        printf '  %-9s skipped: %s not built\n' "$name" "$load"
+        printf '  %-12s skipped: %s not built\n' "$name" "$load"
         return
     fi
     local bodies=$CORPUS
@@ -300,7 +313,7 @@ open_loop_step() {
     if ! timeout $((OPEN_DURATION + 30)) "$load" run --url "http://127.0.0.1:$port$BID_PATH" \
         --corpus "$bodies" --rate "$rate" -c "$CONNECTIONS" -d "${OPEN_DURATION}s" --warmup 1s \
         --json -q >"$out" 2>"$WORK/open-$name.err"; then
-        printf '  %-9s open-loop run failed: %s\n' "$name" "$(tail -1 "$WORK/open-$name.err")"
+        printf '  %-12s open-loop run failed: %s\n' "$name" "$(tail -1 "$WORK/open-$name.err")"
         return
     fi
     python3 - "$name" "$rate" "$out" <<'PY'
@@ -311,7 +324,7 @@ l = d["latency_ms"]
 o = d["outcomes"]
 bad = sum(v for k, v in o.items() if isinstance(v, int) and k not in ("bid", "no_bid", "other_2xx"))
 bad += sum(sum(v.values()) for v in o.values() if isinstance(v, dict))
-print(f"  {name:<9} offered {float(rate):>9.0f}/s  achieved {d['achieved_per_s']:>9.0f}/s  "
+print(f"  {name:<12} offered {float(rate):>9.0f}/s  achieved {d['achieved_per_s']:>9.0f}/s  "
       f"p50 {l['p50']:.3f}  p99 {l['p99']:.3f}  p99.9 {l['p999']:.3f}  max {l['max']:.3f} ms  errors {bad}")
 print(f"RESULT open_loop server={name} rate={float(rate):.0f} p50_ms={l['p50']} p99_ms={l['p99']} "
       f"p999_ms={l['p999']} max_ms={l['max']}")
@@ -365,6 +378,9 @@ echo "machine:     ${busy_pct}% busy in the second before the runs, load avg $(c
 echo "client:      $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), -t$THREADS -c$CONNECTIONS -d${DURATION}s, POST $BID_PATH, status counts $([[ $STATUS == 0 ]] && echo off || echo on)"
 echo "body:        $BODY_DESC"
 echo "shards:      floor=${SHARDS:-$(nproc)} shardbid=${SHARDS:-config} nginx=2 workers"
+if selected floor-pgo || selected shardbid-pgo; then
+    echo "binaries:    $TARGET_DIR/release, and $PGO_DIR/release for the -pgo servers"
+fi
 echo "rounds:      $ROUNDS, alternating: ${ACTIVE[*]:-none}"
 echo "other%:      CPU used by anything but the server and wrk during a run (incl. steal), % of all CPUs"
 for s in $SERVERS; do [[ -n ${FAILED[$s]:-} ]] && echo "not run:     $s: ${FAILED[$s]}"; done
@@ -373,7 +389,7 @@ for s in $SERVERS; do [[ -n ${FAILED[$s]:-} ]] && echo "not run:     $s: ${FAILE
 # ---------------------------------------------------------------- rounds
 
 echo
-printf '%-5s %-9s %12s %12s %11s %8s %8s %6s  %s\n' round server 'requests/s' 'cpu_us/req' requests non2xx errors other% statuses
+printf '%-5s %-12s %12s %12s %11s %8s %8s %6s  %s\n' round server 'requests/s' 'cpu_us/req' requests non2xx errors other% statuses
 for round in $(seq "$ROUNDS"); do
     for s in "${ACTIVE[@]}"; do
         [[ -z ${FAILED[$s]:-} ]] || continue
@@ -408,7 +424,7 @@ for round in $(seq "$ROUNDS"); do
             -v cli=$((client_after - client_before)) -v ns=$((end_ns - start_ns)) \
             -v hz="$CLK_TCK" -v cpus="$(nproc)" 'BEGIN {
                 o = (m - srv - cli) / (ns / 1e9 * hz * cpus) * 100; printf "%.0f", (o < 0 ? 0 : o) }')
-        printf '%-5s %-9s %12.0f %12s %11s %8s %8s %6s  %s\n' "$round" "$s" "$rps" "$cpu_us" \
+        printf '%-5s %-12s %12.0f %12s %11s %8s %8s %6s  %s\n' "$round" "$s" "$rps" "$cpu_us" \
             "$requests" "${non2xx:-0}" "${errors:-0}" "$other" "$statuses"
         OTHER_RUNS[$s]+="$other "
         RPS_RUNS[$s]+="$rps "
@@ -423,13 +439,13 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {
 declare -A RPS_MED=() CPU_MED=()
 echo
 echo "== medians"
-printf '%-9s %12s %12s %6s %8s\n' server 'requests/s' 'cpu_us/req' runs non2xx
+printf '%-12s %12s %12s %6s %8s\n' server 'requests/s' 'cpu_us/req' runs non2xx
 for s in "${ACTIVE[@]}"; do
     [[ -n ${RPS_RUNS[$s]:-} ]] || continue
     RPS_MED[$s]=$(median <<<"${RPS_RUNS[$s]}")
     CPU_MED[$s]=$(median <<<"${CPU_RUNS[$s]}")
     runs=$(wc -w <<<"${RPS_RUNS[$s]}")
-    printf '%-9s %12.0f %12s %6s %8s\n' "$s" "${RPS_MED[$s]}" "${CPU_MED[$s]}" "$runs" "${NON2XX[$s]}"
+    printf '%-12s %12.0f %12s %6s %8s\n' "$s" "${RPS_MED[$s]}" "${CPU_MED[$s]}" "$runs" "${NON2XX[$s]}"
     [[ ${NON2XX[$s]} -eq 0 ]] || log "warning: $s answered ${NON2XX[$s]} non-2xx responses"
     other_med=$(median <<<"${OTHER_RUNS[$s]}")
     if awk -v o="$other_med" 'BEGIN {exit !(o > 10)}'; then
@@ -440,12 +456,13 @@ done
 echo
 echo "== ratios (requests/s: higher is better; cpu_us/req: lower is better)"
 RATIO_LINES=()
-for pair in shardbid/floor shardbid/nginx floor/nginx; do
+for pair in shardbid/floor shardbid/nginx floor/nginx shardbid-pgo/floor-pgo shardbid-pgo/nginx \
+    floor-pgo/nginx shardbid-pgo/shardbid floor-pgo/floor; do
     a=${pair%/*} b=${pair#*/}
     [[ -n ${RPS_MED[$a]:-} && -n ${RPS_MED[$b]:-} ]] || continue
     r=$(awk -v x="${RPS_MED[$a]}" -v y="${RPS_MED[$b]}" 'BEGIN {printf "%.3f", x / y}')
     c=$(awk -v x="${CPU_MED[$a]}" -v y="${CPU_MED[$b]}" 'BEGIN {printf "%.3f", x / y}')
-    printf '%-15s requests/s %6sx   cpu_us/req %6sx\n' "$pair" "$r" "$c"
+    printf '%-23s requests/s %6sx   cpu_us/req %6sx\n' "$pair" "$r" "$c"
     RATIO_LINES+=("RESULT ratio=$pair rps=$r cpu_us=$c")
 done
 
