@@ -21,7 +21,7 @@
 FROM rust:1.95-bookworm AS build
 # A profile from `bash loadtest/pgo-build.sh` at the same commit, as a path in the build
 # context (target/pgo/merged.profdata; .dockerignore lets that one file through), makes
-# this a profile-guided build: 9% less CPU per request in the README's comparison. The
+# this a profile-guided build: 9-21% less CPU per request in the README's comparisons. The
 # profile cannot be made here: training runs the server, and `docker build` does not
 # allow io_uring. Without it, an ordinary release build.
 ARG PGO_PROFILE=""
