@@ -136,23 +136,17 @@ fn check_headers(
             Reply::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
         ));
     }
-    if bad_type {
-        return Err((
+    let unsupported = |why| {
+        Err((
             Outcome::UnsupportedMedia,
-            Reply::text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "content-type must be application/json\n",
-            ),
-        ));
+            Reply::text(StatusCode::UNSUPPORTED_MEDIA_TYPE, why),
+        ))
+    };
+    if bad_type {
+        return unsupported("content-type must be application/json\n");
     }
     if bad_encoding {
-        return Err((
-            Outcome::UnsupportedMedia,
-            Reply::text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported content-encoding\n",
-            ),
-        ));
+        return unsupported("unsupported content-encoding\n");
     }
     Ok(())
 }
