@@ -12,7 +12,8 @@
 //! `cargo bench --bench targeting`; knobs for profiling: `TARGETING_BENCH_SIZES=100000`,
 //! `TARGETING_BENCH_RUNS=1000000`, `TARGETING_BENCH_NO_CRITERION=1`, and
 //! `TARGETING_BENCH_SLOWEST=20` to list the requests with the slowest median time and
-//! what they carry (where the tail comes from).
+//! what they carry (where the tail comes from), and `TARGETING_BENCH_ONLY=419,863` to
+//! time only those requests.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -108,17 +109,23 @@ fn main() {
         .measurement_time(Duration::from_secs(4))
         .configure_from_args();
     let runs: usize = env_or("TARGETING_BENCH_RUNS", 100_000);
-    let bodies = requests(2_000, 7);
-    let reqs: Vec<BidRequest> = bodies
-        .iter()
-        .map(|b| serde_json::from_str(b).expect("generated request"))
-        .collect();
+    let mut bodies = requests(2_000, 7);
     let mut rng = Rng(99);
-    let contexts: Vec<AuctionContext> = (0..reqs.len())
+    let mut contexts: Vec<AuctionContext> = (0..bodies.len())
         .map(|_| AuctionContext {
             exchange: [None, Some(0), Some(1)][rng.below(3)],
             hour_of_week: rng.below(168) as u16,
         })
+        .collect();
+    // Profiling knob: keep only these requests (numbered as `TARGETING_BENCH_SLOWEST` names them).
+    if let Ok(only) = std::env::var("TARGETING_BENCH_ONLY") {
+        let keep: Vec<usize> = only.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+        bodies = keep.iter().filter_map(|&k| bodies.get(k).cloned()).collect();
+        contexts = keep.iter().filter_map(|&k| contexts.get(k).copied()).collect();
+    }
+    let reqs: Vec<BidRequest> = bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("generated request"))
         .collect();
     println!("targeting bench: {} varied one-imp requests", reqs.len());
 
