@@ -8,6 +8,8 @@
 //! lists and the occupancy of the first 64 chunks live in the set itself: most sets a
 //! request touches cost one cache line.
 
+use super::keys::prefetch;
+
 /// Campaigns per chunk.
 pub const CHUNK_BITS: usize = 2048;
 /// 64-bit words per chunk.
@@ -168,6 +170,28 @@ impl Posting {
                     .is_some_and(|line| line.0[w % LINE_WORDS] >> (id % 64) & 1 == 1)
             }
             (_, ids) => ids.unwrap_or(&[]).binary_search(&id).is_ok(),
+        }
+    }
+
+    /// Starts loading this set's members in `chunk` (see [`Posting::or_into`] for
+    /// `cursor`), without waiting for them.
+    #[inline]
+    pub(crate) fn prefetch(&self, chunk: usize, cursor: u32) {
+        if !self.in_chunk(chunk) {
+            return;
+        }
+        match &self.repr {
+            Repr::Dense(bits) => {
+                for line in dense_chunk(bits, chunk).unwrap_or(&[]) {
+                    prefetch(line);
+                }
+            }
+            Repr::Sparse(ids) => {
+                if let Some(id) = ids.get(cursor as usize) {
+                    prefetch(id);
+                }
+            }
+            Repr::Small(_) => {}
         }
     }
 

@@ -30,6 +30,8 @@ pub(crate) struct Scan<'q> {
     /// For the chunk group `group`: the chunks still possible after each stage.
     viable: [u64; STAGES],
     group: usize,
+    /// Terms the last [`Scan::eval`] read, plus one: how many to prefetch for the next.
+    depth: usize,
 }
 
 impl<'q> Scan<'q> {
@@ -45,6 +47,7 @@ impl<'q> Scan<'q> {
             cursors: [0; MAX_IDS],
             viable: [0; STAGES],
             group: usize::MAX,
+            depth: MAX_TERMS,
         }
     }
 
@@ -161,7 +164,22 @@ impl<'q> Scan<'q> {
             self.arrange(*reached);
         }
         let terms = self.q.terms();
+        // The terms below read one line after another, each likely a cache miss: ask for
+        // the chunk's data of as many terms as the last chunk read, and one more, at once.
+        let depth = self.depth.min(self.n);
+        for &i in &self.order[..depth] {
+            if let Some(t) = terms.get(i as usize) {
+                let ids = self.q.ids(t);
+                let cursors = self.cursors.get(t.start as usize..).unwrap_or(&[]);
+                for (&id, &cursor) in ids.iter().zip(cursors) {
+                    ix.posting(id).prefetch(chunk, cursor);
+                }
+            }
+        }
+        let mut read = 0;
         for &i in &self.order[..self.n] {
+            read += 1;
+            self.depth = read + 1;
             let Some(t) = terms.get(i as usize) else {
                 continue;
             };
