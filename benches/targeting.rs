@@ -119,9 +119,18 @@ fn main() {
         .collect();
     // Profiling knob: keep only these requests (numbered as `TARGETING_BENCH_SLOWEST` names them).
     if let Ok(only) = std::env::var("TARGETING_BENCH_ONLY") {
-        let keep: Vec<usize> = only.split(',').filter_map(|s| s.trim().parse().ok()).collect();
-        bodies = keep.iter().filter_map(|&k| bodies.get(k).cloned()).collect();
-        contexts = keep.iter().filter_map(|&k| contexts.get(k).copied()).collect();
+        let keep: Vec<usize> = only
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        bodies = keep
+            .iter()
+            .filter_map(|&k| bodies.get(k).cloned())
+            .collect();
+        contexts = keep
+            .iter()
+            .filter_map(|&k| contexts.get(k).copied())
+            .collect();
     }
     let reqs: Vec<BidRequest> = bodies
         .iter()
@@ -166,12 +175,13 @@ fn main() {
         times.sort_unstable();
         println!(
             "\n{n:>7} campaigns: build {:.0} ms (peak heap {:.1} MiB); one shard's replica {:.1} MiB; \
-             campaign set shared by all replicas {:.1} MiB; bid on {:.1}% of requests",
+             campaign set shared by all replicas {:.1} MiB; bid on {:.1}% of requests; prefetch {}",
             build.as_secs_f64() * 1e3,
             mib(peak),
             mib(replica_bytes),
             mib(set_bytes),
             won as f64 * 100.0 / reqs.len() as f64,
+            if replica.prefetches() { "on" } else { "off" },
         );
         println!(
             "{n:>7} campaigns: per-imp auction over {runs} runs: p50 {:.2} us, p90 {:.2} us, \

@@ -256,7 +256,10 @@ fn compare(seed: u64, campaigns: usize, requests: usize, big_segments: bool) -> 
     .unwrap();
     let s = settings();
     let table = Table::build(&set, &s, 1).unwrap_or_else(|e| panic!("{e:#?}"));
-    let mut bids = Vec::new();
+    // The same table with prefetching the other way: a hint, so the same answers.
+    let mut other = table.clone();
+    other.set_prefetch(!table.prefetches());
+    let (mut bids, mut other_bids) = (Vec::new(), Vec::new());
     let (mut imps, mut won) = (0, 0);
     for n in 0..requests {
         let text = request(&mut r, &segs).to_string();
@@ -267,6 +270,13 @@ fn compare(seed: u64, campaigns: usize, requests: usize, big_segments: bool) -> 
         };
         let (expected, expected_reason) = reference(&set, &s, &req, &ctx);
         let got = auction::run(&table, &req, &ctx, &mut bids);
+        let other_got = auction::run(&other, &req, &ctx, &mut other_bids);
+        assert_eq!(
+            (got.err(), &other_bids),
+            (other_got.err(), &bids),
+            "prefetch {}: seed {seed}, request {n}",
+            other.prefetches()
+        );
         let mut actual: Expected = vec![None; req.imp.len()];
         for b in &bids {
             let c = table.campaign(b.campaign).unwrap();

@@ -86,7 +86,16 @@ pub(crate) struct Index {
     pub cats_all: KeyTable,
     /// Campaigns all of whose creatives carry an attribute (for `battr`).
     pub attrs_all: KeyMap<u32, PostingId>,
+    /// The sets take more memory than stays in a core's caches between requests, so
+    /// matching asks for the lines it will read before reading them (prefetch); for a
+    /// small table that is only extra work.
+    pub cold: bool,
 }
+
+/// Posting-set bytes from which an index counts as [`Index::cold`]: more than a core's
+/// L2 cache holds. Measured with the targeting bench: prefetching costs 0.7 µs per imp
+/// at 1,000 campaigns (0.5 MiB of sets) and saves 0.5-2 µs from 10,000 (3 MiB).
+const COLD_FROM: usize = 1 << 20;
 
 impl Index {
     /// Indexes `campaigns` (in price order). `seats[i]` is campaign i's resolved seat,
@@ -280,7 +289,7 @@ impl Index {
             |pool: &mut Pool, lists: &[Vec<u32>; 2]| lists.each_ref().map(|l| pool.add(l));
         let video_any = by_secure(&mut pool, &video_any);
         let native = by_secure(&mut pool, &native);
-        Index {
+        let mut index = Index {
             active: (active.len() < n).then(|| pool.add(&active)),
             test_ok: (test_ok.len() < n).then(|| pool.add(&test_ok)),
             exchanges,
@@ -314,7 +323,11 @@ impl Index {
             attrs_all: attrs_all.finish(&mut pool),
             chunks,
             pool: pool.sets,
-        }
+            cold: false,
+        };
+        let bytes: usize = index.pool.iter().map(Posting::bytes).sum();
+        index.cold = bytes >= COLD_FROM;
+        index
     }
 
     /// The set behind an id (the empty set for an unknown id).

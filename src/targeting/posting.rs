@@ -156,6 +156,16 @@ impl Posting {
         }
     }
 
+    /// Bytes the set takes, its header included.
+    pub(crate) fn bytes(&self) -> usize {
+        let data = match &self.repr {
+            Repr::Dense(bits) => std::mem::size_of_val(&**bits),
+            Repr::Sparse(ids) => std::mem::size_of_val(&**ids),
+            Repr::Small(_) => 0,
+        };
+        std::mem::size_of::<Posting>() + data + std::mem::size_of_val(&*self.more_occupancy)
+    }
+
     /// Number of campaigns in the set.
     pub(crate) fn count(&self) -> u32 {
         self.count

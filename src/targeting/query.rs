@@ -138,7 +138,9 @@ impl Query {
         let mut lower = Lower::new();
         let nm = Stage::NoMatch;
         let at = place(req);
-        prefetch_keys(ix, req, &at);
+        if ix.cold {
+            prefetch_keys(ix, req, &at);
+        }
         // Terms of at most two ids each come first, so they always fit.
         if let Some(a) = ix.active {
             q.term(ix, nm, Op::Union, 0, [a]);
@@ -336,10 +338,13 @@ impl Query {
         self.weigh(ix, self.request_terms);
     }
 
-    /// Sets the weight of terms `from..`: the campaigns a union admits at most. Done
-    /// after all terms are built, so that the sets' headers, prefetched as each was
-    /// added, are read together rather than one cache miss at a time.
+    /// For a cold index, sets the weight of terms `from..`: the campaigns a union
+    /// admits at most. Done after all terms are built, so that the sets' headers,
+    /// prefetched as each was added, are read together rather than one miss at a time.
     fn weigh(&mut self, ix: &Index, from: usize) {
+        if !ix.cold {
+            return;
+        }
         let n = self.n_terms;
         for t in self.terms.get_mut(from..n).unwrap_or(&mut []) {
             if t.op == Op::Union {
@@ -372,6 +377,7 @@ impl Query {
             stage,
             op,
             start,
+            weight: 0,
             overflow: false,
         }
     }
@@ -495,6 +501,8 @@ struct Building<'q> {
     stage: Stage,
     op: Op,
     start: usize,
+    /// The union's weight so far, unless the index is cold ([`Query::weigh`]).
+    weight: u64,
     overflow: bool,
 }
 
@@ -507,9 +515,13 @@ impl Building<'_> {
             Some(slot) => {
                 *slot = id;
                 self.q.n_ids += 1;
-                // Its header is read by `Query::weigh` and by the scan: start loading
-                // it now, alongside the other sets' headers.
-                prefetch(ix.posting(id));
+                if ix.cold {
+                    // Its header is read by `Query::weigh` and by the scan: start
+                    // loading it now, alongside the other sets' headers.
+                    prefetch(ix.posting(id));
+                } else {
+                    self.weight += ix.posting(id).count() as u64;
+                }
             }
             None => self.overflow = true,
         }
@@ -538,8 +550,10 @@ impl Building<'_> {
         q.terms[q.n_terms] = Term {
             stage: self.stage,
             op: self.op,
-            // Set by `Query::weigh` once the sets' headers have arrived.
-            weight: 0,
+            weight: match self.op {
+                Op::Union => self.weight.min(u32::MAX as u64) as u32,
+                Op::Subtract => 0,
+            },
             start,
             len,
         };

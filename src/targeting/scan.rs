@@ -166,7 +166,7 @@ impl<'q> Scan<'q> {
         let terms = self.q.terms();
         // The terms below read one line after another, each likely a cache miss: ask for
         // the chunk's data of as many terms as the last chunk read, and one more, at once.
-        let depth = self.depth.min(self.n);
+        let depth = if ix.cold { self.depth.min(self.n) } else { 0 };
         for &i in &self.order[..depth] {
             if let Some(t) = terms.get(i as usize) {
                 let ids = self.q.ids(t);

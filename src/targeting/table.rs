@@ -210,6 +210,19 @@ impl Table {
         self.version
     }
 
+    /// Whether matching prefetches the index's memory: chosen at build, on when the
+    /// posting sets outgrow a core's L2 cache.
+    pub fn prefetches(&self) -> bool {
+        self.index.cold
+    }
+
+    /// Overrides [`Table::prefetches`]. Answers never depend on it; tests use this to
+    /// check that.
+    #[doc(hidden)]
+    pub fn set_prefetch(&mut self, on: bool) {
+        self.index.cold = on;
+    }
+
     /// Number of campaigns loaded, active or not.
     pub fn campaign_count(&self) -> usize {
         self.set.campaigns.len()
