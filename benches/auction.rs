@@ -4,7 +4,7 @@
 //!
 //! `cargo bench --bench auction`. For instruction counts, `AUCTION_BENCH_RUNS=N` skips
 //! criterion and runs every fixture N times (auction and encoding), e.g. under
-//! `valgrind --tool=callgrind`.
+//! `valgrind --tool=callgrind`; `AUCTION_BENCH_ONLY=simple-banner` runs that one only.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -35,9 +35,17 @@ fn main() {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
     {
+        // `AUCTION_BENCH_ONLY=simple-banner`: that fixture alone.
+        let only = std::env::var("AUCTION_BENCH_ONLY").ok();
+        let reqs: Vec<&BidRequest> = names
+            .iter()
+            .zip(&reqs)
+            .filter(|(n, _)| only.as_ref().is_none_or(|o| *n == o))
+            .map(|(_, r)| r)
+            .collect();
         let (mut bids, mut out) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            for req in &reqs {
+            for &req in &reqs {
                 if let Ok(cur) = auction::run(&table, req, &ctx, &mut bids) {
                     write_response(req, &table, &bids, cur, &mut out);
                 }
