@@ -166,9 +166,8 @@ impl KeyTable {
         }
     }
 
-    /// Starts loading the slot where a lookup of `key` begins, without waiting for it:
-    /// a request's long lists (segments, `badv`, `bcat`) are looked up in parallel
-    /// rather than one cache miss after another.
+    /// Starts loading the slot where a lookup of `key` begins, without waiting for it,
+    /// so that a request's lookups miss the cache together rather than one by one.
     #[inline]
     pub(crate) fn prefetch(&self, key: &str) {
         let mask = self.slots.len().wrapping_sub(1);

@@ -345,15 +345,17 @@ impl Query {
         if !ix.cold {
             return;
         }
-        let n = self.n_terms;
-        for t in self.terms.get_mut(from..n).unwrap_or(&mut []) {
+        for k in from..self.n_terms {
+            let Some(&t) = self.terms.get(k) else { break };
             if t.op == Op::Union {
-                let ids = self
-                    .ids
-                    .get(t.start as usize..(t.start + t.len) as usize)
-                    .unwrap_or(&[]);
-                let sum: u64 = ids.iter().map(|&id| ix.posting(id).count() as u64).sum();
-                t.weight = sum.min(u32::MAX as u64) as u32;
+                let sum: u64 = self
+                    .ids(&t)
+                    .iter()
+                    .map(|&id| ix.posting(id).count() as u64)
+                    .sum();
+                if let Some(t) = self.terms.get_mut(k) {
+                    t.weight = sum.min(u32::MAX as u64) as u32;
+                }
             }
         }
     }
@@ -438,8 +440,9 @@ impl Query {
     }
 }
 
-/// Starts loading the first slot of every key lookup [`Query::resolve`] makes, in the
-/// same normal form, so that their cache misses overlap instead of following one
+/// Starts loading the first slot of the key lookups [`Query::resolve`] makes for the
+/// request's values (in the same normal form; a domain's parents and a few rarer
+/// lookups are left out), so that their cache misses overlap instead of following one
 /// another. A hint only: a lookup it misses or gets wrong costs a wasted load.
 fn prefetch_keys(ix: &Index, req: &BidRequest<'_>, at: &Place<'_>) {
     let mut lower = Lower::new();
