@@ -226,7 +226,7 @@ fn bid_imp(
         return Err(Stage::NoMatch);
     }
     let mut scan = Scan::new(query);
-    scan.start();
+    scan.start(ix);
     let mut reached = Stage::NoMatch;
     let mut best: Option<Win> = None;
     let mut acc: Mask = [0; CHUNK_WORDS];

@@ -90,6 +90,10 @@ pub(crate) struct Index {
     /// matching asks for the lines it will read before reading them (prefetch); for a
     /// small table that is only extra work.
     pub cold: bool,
+    /// For a table of at most 64 campaigns, every set's members as one word (by
+    /// posting id): matching is then a few word operations per term
+    /// ([`Scan::eval`](super::scan::Scan::eval)), with no chunk walk.
+    pub words: Option<Box<[u64]>>,
 }
 
 /// Posting-set bytes from which an index counts as [`Index::cold`]: more than a core's
@@ -324,9 +328,13 @@ impl Index {
             chunks,
             pool: pool.sets,
             cold: false,
+            words: None,
         };
         let bytes: usize = index.pool.iter().map(Posting::bytes).sum();
         index.cold = bytes >= COLD_FROM;
+        if n <= 64 {
+            index.words = Some(index.pool.iter().map(Posting::first_word).collect());
+        }
         index
     }
 

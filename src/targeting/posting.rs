@@ -156,6 +156,18 @@ impl Posting {
         }
     }
 
+    /// Members among campaigns 0..64, one bit each (bit `i`: campaign `i`).
+    pub(crate) fn first_word(&self) -> u64 {
+        match (&self.repr, self.list()) {
+            (Repr::Dense(bits), _) => bits.first().map_or(0, |line| line.0[0]),
+            (_, ids) => ids
+                .unwrap_or(&[])
+                .iter()
+                .take_while(|&&id| id < 64)
+                .fold(0, |m, &id| m | 1 << id),
+        }
+    }
+
     /// Bytes the set takes, its header included.
     pub(crate) fn bytes(&self) -> usize {
         let data = match &self.repr {

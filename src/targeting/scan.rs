@@ -51,9 +51,12 @@ impl<'q> Scan<'q> {
         }
     }
 
-    /// Arranges the terms for a scan that has seen nothing yet.
-    pub(crate) fn start(&mut self) {
-        self.arrange(Stage::NoMatch);
+    /// Arranges the terms for a scan that has seen nothing yet (a one-word table needs
+    /// no arrangement, see [`Scan::eval_word`]).
+    pub(crate) fn start(&mut self, ix: &Index) {
+        if ix.words.is_none() {
+            self.arrange(Stage::NoMatch);
+        }
     }
 
     /// Orders the terms for a scan that has already seen a campaign get as far as
@@ -95,6 +98,9 @@ impl<'q> Scan<'q> {
     /// which it must come out empty is no later than `reached`.
     #[inline]
     pub(crate) fn skip(&mut self, ix: &Index, chunk: usize, reached: Stage) -> bool {
+        if ix.words.is_some() {
+            return false;
+        }
         let group = chunk / 64;
         if group != self.group {
             self.plan(ix, group);
@@ -145,6 +151,9 @@ impl<'q> Scan<'q> {
         acc: &mut Mask,
         reached: &mut Stage,
     ) -> bool {
+        if let Some(words) = ix.words.as_deref() {
+            return self.eval_word(words, acc, reached);
+        }
         *acc = [u64::MAX; CHUNK_WORDS];
         let rem = self.q.campaigns.saturating_sub(chunk * CHUNK_BITS);
         if rem < CHUNK_BITS {
@@ -221,5 +230,49 @@ impl<'q> Scan<'q> {
             }
         }
         true
+    }
+
+    /// [`Scan::eval`] for a table of at most 64 campaigns, one chunk whose every set is
+    /// one word (`words`, by posting id). Terms go in stage order; within a stage their
+    /// order changes neither the candidates nor the stage of what they remove, so
+    /// nothing is sorted.
+    fn eval_word(&self, words: &[u64], acc: &mut Mask, reached: &mut Stage) -> bool {
+        *acc = [0; CHUNK_WORDS];
+        let mut m = match self.q.campaigns {
+            0 => 0,
+            n @ 1..64 => (1u64 << n) - 1,
+            _ => u64::MAX,
+        };
+        let terms = self.q.terms();
+        // Which terms each stage has, one bit per term.
+        let mut by_stage = [0u64; STAGES];
+        for (i, t) in terms.iter().enumerate() {
+            by_stage[t.stage as usize] |= 1 << i;
+        }
+        // A degraded query keeps only its no-match terms (see `arrange`).
+        let stages = if self.q.degraded { 1 } else { STAGES };
+        for (&stage, &members) in Stage::ALL.iter().zip(&by_stage).take(stages) {
+            let mut bits = members;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let Some(t) = terms.get(i) else { break };
+                let ids = self.q.ids(t).iter();
+                let any = ids.fold(0, |a, &id| a | words.get(id as usize).copied().unwrap_or(0));
+                let next = match t.op {
+                    Op::Union => m & any,
+                    Op::Subtract => m & !any,
+                };
+                if next != m {
+                    *reached = (*reached).max(stage);
+                }
+                m = next;
+                if m == 0 {
+                    return false;
+                }
+            }
+        }
+        acc[0] = m;
+        m != 0
     }
 }
