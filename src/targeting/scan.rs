@@ -185,10 +185,9 @@ impl<'q> Scan<'q> {
                 }
             }
         }
-        let mut read = 0;
-        for &i in &self.order[..self.n] {
-            read += 1;
-            self.depth = read + 1;
+        for (k, &i) in self.order[..self.n].iter().enumerate() {
+            // Terms read so far (k + 1), plus one.
+            self.depth = k + 2;
             let Some(t) = terms.get(i as usize) else {
                 continue;
             };
