@@ -6,7 +6,10 @@
 //! measures it as a whole, allocations included. Pure code: no runtime, no I/O; the
 //! caller supplies the clock as the `in_time` check.
 
-use bytes::{Bytes, BytesMut};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bytes::Buf;
 
 use crate::auction::{self, AuctionContext, Bid, NoBidReason};
 use crate::metrics::Outcome;
@@ -36,20 +39,20 @@ impl Answer {
     }
 }
 
-/// Capacity of the response-body buffer: many in-flight responses fit before it has
-/// to reclaim or grow.
-const RESPONSE_BUFFER: usize = 256 * 1024;
+/// Response buffers kept for reuse; more than this many in flight at once are freed
+/// when they come back.
+const POOL: usize = 64;
+/// A response buffer that grew past this is freed rather than kept.
+const KEEP: usize = 64 * 1024;
 
 /// The per-request scratch space a shard reuses: the decoder's buffers, the bid list,
-/// the encoder's buffer and the response bodies handed to the HTTP layer.
+/// and the encoder's buffer, which leaves as the response body ([`Scratch::take_out`]).
 pub struct Scratch {
     pub decoder: Decoder,
     pub bids: Vec<Bid>,
     pub out: Vec<u8>,
-    /// Response bodies are split off this buffer; once the HTTP layer has written and
-    /// dropped them, `reserve` reclaims the same allocation: steady state allocates
-    /// nothing.
-    bodies: BytesMut,
+    /// Buffers handed back by written responses, for `out` to continue with.
+    spare: Rc<RefCell<Vec<Vec<u8>>>>,
 }
 
 impl Default for Scratch {
@@ -58,17 +61,63 @@ impl Default for Scratch {
             decoder: Decoder::new(),
             bids: Vec::new(),
             out: Vec::new(),
-            bodies: BytesMut::with_capacity(RESPONSE_BUFFER),
+            spare: Rc::default(),
         }
     }
 }
 
 impl Scratch {
-    /// Hands the encoded response in `out` over as `Bytes` without allocating.
-    pub fn freeze_out(&mut self) -> Bytes {
-        self.bodies.reserve(self.out.len());
-        self.bodies.extend_from_slice(&self.out);
-        self.bodies.split().freeze()
+    /// Hands the encoded response in `out` over as a body without copying it: `out`
+    /// continues with a spare buffer, and the body's buffer becomes a spare again once
+    /// the HTTP layer has written and dropped it. Steady state allocates nothing, and
+    /// nothing is counted atomically (a shared `Bytes` would be).
+    pub fn take_out(&mut self) -> OutBody {
+        let next = self.spare.borrow_mut().pop().unwrap_or_default();
+        OutBody {
+            buf: std::mem::replace(&mut self.out, next),
+            pos: 0,
+            home: self.spare.clone(),
+        }
+    }
+}
+
+/// An encoded response on its way out; returns its buffer to the shard when dropped.
+pub struct OutBody {
+    buf: Vec<u8>,
+    /// How much of `buf` the writer has consumed.
+    pos: usize,
+    home: Rc<RefCell<Vec<Vec<u8>>>>,
+}
+
+impl OutBody {
+    pub fn as_slice(&self) -> &[u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+}
+
+impl Buf for OutBody {
+    fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.as_slice()
+    }
+
+    fn advance(&mut self, n: usize) {
+        debug_assert!(n <= self.remaining(), "advance past the end of the body");
+        self.pos = self.pos.saturating_add(n).min(self.buf.len());
+    }
+}
+
+impl Drop for OutBody {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut spare = self.home.borrow_mut();
+        if buf.capacity() <= KEEP && spare.len() < POOL {
+            buf.clear();
+            spare.push(buf);
+        }
     }
 }
 
@@ -96,4 +145,40 @@ pub fn process(
         return Answer::Late;
     }
     Answer::Bid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_buffers_go_round_without_copies_or_allocations() {
+        let mut s = Scratch::default();
+        s.out.extend_from_slice(b"{\"id\":\"1\"}");
+        let first = s.out.as_ptr();
+        let mut body = s.take_out();
+        assert_eq!(body.as_slice(), b"{\"id\":\"1\"}");
+        assert_eq!(body.as_slice().as_ptr(), first, "the encoder's buffer, not a copy");
+        assert!(s.out.is_empty());
+        body.advance(6);
+        assert_eq!((body.remaining(), body.chunk()), (4, &b"\"1\"}"[..]));
+        body.advance(4);
+        assert_eq!(body.remaining(), 0);
+        drop(body);
+
+        // The written body's buffer is what the encoder gets next, emptied.
+        s.out.extend_from_slice(b"x");
+        let second = s.take_out();
+        assert_eq!(second.as_slice(), b"x");
+        assert_eq!(s.out.as_ptr(), first);
+        assert!(s.out.is_empty());
+    }
+
+    #[test]
+    fn oversized_response_buffers_are_not_kept() {
+        let mut s = Scratch::default();
+        s.out.resize(KEEP + 1, b' ');
+        drop(s.take_out());
+        assert!(s.spare.borrow().is_empty());
+    }
 }

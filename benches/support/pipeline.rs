@@ -62,7 +62,7 @@ pub fn run(
     };
     let answer = pipeline::process(scratch, table, buf, &ctx, |_| true);
     let sent = match answer {
-        Answer::Bid => scratch.freeze_out().len(),
+        Answer::Bid => scratch.take_out().as_slice().len(),
         _ => 0,
     };
     (answer, sent)

@@ -22,7 +22,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use super::{Body, JSON, TEXT};
+use super::{Body, Chunk, JSON, TEXT};
 use crate::auction::AuctionContext;
 use crate::metrics::Outcome;
 use crate::openrtb::DecodeError;
@@ -36,7 +36,7 @@ const OPENRTB_VERSION: HeaderName = HeaderName::from_static("x-openrtb-version")
 struct Reply {
     status: StatusCode,
     content_type: Option<HeaderValue>,
-    body: Bytes,
+    body: Chunk,
 }
 
 impl Reply {
@@ -44,7 +44,7 @@ impl Reply {
         Reply {
             status,
             content_type: Some(TEXT),
-            body: Bytes::from_static(body.as_bytes()),
+            body: Chunk::Bytes(Bytes::from_static(body.as_bytes())),
         }
     }
 
@@ -52,7 +52,7 @@ impl Reply {
         Reply {
             status,
             content_type: None,
-            body: Bytes::new(),
+            body: Chunk::Bytes(Bytes::new()),
         }
     }
 }
@@ -214,7 +214,7 @@ fn bid(
         Answer::Bid => Reply {
             status: StatusCode::OK,
             content_type: Some(JSON),
-            body: scratch.freeze_out(),
+            body: Chunk::Out(scratch.take_out()),
         },
         Answer::NoBid(_) | Answer::Late => Reply::empty(StatusCode::NO_CONTENT),
         Answer::Bad(e) => bad_request(e),

@@ -7,12 +7,52 @@ pub mod compat;
 pub mod outbox;
 pub mod router;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
-pub type Body = Full<Bytes>;
+use crate::pipeline::OutBody;
+
+/// Every response body of the traffic and admin listeners: one chunk, whose length
+/// hyper sends as `Content-Length`.
+pub type Body = Full<Chunk>;
+
+/// A response body's bytes: static or shared [`Bytes`], or a bid response handed over
+/// from the shard's encoder without a copy ([`OutBody`]).
+pub enum Chunk {
+    Bytes(Bytes),
+    Out(OutBody),
+}
+
+impl From<Bytes> for Chunk {
+    fn from(b: Bytes) -> Chunk {
+        Chunk::Bytes(b)
+    }
+}
+
+impl Buf for Chunk {
+    fn remaining(&self) -> usize {
+        match self {
+            Chunk::Bytes(b) => b.remaining(),
+            Chunk::Out(o) => o.remaining(),
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            Chunk::Bytes(b) => b.chunk(),
+            Chunk::Out(o) => o.chunk(),
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            Chunk::Bytes(b) => b.advance(n.min(b.remaining())),
+            Chunk::Out(o) => o.advance(n),
+        }
+    }
+}
 
 pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
 pub const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
@@ -23,7 +63,7 @@ pub fn respond(
     content_type: HeaderValue,
     body: impl Into<Bytes>,
 ) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body.into()));
+    let mut resp = Response::new(Full::new(Chunk::Bytes(body.into())));
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, content_type);
     resp
@@ -36,7 +76,7 @@ pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 
 /// An empty response (204, 405 ...).
 pub fn empty(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(Full::new(Chunk::Bytes(Bytes::new())));
     *resp.status_mut() = status;
     resp
 }
