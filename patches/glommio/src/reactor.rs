@@ -6,7 +6,7 @@
 //!
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::BTreeMap,
     ffi::CString,
     fmt,
@@ -77,6 +77,17 @@ impl SharedChannels {
     }
 }
 
+thread_local! {
+    /// shardbid patch: the instant this thread's reactor last read the clock to run its
+    /// timers (see [`crate::timer::loop_instant`]).
+    static LOOP_INSTANT: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// shardbid patch: see [`crate::timer::loop_instant`].
+pub(crate) fn loop_instant() -> Option<Instant> {
+    LOOP_INSTANT.with(Cell::get)
+}
+
 struct Timers {
     timer_id: u64,
     timers_by_id: AHashMap<u64, Instant>,
@@ -123,6 +134,8 @@ impl Timers {
     /// ready and woke timers.
     fn process_timers(&mut self) -> (Option<Duration>, usize) {
         let now = Instant::now();
+        // shardbid patch: kept for `timer::loop_instant`.
+        LOOP_INSTANT.with(|c| c.set(Some(now)));
 
         // shardbid patch: split only when the earliest timer is due. `split_off`
         // allocates a node for the part it splits off even when nothing is due, and

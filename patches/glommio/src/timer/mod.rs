@@ -11,6 +11,20 @@ pub use timer_impl::{Timer, TimerActionOnce, TimerActionRepeat};
 
 type Result<T> = crate::Result<T, ()>;
 
+/// shardbid patch: the instant at which this thread's executor last read the clock to
+/// run its timers, without reading it again; `None` on a thread whose executor has not
+/// run yet.
+///
+/// The reactor reads it on every loop: when it polls for I/O without sleeping, and
+/// again right after every sleep, before any task it woke runs. So a task sees an
+/// instant no later than now, and no earlier than the start of the executor's current
+/// pass over its ready tasks: a request handler can take it as the time its request
+/// was picked up, and the time the request waited behind others in the same pass
+/// counts towards its age.
+pub fn loop_instant() -> Option<std::time::Instant> {
+    crate::reactor::loop_instant()
+}
+
 /// Sleep for some time.
 ///
 /// ```
