@@ -198,7 +198,7 @@ pub fn render(shards: &[&ShardMetrics], exchanges: &[String], out: &mut String) 
         out,
         "shardbid_bid_duration_seconds",
         "histogram",
-        "Time from request head to response, bid requests.",
+        "Time from when the shard picked the request up to its response, bid requests.",
     );
     let mut cumulative = 0;
     for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {

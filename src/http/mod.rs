@@ -25,12 +25,6 @@ pub enum Chunk {
     Out(OutBody),
 }
 
-impl From<Bytes> for Chunk {
-    fn from(b: Bytes) -> Chunk {
-        Chunk::Bytes(b)
-    }
-}
-
 impl Buf for Chunk {
     fn remaining(&self) -> usize {
         match self {
