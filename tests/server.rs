@@ -235,6 +235,51 @@ fn every_no_bid_reason_is_a_204_and_counted() {
     );
 }
 
+/// A chunked body in several pieces, then bodies with a Content-Length, on one
+/// keep-alive connection: each is read whole and answered, and the connection goes on.
+/// A chunked body over the limit, which no header announces, is refused as it grows.
+#[test]
+fn chunked_and_sized_bodies_share_a_keep_alive_connection() {
+    use std::io::Write;
+
+    let server = Server::start();
+    let body = fixture("simple-banner.json");
+    let expected = server.bid(&body);
+    assert_eq!(expected.status, 200);
+
+    let chunked = |conn: &mut common::Conn, pieces: &[&[u8]]| {
+        let mut req = b"POST /openrtb2/bid HTTP/1.1\r\nhost: test\r\n\
+            content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_vec();
+        for piece in pieces {
+            req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            req.extend_from_slice(piece);
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        conn.stream.write_all(&req).expect("write");
+        conn.read_response()
+    };
+
+    let mut c = server.conn();
+    for _ in 0..3 {
+        let (a, rest) = body.split_at(100);
+        let (b, d) = rest.split_at(250);
+        let r = chunked(&mut c, &[a, b, d]).expect("answer to a chunked body");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["id"], expected.json()["id"]);
+        let r = c.post("/openrtb2/bid", &body);
+        assert_eq!(r.status, 200, "a sized body after a chunked one");
+        assert_eq!(r.json()["seatbid"], expected.json()["seatbid"]);
+    }
+
+    let piece = vec![b' '; 64 * 1024];
+    let pieces: Vec<&[u8]> = (0..5).map(|_| &piece[..]).collect();
+    let r = chunked(&mut server.conn(), &pieces);
+    assert_eq!(r.map(|r| r.status), Some(413));
+    assert_eq!(server.conn().get("/healthz").status, 200);
+}
+
 #[test]
 fn error_statuses() {
     let server = Server::start();

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 
 use super::{Body, Chunk, JSON, TEXT};
 use crate::auction::AuctionContext;
@@ -176,9 +176,13 @@ fn is_json(ct: &HeaderValue) -> bool {
 }
 
 /// Reads the whole body into `buf`, enforcing the size limit as it goes (a chunked
-/// body has no Content-Length to check up front).
+/// body has no Content-Length to check up front). A body with a Content-Length ends
+/// with its last byte: no further poll of hyper's body channel just to learn that.
 async fn read_body(mut incoming: Incoming, buf: &mut Vec<u8>, max: usize) -> Result<(), Rejected> {
-    while let Some(frame) = incoming.frame().await {
+    while !incoming.is_end_stream() {
+        let Some(frame) = incoming.frame().await else {
+            break;
+        };
         let frame = frame.map_err(|_| {
             (
                 Outcome::BadRequest,
