@@ -39,31 +39,42 @@ impl Answer {
     }
 }
 
-/// Response buffers kept for reuse; more than this many in flight at once are freed
-/// when they come back.
-const POOL: usize = 64;
-/// A response buffer that grew past this is freed rather than kept.
-const KEEP: usize = 64 * 1024;
+/// Byte buffers kept for reuse (request and response bodies): taken empty with the
+/// capacity of earlier use, given back when done. Steady state allocates nothing.
+#[derive(Default)]
+pub struct BufPool(RefCell<Vec<Vec<u8>>>);
+
+impl BufPool {
+    /// Buffers kept; more than this many in flight at once are freed when they come back.
+    const POOL: usize = 64;
+    /// A buffer that grew past this is freed rather than kept, so that one huge body
+    /// does not pin memory for good.
+    const KEEP: usize = 64 * 1024;
+
+    /// An empty buffer, from the pool if it has one.
+    pub fn take(&self) -> Vec<u8> {
+        self.0.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Gives a buffer back, emptied.
+    pub fn put(&self, mut buf: Vec<u8>) {
+        let mut pool = self.0.borrow_mut();
+        if buf.capacity() <= Self::KEEP && pool.len() < Self::POOL {
+            buf.clear();
+            pool.push(buf);
+        }
+    }
+}
 
 /// The per-request scratch space a shard reuses: the decoder's buffers, the bid list,
 /// and the encoder's buffer, which leaves as the response body ([`Scratch::take_out`]).
+#[derive(Default)]
 pub struct Scratch {
     pub decoder: Decoder,
     pub bids: Vec<Bid>,
     pub out: Vec<u8>,
     /// Buffers handed back by written responses, for `out` to continue with.
-    spare: Rc<RefCell<Vec<Vec<u8>>>>,
-}
-
-impl Default for Scratch {
-    fn default() -> Self {
-        Scratch {
-            decoder: Decoder::new(),
-            bids: Vec::new(),
-            out: Vec::new(),
-            spare: Rc::default(),
-        }
-    }
+    spare: Rc<BufPool>,
 }
 
 impl Scratch {
@@ -72,9 +83,8 @@ impl Scratch {
     /// the HTTP layer has written and dropped it. Steady state allocates nothing, and
     /// nothing is counted atomically (a shared `Bytes` would be).
     pub fn take_out(&mut self) -> OutBody {
-        let next = self.spare.borrow_mut().pop().unwrap_or_default();
         OutBody {
-            buf: std::mem::replace(&mut self.out, next),
+            buf: std::mem::replace(&mut self.out, self.spare.take()),
             pos: 0,
             home: self.spare.clone(),
         }
@@ -86,7 +96,7 @@ pub struct OutBody {
     buf: Vec<u8>,
     /// How much of `buf` the writer has consumed.
     pos: usize,
-    home: Rc<RefCell<Vec<Vec<u8>>>>,
+    home: Rc<BufPool>,
 }
 
 impl OutBody {
@@ -112,12 +122,7 @@ impl Buf for OutBody {
 
 impl Drop for OutBody {
     fn drop(&mut self) {
-        let mut buf = std::mem::take(&mut self.buf);
-        let mut spare = self.home.borrow_mut();
-        if buf.capacity() <= KEEP && spare.len() < POOL {
-            buf.clear();
-            spare.push(buf);
-        }
+        self.home.put(std::mem::take(&mut self.buf));
     }
 }
 
@@ -158,7 +163,11 @@ mod tests {
         let first = s.out.as_ptr();
         let mut body = s.take_out();
         assert_eq!(body.as_slice(), b"{\"id\":\"1\"}");
-        assert_eq!(body.as_slice().as_ptr(), first, "the encoder's buffer, not a copy");
+        assert_eq!(
+            body.as_slice().as_ptr(),
+            first,
+            "the encoder's buffer, not a copy"
+        );
         assert!(s.out.is_empty());
         body.advance(6);
         assert_eq!((body.remaining(), body.chunk()), (4, &b"\"1\"}"[..]));
@@ -177,8 +186,8 @@ mod tests {
     #[test]
     fn oversized_response_buffers_are_not_kept() {
         let mut s = Scratch::default();
-        s.out.resize(KEEP + 1, b' ');
+        s.out.resize(BufPool::KEEP + 1, b' ');
         drop(s.take_out());
-        assert!(s.spare.borrow().is_empty());
+        assert!(s.spare.0.borrow().is_empty());
     }
 }

@@ -9,7 +9,11 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 #[test]
 fn the_loop_instant_is_read_again_after_every_sleep() {
-    assert_eq!(glommio::timer::loop_instant(), None, "no executor on this thread");
+    assert_eq!(
+        glommio::timer::loop_instant(),
+        None,
+        "no executor on this thread"
+    );
     let handle = LocalExecutorBuilder::new(Placement::Unbound)
         .io_memory(256 << 10)
         .spawn(|| async {

@@ -20,7 +20,7 @@ use tracing::{debug, info};
 
 use crate::config::Config;
 use crate::metrics::ShardMetrics;
-use crate::pipeline::Scratch;
+use crate::pipeline::{BufPool, Scratch};
 use crate::targeting::Table;
 use conns::Conns;
 
@@ -115,7 +115,7 @@ pub struct Shard {
     table: RefCell<Rc<Table>>,
     /// Request bodies: a small pool, since bodies of several connections can be in
     /// flight at once while they are read.
-    bodies: RefCell<Vec<Vec<u8>>>,
+    bodies: BufPool,
     scratch: RefCell<Scratch>,
     stopped: Cell<bool>,
     /// Hour of the week, refreshed by housekeeping so requests need no clock read.
@@ -139,7 +139,7 @@ impl Shard {
             metrics,
             conns: Conns::default(),
             table: RefCell::new(Rc::new(table)),
-            bodies: RefCell::new(Vec::new()),
+            bodies: BufPool::default(),
             scratch: RefCell::new(Scratch::default()),
             stopped: Cell::new(false),
             hour: Cell::new(hour_of_week(SystemTime::now())),
@@ -159,19 +159,12 @@ impl Shard {
 
     /// Takes a body buffer from the pool (empty, with capacity from earlier use).
     pub fn take_body(&self) -> Vec<u8> {
-        self.bodies.borrow_mut().pop().unwrap_or_default()
+        self.bodies.take()
     }
 
-    /// Returns a body buffer to the pool. Buffers that grew unusually large are dropped
-    /// so that one huge body does not pin memory forever.
-    pub fn put_body(&self, mut body: Vec<u8>) {
-        const KEEP: usize = 64 * 1024;
-        const POOL: usize = 64;
-        body.clear();
-        let mut pool = self.bodies.borrow_mut();
-        if body.capacity() <= KEEP && pool.len() < POOL {
-            pool.push(body);
-        }
+    /// Returns a body buffer to the pool (see [`BufPool::put`]).
+    pub fn put_body(&self, body: Vec<u8>) {
+        self.bodies.put(body);
     }
 
     /// The reusable scratch space. The borrow must not be held across an `.await`.
