@@ -42,13 +42,22 @@
 //! The serde derives in `request.rs` remain the reference: property tests and the fuzz
 //! target check that this reader and `serde_json` read every body the same way.
 
+mod cursor;
 mod model;
-mod tape;
+mod scan;
 
-use simd_json::{Buffers, Tape};
-
-use self::tape::{Cursor, Malformed};
+use self::cursor::Cursor;
 use super::request::BidRequest;
+
+/// The body is not JSON, or not of the shape the model expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Malformed;
+
+impl From<crate::openrtb::lenient::BadNumber> for Malformed {
+    fn from(_: crate::openrtb::lenient::BadNumber) -> Self {
+        Malformed
+    }
+}
 
 /// Why a body is not a bid request. Maps to 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,47 +90,34 @@ impl std::error::Error for DecodeError {}
 /// Deepest nesting accepted, as serde_json's default recursion limit.
 const MAX_DEPTH: usize = 128;
 
-/// Spare bytes a body needs after its JSON for the SIMD scan (see [`Decoder::decode`]).
-pub const PADDING: usize = simd_json::INPUT_PADDING;
+/// Spare bytes the decoder appends to a body, as spaces, so that the scan can read
+/// whole 64-byte blocks (see [`Decoder::decode`]).
+pub const PADDING: usize = 64;
 
-/// Body size the buffers are first sized for; they grow to the largest body seen.
-const INITIAL_BODY: usize = 4096;
-
-/// A per-shard decoder that keeps its scratch buffers between requests: after the first
+/// A per-shard decoder that keeps its token buffer between requests: after the first
 /// few requests, decoding allocates nothing but the request's own `Vec`s. Nothing of one
 /// request outlives it: each call reads only the body it is given, so a body buffer
 /// reused from request to request (or one that failed to decode) cannot leak into the next.
+#[derive(Default)]
 pub struct Decoder {
-    buffers: Buffers,
-    /// The tape's allocation, empty between requests ([`Tape::reset`] hands it over
-    /// from one body's lifetime to the next).
-    tape: Tape<'static>,
-}
-
-impl Default for Decoder {
-    fn default() -> Self {
-        Decoder::new()
-    }
+    /// Where each token of the body being decoded starts; empty between requests in
+    /// all but its allocation.
+    tokens: Vec<u32>,
 }
 
 impl Decoder {
-    /// A decoder with buffers sized for a typical body.
+    /// A decoder; its buffer grows to the largest body seen.
     pub fn new() -> Self {
-        Decoder {
-            buffers: Buffers::with_max_depth(INITIAL_BODY, MAX_DEPTH),
-            tape: Tape(Vec::with_capacity(INITIAL_BODY / 4)),
-        }
+        Decoder::default()
     }
 
-    /// Decodes `body` in place and validates it. The body's bytes are rewritten where
-    /// strings had escapes, so after this call the body is no longer the JSON that was
+    /// Decodes `body` in place and validates it. Strings with escapes are unescaped
+    /// where they lie, so after this call the body is no longer the JSON that was
     /// received; every string of the request borrows from it.
     ///
-    /// The SIMD scan reads up to [`PADDING`] bytes past the end of the JSON, so `body`
-    /// gets that many spaces appended (JSON whitespace: the document is unchanged).
-    /// Parsing then works on the body itself instead of on a padded copy of it. A
-    /// buffer reused between requests keeps its capacity, so this allocates only the
-    /// first time.
+    /// The scan reads whole 64-byte blocks, so `body` gets [`PADDING`] spaces appended
+    /// (JSON whitespace: the document is unchanged). A buffer reused between requests
+    /// keeps its capacity, so this allocates only the first time.
     pub fn decode<'a>(&mut self, body: &'a mut Vec<u8>) -> Result<BidRequest<'a>, DecodeError> {
         let mut req = BidRequest::default();
         self.decode_into(body, &mut req)?;
@@ -138,13 +134,9 @@ impl Decoder {
     ) -> Result<(), DecodeError> {
         let len = body.len();
         body.resize(len + PADDING, b' ');
-        let mut nodes = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
-        let read = match simd_json::fill_tape_padded(body, len, &mut self.buffers, &mut nodes) {
-            Ok(()) => model::request(&mut Cursor::new(&nodes.0), req),
-            Err(_) => Err(Malformed),
-        };
-        self.tape = nodes.reset();
-        read.map_err(|_| DecodeError::Syntax)?;
+        let scanned = scan::tokens(body, len, &mut self.tokens).map_err(|_| DecodeError::Syntax)?;
+        let mut cursor = Cursor::new(&self.tokens, &mut body[..], scanned.escapes);
+        model::request(&mut cursor, req).map_err(|_| DecodeError::Syntax)?;
         req.validate().map_err(|_| DecodeError::Invalid)
     }
 }
@@ -154,20 +146,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tape_allocation_is_kept_between_requests() {
+    fn token_buffer_is_kept_between_requests() {
         let mut d = Decoder::new();
         let mut body = br#"{"id":"1","imp":[{"id":"1"}],"ext":{"a":[1,2,3]}}"#.to_vec();
         assert!(d.decode(&mut body).is_ok());
-        let ptr = d.tape.0.as_ptr();
-        let cap = d.tape.0.capacity();
+        let ptr = d.tokens.as_ptr();
+        let cap = d.tokens.capacity();
         assert!(cap > 0);
         let mut body = br#"{"id":"2","imp":[{"id":"1"}]}"#.to_vec();
         assert!(d.decode(&mut body).is_ok());
-        assert_eq!((d.tape.0.as_ptr(), d.tape.0.capacity()), (ptr, cap));
+        assert_eq!((d.tokens.as_ptr(), d.tokens.capacity()), (ptr, cap));
     }
 
     #[test]
-    fn skips_nested_unknown_values_by_count() {
+    fn skips_nested_unknown_values() {
         let mut d = Decoder::new();
         let mut body = br#"{"ext":{"a":{"b":[1,{"id":"x"}]},"imp":[]},"id":"r",
             "source":[[],{}],"imp":[{"ext":{"id":"no"},"id":"i"}],"tmax":"90"}"#

@@ -5,7 +5,8 @@
 //! One difference, on purpose: serde's derives also accept a JSON array in place of an
 //! object (fields by position), which no exchange sends; here that is an error.
 
-use super::tape::{Cursor, Malformed, Read};
+use super::cursor::{Cursor, Read};
+use super::Malformed;
 use crate::openrtb::request::{
     App, Banner, BidRequest, Data, Deal, Device, Format, Geo, Imp, List, Native, Pmp, Publisher,
     Segment, Site, User, Video, DEFAULT_AT,
@@ -36,21 +37,15 @@ macro_rules! fields {
     }};
 }
 
-/// A list the decoder can size up front and fill in place: `Vec` or the model's inline
-/// [`List`].
-trait Reserve<T> {
-    /// Empties the list and makes room for `n` elements, where it lies (a `List` holds
-    /// its first elements inline: building a new one and moving it in copied them).
-    fn reset(&mut self, n: usize);
+/// A list the decoder fills in place: `Vec` or the model's inline [`List`] (a `List`
+/// holds its first elements inline: building elements elsewhere and moving them in
+/// copied them).
+trait Items<T> {
     /// Appends `T::default()` and returns it, to be read into where it lies.
     fn push_default(&mut self) -> &mut T;
 }
 
-impl<T: Default> Reserve<T> for Vec<T> {
-    fn reset(&mut self, n: usize) {
-        self.clear();
-        self.reserve_exact(n);
-    }
+impl<T: Default> Items<T> for Vec<T> {
     fn push_default(&mut self) -> &mut T {
         self.push(T::default());
         let last = self.len() - 1;
@@ -58,11 +53,7 @@ impl<T: Default> Reserve<T> for Vec<T> {
     }
 }
 
-impl<T: Default, const N: usize> Reserve<T> for List<T, N> {
-    fn reset(&mut self, n: usize) {
-        self.clear();
-        self.reserve_exact(n);
-    }
+impl<T: Default, const N: usize> Items<T> for List<T, N> {
     fn push_default(&mut self) -> &mut T {
         self.push(T::default());
         let last = self.len() - 1;
@@ -89,12 +80,11 @@ fn opt<'a, T: Default>(c: &mut Cursor<'_, 'a>, out: &mut Option<T>, fill: Fill<'
 
 /// An array of objects, each read in place by `fill`; `null` reads as empty, a `null`
 /// element is an error.
-fn list<'a, T: Default, L: Reserve<T>>(
+fn list<'a, T: Default, L: Items<T>>(
     c: &mut Cursor<'_, 'a>,
     out: &mut L,
     fill: Fill<'a, T>,
 ) -> Read<()> {
-    out.reset(c.peek_len());
     c.array(|c| {
         if fill(c, out.push_default())? {
             Ok(())

@@ -1,0 +1,488 @@
+//! An on-demand reader over the scan's token offsets: each read looks at the token
+//! under the cursor and consumes one whole value. Only what the model keeps is
+//! converted: a string is located (its closing quote is the last byte before the next
+//! token that is not whitespace) and borrowed from the body; a number is parsed. A
+//! value the model does not hold (`ext`, `ua`, a whole `regs` object) is skipped token
+//! by token, checking its grammar, without building anything.
+//!
+//! Every read checks the token it gets, so a body that does not have the expected
+//! shape is a [`Malformed`] error, never a panic.
+
+use super::{Malformed, MAX_DEPTH};
+use crate::openrtb::lenient::Num;
+use crate::openrtb::request::{List, Str};
+
+pub(crate) type Read<T> = Result<T, Malformed>;
+
+/// Reads values off the body, front to back. Each read consumes exactly one value.
+///
+/// The body is held as the part not yet handed out: a string read is split off the
+/// front and lent to the request for the body's whole lifetime (after unescaping it in
+/// place, when it has escapes), so strings borrow from the body without any copy.
+pub(crate) struct Cursor<'t, 'a> {
+    /// Token offsets, ending with the body's length as an end marker.
+    tokens: &'t [u32],
+    /// The next token to read.
+    pos: usize,
+    /// The body from `offset` on (with its padding).
+    rest: &'a mut [u8],
+    offset: usize,
+    /// The body has escapes somewhere: check each string read for them.
+    escapes: bool,
+    /// Objects and arrays open around the cursor.
+    depth: usize,
+}
+
+#[inline(always)]
+const fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// A byte that may follow a number or literal: anything that is not part of one.
+#[inline(always)]
+const fn ends_scalar(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'\t' | b'\n' | b'\r' | b',' | b':' | b'}' | b']' | b'{' | b'[' | b'"'
+    )
+}
+
+impl<'t, 'a> Cursor<'t, 'a> {
+    /// A cursor at the first token. `body` is the whole padded body the scan read,
+    /// `tokens` what it found, `escapes` whether any string has an escape.
+    pub(crate) fn new(tokens: &'t [u32], body: &'a mut [u8], escapes: bool) -> Self {
+        Cursor {
+            tokens,
+            pos: 0,
+            rest: body,
+            offset: 0,
+            escapes,
+            depth: 0,
+        }
+    }
+
+    /// True once every token has been read (only the end marker is left).
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos + 1 >= self.tokens.len()
+    }
+
+    /// The byte at body offset `at`, which must not have been handed out.
+    #[inline(always)]
+    fn byte(&self, at: usize) -> Read<u8> {
+        self.rest
+            .get(at.wrapping_sub(self.offset))
+            .copied()
+            .ok_or(Malformed)
+    }
+
+    /// The offset of the next token, not consumed.
+    #[inline(always)]
+    fn peek_at(&self) -> Read<usize> {
+        Ok(*self.tokens.get(self.pos).ok_or(Malformed)? as usize)
+    }
+
+    /// The next token's first byte and offset, consumed. The end marker's byte is
+    /// padding, a space, which no read accepts.
+    #[inline(always)]
+    fn next(&mut self) -> Read<(u8, usize)> {
+        let at = self.peek_at()?;
+        self.pos += 1;
+        Ok((self.byte(at)?, at))
+    }
+
+    /// Consumes the next token, which must be `want`.
+    #[inline(always)]
+    fn expect(&mut self, want: u8) -> Read<()> {
+        match self.next()? {
+            (b, _) if b == want => Ok(()),
+            _ => Err(Malformed),
+        }
+    }
+
+    /// One more level of nesting, within serde_json's limit.
+    #[inline(always)]
+    fn enter(&mut self, levels: usize) -> Read<()> {
+        if self.depth + levels >= MAX_DEPTH {
+            return Err(Malformed);
+        }
+        Ok(())
+    }
+
+    /// The closing quote of the string opened at `open`: only whitespace lies between
+    /// it and the next token.
+    #[inline(always)]
+    fn closing_quote(&self, open: usize) -> Read<usize> {
+        let mut close = self.peek_at()?;
+        loop {
+            close = close
+                .checked_sub(1)
+                .filter(|&c| c > open)
+                .ok_or(Malformed)?;
+            match self.byte(close)? {
+                b'"' => return Ok(close),
+                b if is_space(b) => {}
+                _ => return Err(Malformed),
+            }
+        }
+    }
+
+    /// The string whose opening quote (already consumed) is at `open`, unescaped and
+    /// lent out for the body's lifetime.
+    #[inline]
+    fn string(&mut self, open: usize) -> Read<&'a str> {
+        let close = self.closing_quote(open)?;
+        let rest = std::mem::take(&mut self.rest);
+        let (_, rest) = rest
+            .split_at_mut_checked(open + 1 - self.offset)
+            .ok_or(Malformed)?;
+        let (text, rest) = rest
+            .split_at_mut_checked(close - open - 1)
+            .ok_or(Malformed)?;
+        self.rest = rest;
+        self.offset = close;
+        let text = if self.escapes && text.contains(&b'\\') {
+            unescape(text)?
+        } else {
+            text
+        };
+        // SAFETY: the scan checked the body is UTF-8, and unescaping writes only whole
+        // UTF-8 sequences of valid characters in place of escapes.
+        Ok(unsafe { std::str::from_utf8_unchecked(text) })
+    }
+
+    /// Checks the number or literal starting with `b` at `at` (already consumed).
+    #[inline]
+    fn scalar(&self, b: u8, at: usize) -> Read<Num> {
+        let (text, value) = match b {
+            b't' => (&b"true"[..], Num::Int(1)),
+            b'f' => (&b"false"[..], Num::Int(0)),
+            b'n' => (&b"null"[..], Num::Null),
+            b'-' | b'0'..=b'9' => return self.number(at),
+            _ => return Err(Malformed),
+        };
+        let from = at.wrapping_sub(self.offset);
+        let end = from + text.len();
+        match self.rest.get(from..=end) {
+            Some(got) if &got[..text.len()] == text && ends_scalar(got[text.len()]) => Ok(value),
+            _ => Err(Malformed),
+        }
+    }
+
+    /// Reads the JSON number at `at`: an integer that fits 64 bits as `Num::Int`, any
+    /// other as `Num::Float` (correctly rounded; out of `f64`'s range is an error).
+    #[inline]
+    fn number(&self, at: usize) -> Read<Num> {
+        let bytes = self
+            .rest
+            .get(at.wrapping_sub(self.offset)..)
+            .ok_or(Malformed)?;
+        // Most numbers are small non-negative integers: read those in one loop.
+        let (mut v, mut digits) = (0u64, 0usize);
+        for &b in bytes.iter().take(18) {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            v = v * 10 + u64::from(d);
+            digits += 1;
+        }
+        let plain = digits > 0 && digits < 18 && (digits == 1 || bytes[0] != b'0');
+        if plain && bytes.get(digits).copied().is_some_and(ends_scalar) {
+            return Ok(Num::Int(i128::from(v)));
+        }
+        number_slow(bytes)
+    }
+
+    /// Skips the next value, however large, checking its grammar but converting
+    /// nothing.
+    pub(crate) fn skip(&mut self) -> Read<()> {
+        // Bit `d` of `objects` says whether the container `d` levels down is an
+        // object; `open` is how many are open.
+        let (mut objects, mut open) = (0u128, 0usize);
+        'value: loop {
+            let (b, at) = self.next()?;
+            match b {
+                b'{' | b'[' => {
+                    let close = if b == b'{' { b'}' } else { b']' };
+                    if self.byte(self.peek_at()?)? == close {
+                        self.pos += 1;
+                    } else {
+                        open += 1;
+                        self.enter(open)?;
+                        objects = objects << 1 | (b == b'{') as u128;
+                        if b == b'{' {
+                            self.expect(b'"')?;
+                            self.expect(b':')?;
+                        }
+                        continue 'value;
+                    }
+                }
+                b'"' => {}
+                _ => {
+                    self.scalar(b, at)?;
+                }
+            }
+            // A value ended: what follows it in the containers still open.
+            loop {
+                if open == 0 {
+                    return Ok(());
+                }
+                let object = objects & 1 == 1;
+                match self.next()?.0 {
+                    b',' => {
+                        if object {
+                            self.expect(b'"')?;
+                            self.expect(b':')?;
+                        }
+                        continue 'value;
+                    }
+                    b'}' if object => {}
+                    b']' if !object => {}
+                    _ => return Err(Malformed),
+                }
+                objects >>= 1;
+                open -= 1;
+            }
+        }
+    }
+
+    /// Reads an object, calling `field` with each key; `field` must read or skip the
+    /// value. `null` reads as absent (`Ok(false)`).
+    #[inline]
+    pub(crate) fn object(
+        &mut self,
+        mut field: impl FnMut(&mut Self, &'a str) -> Read<()>,
+    ) -> Read<bool> {
+        match self.next()? {
+            (b'{', _) => {}
+            (b'n', at) => {
+                self.scalar(b'n', at)?;
+                return Ok(false);
+            }
+            _ => return Err(Malformed),
+        }
+        self.enter(1)?;
+        self.depth += 1;
+        if self.byte(self.peek_at()?)? == b'}' {
+            self.pos += 1;
+        } else {
+            loop {
+                let (b'"', at) = self.next()? else {
+                    return Err(Malformed);
+                };
+                let key = self.string(at)?;
+                self.expect(b':')?;
+                field(self, key)?;
+                match self.next()?.0 {
+                    b',' => {}
+                    b'}' => break,
+                    _ => return Err(Malformed),
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(true)
+    }
+
+    /// Reads an array, calling `elem` once per element; `elem` must read or skip it.
+    /// `null` reads as empty.
+    #[inline]
+    pub(crate) fn array(&mut self, mut elem: impl FnMut(&mut Self) -> Read<()>) -> Read<()> {
+        match self.next()? {
+            (b'[', _) => {}
+            (b'n', at) => {
+                self.scalar(b'n', at)?;
+                return Ok(());
+            }
+            _ => return Err(Malformed),
+        }
+        self.enter(1)?;
+        self.depth += 1;
+        if self.byte(self.peek_at()?)? == b']' {
+            self.pos += 1;
+        } else {
+            loop {
+                elem(self)?;
+                match self.next()?.0 {
+                    b',' => {}
+                    b']' => break,
+                    _ => return Err(Malformed),
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// A string, borrowed from the body; `null` is absent.
+    #[inline]
+    pub(crate) fn opt_str(&mut self) -> Read<Option<Str<'a>>> {
+        match self.next()? {
+            (b'"', at) => Ok(Some(Str::borrowed(self.string(at)?))),
+            (b'n', at) => self.scalar(b'n', at).map(|_| None),
+            _ => Err(Malformed),
+        }
+    }
+
+    /// A string where `null` means the same as empty.
+    #[inline]
+    pub(crate) fn str(&mut self) -> Read<Str<'a>> {
+        Ok(self.opt_str()?.unwrap_or_default())
+    }
+
+    /// An array of strings; `null` reads as empty, a `null` element is an error.
+    pub(crate) fn strs<const N: usize>(&mut self) -> Read<List<Str<'a>, N>> {
+        let mut out = List::new();
+        self.array(|c| match c.next()? {
+            (b'"', at) => {
+                out.push(Str::borrowed(c.string(at)?));
+                Ok(())
+            }
+            _ => Err(Malformed),
+        })?;
+        Ok(out)
+    }
+
+    /// A number, read leniently (see [`lenient`](crate::openrtb::lenient)).
+    #[inline]
+    pub(crate) fn num(&mut self) -> Read<Num> {
+        match self.next()? {
+            (b'"', at) => Ok(Num::parse(self.string(at)?)?),
+            (b'{' | b'[', _) => Err(Malformed),
+            (b, at) => self.scalar(b, at),
+        }
+    }
+
+    /// An array of small integers, each read leniently; `null` elements are dropped.
+    pub(crate) fn u32s<const N: usize>(&mut self) -> Read<List<u32, N>> {
+        let mut out = List::new();
+        self.array(|c| {
+            if let Some(v) = c.num()?.opt_u32()? {
+                out.push(v);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// Unescapes `text` in place (an escape is never shorter than what it stands for) and
+/// returns the unescaped part. The scan has checked each escape's form; what is left
+/// to check is that `\u` escapes pair their surrogates.
+#[inline(never)]
+fn unescape(text: &mut [u8]) -> Read<&mut [u8]> {
+    let (mut read, mut write) = (0, 0);
+    while read < text.len() {
+        let b = text[read];
+        if b != b'\\' {
+            text[write] = b;
+            read += 1;
+            write += 1;
+            continue;
+        }
+        let kind = *text.get(read + 1).ok_or(Malformed)?;
+        read += 2;
+        let c = match kind {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex4(text, read)?;
+                read += 4;
+                let code = match hi {
+                    0xd800..=0xdbff => {
+                        if text.get(read..read + 2) != Some(b"\\u") {
+                            return Err(Malformed);
+                        }
+                        let lo = hex4(text, read + 2)?;
+                        if !(0xdc00..=0xdfff).contains(&lo) {
+                            return Err(Malformed);
+                        }
+                        read += 6;
+                        0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00)
+                    }
+                    0xdc00..=0xdfff => return Err(Malformed),
+                    _ => hi,
+                };
+                char::from_u32(code).ok_or(Malformed)?
+            }
+            _ => return Err(Malformed),
+        };
+        let mut utf8 = [0u8; 4];
+        let utf8 = c.encode_utf8(&mut utf8).as_bytes();
+        text[write..write + utf8.len()].copy_from_slice(utf8);
+        write += utf8.len();
+    }
+    Ok(&mut text[..write])
+}
+
+/// The four hex digits at `at`, as a number.
+fn hex4(text: &[u8], at: usize) -> Read<u32> {
+    let digits = text.get(at..at + 4).ok_or(Malformed)?;
+    digits.iter().try_fold(0u32, |v, &d| {
+        let d = (d as char).to_digit(16).ok_or(Malformed)?;
+        Ok(v << 4 | d)
+    })
+}
+
+/// [`Cursor::number`] for any number: a sign, a fraction, an exponent, many digits.
+#[inline(never)]
+fn number_slow(bytes: &[u8]) -> Read<Num> {
+    let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
+    let negative = bytes.first() == Some(&b'-');
+    let mut i = negative as usize;
+    let int_start = i;
+    match bytes.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            while digit(i) {
+                i += 1;
+            }
+        }
+        _ => return Err(Malformed),
+    }
+    let int_end = i;
+    if bytes.get(i) == Some(&b'.') {
+        i += 1;
+        if !digit(i) {
+            return Err(Malformed);
+        }
+        while digit(i) {
+            i += 1;
+        }
+    }
+    if matches!(bytes.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(bytes.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digit(i) {
+            return Err(Malformed);
+        }
+        while digit(i) {
+            i += 1;
+        }
+    }
+    if !bytes.get(i).copied().is_some_and(ends_scalar) {
+        return Err(Malformed);
+    }
+    if i == int_end && int_end - int_start <= 19 {
+        // At most 19 digits: below 10^19, inside u64.
+        let v = bytes[int_start..int_end]
+            .iter()
+            .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+        let v = i128::from(v);
+        return Ok(Num::Int(if negative { -v } else { v }));
+    }
+    // SAFETY: bytes[..i] are ASCII: a sign, digits, `.`, `e`/`E`, `+`/`-`.
+    let text = unsafe { std::str::from_utf8_unchecked(&bytes[..i]) };
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() => Ok(Num::Float(f)),
+        _ => Err(Malformed),
+    }
+}
