@@ -47,6 +47,7 @@ mod model;
 mod scan;
 
 use self::cursor::Cursor;
+use self::scan::Tokens;
 use super::request::BidRequest;
 
 /// The body is not JSON, or not of the shape the model expects.
@@ -100,9 +101,9 @@ pub const PADDING: usize = 64;
 /// reused from request to request (or one that failed to decode) cannot leak into the next.
 #[derive(Default)]
 pub struct Decoder {
-    /// Where each token of the body being decoded starts; empty between requests in
-    /// all but its allocation.
-    tokens: Vec<u32>,
+    /// Where each token and escape of the body being decoded is; kept between
+    /// requests for its allocations.
+    tokens: Tokens,
 }
 
 impl Decoder {
@@ -134,8 +135,8 @@ impl Decoder {
     ) -> Result<(), DecodeError> {
         let len = body.len();
         body.resize(len + PADDING, b' ');
-        let scanned = scan::tokens(body, len, &mut self.tokens).map_err(|_| DecodeError::Syntax)?;
-        let mut cursor = Cursor::new(&self.tokens, &mut body[..], scanned.escapes);
+        scan::tokens(body, len, &mut self.tokens).map_err(|_| DecodeError::Syntax)?;
+        let mut cursor = Cursor::new(&self.tokens, &mut body[..]);
         model::request(&mut cursor, req).map_err(|_| DecodeError::Syntax)?;
         req.validate().map_err(|_| DecodeError::Invalid)
     }
@@ -150,12 +151,13 @@ mod tests {
         let mut d = Decoder::new();
         let mut body = br#"{"id":"1","imp":[{"id":"1"}],"ext":{"a":[1,2,3]}}"#.to_vec();
         assert!(d.decode(&mut body).is_ok());
-        let ptr = d.tokens.as_ptr();
-        let cap = d.tokens.capacity();
+        let ptr = d.tokens.offsets.as_ptr();
+        let cap = d.tokens.offsets.capacity();
         assert!(cap > 0);
         let mut body = br#"{"id":"2","imp":[{"id":"1"}]}"#.to_vec();
         assert!(d.decode(&mut body).is_ok());
-        assert_eq!((d.tokens.as_ptr(), d.tokens.capacity()), (ptr, cap));
+        let now = &d.tokens.offsets;
+        assert_eq!((now.as_ptr(), now.capacity()), (ptr, cap));
     }
 
     #[test]

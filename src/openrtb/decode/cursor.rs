@@ -8,6 +8,7 @@
 //! Every read checks the token it gets, so a body that does not have the expected
 //! shape is a [`Malformed`] error, never a panic.
 
+use super::scan::Tokens;
 use super::{Malformed, MAX_DEPTH};
 use crate::openrtb::lenient::Num;
 use crate::openrtb::request::{List, Str};
@@ -22,13 +23,14 @@ pub(crate) type Read<T> = Result<T, Malformed>;
 pub(crate) struct Cursor<'t, 'a> {
     /// Token offsets, ending with the body's length as an end marker.
     tokens: &'t [u32],
+    /// Escape offsets, ending with `u32::MAX`, and the first that may lie ahead.
+    escapes: &'t [u32],
+    escape: usize,
     /// The next token to read.
     pos: usize,
     /// The body from `offset` on (with its padding).
     rest: &'a mut [u8],
     offset: usize,
-    /// The body has escapes somewhere: check each string read for them.
-    escapes: bool,
     /// Objects and arrays open around the cursor.
     depth: usize,
 }
@@ -49,14 +51,15 @@ const fn ends_scalar(b: u8) -> bool {
 
 impl<'t, 'a> Cursor<'t, 'a> {
     /// A cursor at the first token. `body` is the whole padded body the scan read,
-    /// `tokens` what it found, `escapes` whether any string has an escape.
-    pub(crate) fn new(tokens: &'t [u32], body: &'a mut [u8], escapes: bool) -> Self {
+    /// `tokens` what it found.
+    pub(crate) fn new(tokens: &'t Tokens, body: &'a mut [u8]) -> Self {
         Cursor {
-            tokens,
+            tokens: &tokens.offsets,
+            escapes: &tokens.escapes,
+            escape: 0,
             pos: 0,
             rest: body,
             offset: 0,
-            escapes,
             depth: 0,
         }
     }
@@ -140,7 +143,15 @@ impl<'t, 'a> Cursor<'t, 'a> {
             .ok_or(Malformed)?;
         self.rest = rest;
         self.offset = close;
-        let text = if self.escapes && text.contains(&b'\\') {
+        // Strings are read in order: escapes before this one belong to strings skipped.
+        let escape = loop {
+            let at = *self.escapes.get(self.escape).ok_or(Malformed)? as usize;
+            if at > open {
+                break at;
+            }
+            self.escape += 1;
+        };
+        let text = if escape < close {
             unescape(text)?
         } else {
             text

@@ -14,12 +14,14 @@ use super::Malformed;
 /// Bytes scanned at once.
 const BLOCK: usize = 64;
 
-/// What the scan learned about a body beyond its token list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Scanned {
-    /// Some string holds a backslash escape: strings must be checked for escapes
-    /// before they are used. Most bodies have none, and their strings are used as is.
-    pub(crate) escapes: bool,
+/// What the scan found, in buffers a decoder keeps from body to body.
+#[derive(Debug, Default)]
+pub(crate) struct Tokens {
+    /// Where each token starts, in order, then the body's length as an end marker.
+    pub(crate) offsets: Vec<u32>,
+    /// Where each escape (its backslash) is, in order, then `u32::MAX` as an end
+    /// marker. Most bodies have none, and their strings are used as they lie.
+    pub(crate) escapes: Vec<u32>,
 }
 
 /// One block's bytes, classified: bit `i` of each mask is byte `i` of the block.
@@ -159,10 +161,16 @@ fn escaped(backslash: u64, carry: &mut bool) -> u64 {
 /// inside strings) at block offset `base`, each followed by one of `" \ / b f n r t`,
 /// or by `u` and four hex digits.
 #[inline(never)]
-fn check_escapes(body: &[u8], base: usize, mut starts: u64) -> Result<(), Malformed> {
+fn check_escapes(
+    body: &[u8],
+    base: usize,
+    mut starts: u64,
+    escapes: &mut Vec<u32>,
+) -> Result<(), Malformed> {
     while starts != 0 {
         let at = base + starts.trailing_zeros() as usize;
         starts &= starts - 1;
+        escapes.push(at as u32);
         match body.get(at + 1) {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
             Some(b'u') => {
@@ -177,92 +185,105 @@ fn check_escapes(body: &[u8], base: usize, mut starts: u64) -> Result<(), Malfor
     Ok(())
 }
 
-/// Scans the JSON in `body[..len]` and fills `tokens` with the offset of each token,
-/// in order, followed by `len` itself as an end marker. The bytes from `len` to the
-/// end of the 64-byte block that holds it must be JSON whitespace (the decoder pads
-/// the body with spaces).
+/// Scans the JSON in `body[..len]` into `out`. The bytes from `len` to the end of the
+/// 64-byte block that holds it must be JSON whitespace (the decoder pads the body with
+/// spaces).
 #[inline(never)]
-pub(crate) fn tokens(body: &[u8], len: usize, tokens: &mut Vec<u32>) -> Result<Scanned, Malformed> {
+pub(crate) fn tokens(body: &[u8], len: usize, out: &mut Tokens) -> Result<(), Malformed> {
     let blocks = len.div_ceil(BLOCK);
     let scanned = body.get(..blocks * BLOCK).ok_or(Malformed)?;
     if len >= u32::MAX as usize - BLOCK {
         return Err(Malformed);
     }
-    // Most bodies have no backslash: scan them without looking for escapes, and only
-    // if one turns up, start again with the scan that handles them.
-    let escapes = match scan::<false>(body, scanned, tokens) {
-        Err(Scan::Escapes) => {
-            scan::<true>(body, scanned, tokens).map_err(|_| Malformed)?;
-            true
-        }
-        Err(Scan::Malformed) => return Err(Malformed),
-        Ok(()) => false,
-    };
-    tokens.push(len as u32);
-    Ok(Scanned { escapes })
+    out.escapes.clear();
+    out.offsets.clear();
+    // Every byte scanned could start a token, and writing them leaves up to
+    // `FLATTEN - 1` slots past the last one used.
+    out.offsets.reserve(scanned.len() + FLATTEN + 1);
+    // Most bodies have no backslash: scan without looking for escapes, and from the
+    // first block with a backslash on, go on with the scan that handles them.
+    let state = match scan::<false>(body, scanned, 0, State::default(), out) {
+        Err(Stop::Escapes(block, state)) => scan::<true>(body, scanned, block, state, out),
+        done => done,
+    }
+    .map_err(|_| Malformed)?;
+    if state.in_string != 0 || state.bad != 0 {
+        return Err(Malformed);
+    }
+    if state.high != 0 && simdutf8::basic::from_utf8(scanned).is_err() {
+        return Err(Malformed);
+    }
+    out.offsets.push(len as u32);
+    out.escapes.push(u32::MAX);
+    Ok(())
 }
 
-/// Why [`scan`] stopped.
-enum Scan {
+/// What one block's scan hands the next.
+#[derive(Debug, Clone, Copy, Default)]
+struct State {
+    /// All ones while the previous block ended inside a string.
+    in_string: u64,
+    /// The previous block's last byte was part of a number or literal.
+    in_scalar: u64,
+    /// The previous block's last byte was a backslash that escapes this block's first.
+    escape_carry: bool,
+    /// Bytes above 0x7f seen.
+    high: u64,
+    /// Control bytes seen inside strings.
+    bad: u64,
+}
+
+/// Why [`scan`] stopped early.
+enum Stop {
     Malformed,
-    /// A backslash, in the scan that assumes there are none.
-    Escapes,
+    /// A backslash in this block, in the scan that assumes there are none; with the
+    /// state the block starts from.
+    Escapes(usize, State),
 }
 
-/// Scans whole blocks of `scanned` (the start of `body`). With `ESCAPES` false, a
-/// backslash stops the scan.
+/// Scans whole blocks of `scanned` (the start of `body`) from block `from` on, and
+/// returns the state after the last. With `ESCAPES` false, a block with a backslash
+/// stops the scan before any of its tokens is written.
 #[inline(always)]
 fn scan<const ESCAPES: bool>(
     body: &[u8],
     scanned: &[u8],
-    tokens: &mut Vec<u32>,
-) -> Result<(), Scan> {
-    tokens.clear();
-    // Every byte scanned could start a token, and writing them leaves up to
-    // `FLATTEN - 1` slots past the last one used.
-    tokens.reserve(scanned.len() + FLATTEN + 1);
-    // All ones while the previous block ended inside a string.
-    let mut in_string = 0u64;
-    // The previous block's last byte was part of a number or literal.
-    let mut in_scalar = 0u64;
-    let mut escape_carry = false;
-    let (mut high, mut bad) = (0u64, 0u64);
-    for (n, block) in scanned.chunks_exact(BLOCK).enumerate() {
+    from: usize,
+    mut state: State,
+    out: &mut Tokens,
+) -> Result<State, Stop> {
+    let blocks = scanned.chunks_exact(BLOCK).enumerate().skip(from);
+    for (n, block) in blocks {
         let base = n * BLOCK;
-        let block: &[u8; BLOCK] = block.try_into().map_err(|_| Scan::Malformed)?;
+        let block: &[u8; BLOCK] = block.try_into().map_err(|_| Stop::Malformed)?;
         let c = classify(block);
-        high |= c.high;
         let escaped = if !ESCAPES {
             if c.backslash != 0 {
-                return Err(Scan::Escapes);
+                return Err(Stop::Escapes(n, state));
             }
             0
-        } else if c.backslash != 0 || escape_carry {
-            escaped(c.backslash, &mut escape_carry)
+        } else if c.backslash != 0 || state.escape_carry {
+            escaped(c.backslash, &mut state.escape_carry)
         } else {
             0
         };
+        state.high |= c.high;
         let quote = c.quote & !escaped;
-        let inside = prefix_xor(quote) ^ in_string;
-        in_string = ((inside as i64) >> 63) as u64;
+        let inside = prefix_xor(quote) ^ state.in_string;
+        state.in_string = ((inside as i64) >> 63) as u64;
         if ESCAPES && c.backslash != 0 {
             // The escaping backslashes: inside strings, and not escaped themselves.
-            check_escapes(body, base, c.backslash & !escaped & inside)
-                .map_err(|_| Scan::Malformed)?;
+            let starts = c.backslash & !escaped & inside;
+            check_escapes(body, base, starts, &mut out.escapes).map_err(|_| Stop::Malformed)?;
         }
-        bad |= c.control & inside;
+        state.bad |= c.control & inside;
         let scalar = !(c.op | c.space | quote | inside);
-        let starts = (c.op & !inside) | (quote & inside) | (scalar & !(scalar << 1 | in_scalar));
-        in_scalar = scalar >> 63;
-        push_offsets(tokens, base as u32, starts);
+        let starts =
+            (c.op & !inside) | (quote & inside) | (scalar & !(scalar << 1 | state.in_scalar));
+        state.in_scalar = scalar >> 63;
+        push_offsets(&mut out.offsets, base as u32, starts);
     }
-    if in_string != 0 || bad != 0 {
-        return Err(Scan::Malformed);
-    }
-    if high != 0 && simdutf8::basic::from_utf8(scanned).is_err() {
-        return Err(Scan::Malformed);
-    }
-    Ok(())
+    Ok(state)
 }
 
 /// Offsets written per step of [`push_offsets`].
@@ -300,10 +321,11 @@ mod tests {
     fn scan(json: &str) -> Result<Vec<usize>, Malformed> {
         let mut body = json.as_bytes().to_vec();
         body.resize(json.len() + BLOCK, b' ');
-        let mut out = Vec::new();
+        let mut out = Tokens::default();
         tokens(&body, json.len(), &mut out)?;
-        assert_eq!(out.pop(), Some(json.len() as u32));
-        Ok(out.into_iter().map(|t| t as usize).collect())
+        assert_eq!(out.offsets.pop(), Some(json.len() as u32));
+        assert_eq!(out.escapes.pop(), Some(u32::MAX));
+        Ok(out.offsets.into_iter().map(|t| t as usize).collect())
     }
 
     #[test]
@@ -332,7 +354,7 @@ mod tests {
         let mut body = b"{\"a\":\"\xff\"}".to_vec();
         let len = body.len();
         body.resize(len + BLOCK, b' ');
-        assert!(tokens(&body, len, &mut Vec::new()).is_err());
+        assert!(tokens(&body, len, &mut Tokens::default()).is_err());
     }
 
     #[test]
@@ -347,6 +369,17 @@ mod tests {
         // [0] `[`, [1] `"`, x..., [63] `\`, [64] escaped `"`, [65] `"`, [67] `,`,
         // [69] `"`, 64 braces inside the string, [134] `"`, [135] `]`.
         assert_eq!(scan(&json), Ok(vec![0, 1, 67, 69, 135]));
+    }
+
+    #[test]
+    fn a_first_backslash_in_a_later_block_resumes_inside_the_open_string() {
+        let json = format!("[\"{}\\\"\",1]", "x".repeat(70));
+        let mut body = json.as_bytes().to_vec();
+        body.resize(json.len() + BLOCK, b' ');
+        let mut out = Tokens::default();
+        assert_eq!(tokens(&body, json.len(), &mut out), Ok(()));
+        assert_eq!(out.offsets, [0, 1, 75, 76, 77, json.len() as u32]);
+        assert_eq!(out.escapes, [72, u32::MAX]);
     }
 
     #[test]
