@@ -42,12 +42,26 @@ const fn is_space(b: u8) -> bool {
 
 /// A byte that may follow a number or literal: anything that is not part of one.
 #[inline(always)]
-const fn ends_scalar(b: u8) -> bool {
-    matches!(
-        b,
-        b' ' | b'\t' | b'\n' | b'\r' | b',' | b':' | b'}' | b']' | b'{' | b'[' | b'"'
-    )
+fn ends_scalar(b: u8) -> bool {
+    ENDS_SCALAR[b as usize]
 }
+
+/// [`ends_scalar`] as a table: whitespace, `, : { } [ ]` and `"`.
+static ENDS_SCALAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let ends = b" \t\n\r,:{}[]\"";
+    let mut i = 0;
+    while i < ends.len() {
+        t[ends[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Bytes of a scalar [`Cursor::scalar`] looks at: the longest fast-path integer and the
+/// byte after it.
+const SCALAR_WINDOW: usize = 24;
+const _: () = assert!(SCALAR_WINDOW <= super::PADDING);
 
 impl<'t, 'a> Cursor<'t, 'a> {
     /// A cursor at the first token. `body` is the whole padded body the scan read,
@@ -161,47 +175,44 @@ impl<'t, 'a> Cursor<'t, 'a> {
         Ok(unsafe { std::str::from_utf8_unchecked(text) })
     }
 
-    /// Checks the number or literal starting with `b` at `at` (already consumed).
+    /// Reads the number or literal starting with `b` at `at` (already consumed).
     #[inline]
     fn scalar(&self, b: u8, at: usize) -> Read<Num> {
-        let (text, value) = match b {
-            b't' => (&b"true"[..], Num::Int(1)),
-            b'f' => (&b"false"[..], Num::Int(0)),
-            b'n' => (&b"null"[..], Num::Null),
-            b'-' | b'0'..=b'9' => return self.number(at),
-            _ => return Err(Malformed),
-        };
+        if !matches!(b, b'-' | b'0'..=b'9' | b't' | b'f' | b'n') {
+            return Err(Malformed);
+        }
+        // A scalar starts inside the body, which is followed by `PADDING` spaces, so
+        // `SCALAR_WINDOW` bytes from its start are there to read.
         let from = at.wrapping_sub(self.offset);
-        let end = from + text.len();
-        match self.rest.get(from..=end) {
-            Some(got) if &got[..text.len()] == text && ends_scalar(got[text.len()]) => Ok(value),
+        let w: &[u8; SCALAR_WINDOW] = self
+            .rest
+            .get(from..from + SCALAR_WINDOW)
+            .and_then(|w| w.try_into().ok())
+            .ok_or(Malformed)?;
+        let word = |i: usize| u32::from_le_bytes([w[i], w[i + 1], w[i + 2], w[i + 3]]);
+        match b {
+            b't' if word(0) == u32::from_le_bytes(*b"true") && ends_scalar(w[4]) => Ok(Num::Int(1)),
+            b'f' if word(1) == u32::from_le_bytes(*b"alse") && ends_scalar(w[5]) => Ok(Num::Int(0)),
+            b'n' if word(0) == u32::from_le_bytes(*b"null") && ends_scalar(w[4]) => Ok(Num::Null),
+            b'0'..=b'9' => {
+                // Most numbers are small non-negative integers: read those in one loop.
+                let (mut v, mut digits) = (0u64, 0usize);
+                while digits < 18 {
+                    let d = w[digits].wrapping_sub(b'0');
+                    if d > 9 {
+                        break;
+                    }
+                    v = v * 10 + u64::from(d);
+                    digits += 1;
+                }
+                if (digits == 1 || b != b'0') && digits < 18 && ends_scalar(w[digits]) {
+                    return Ok(Num::Int(i128::from(v)));
+                }
+                number(&self.rest[from..])
+            }
+            b'-' => number(&self.rest[from..]),
             _ => Err(Malformed),
         }
-    }
-
-    /// Reads the JSON number at `at`: an integer that fits 64 bits as `Num::Int`, any
-    /// other as `Num::Float` (correctly rounded; out of `f64`'s range is an error).
-    #[inline]
-    fn number(&self, at: usize) -> Read<Num> {
-        let bytes = self
-            .rest
-            .get(at.wrapping_sub(self.offset)..)
-            .ok_or(Malformed)?;
-        // Most numbers are small non-negative integers: read those in one loop.
-        let (mut v, mut digits) = (0u64, 0usize);
-        for &b in bytes.iter().take(18) {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            v = v * 10 + u64::from(d);
-            digits += 1;
-        }
-        let plain = digits > 0 && digits < 18 && (digits == 1 || bytes[0] != b'0');
-        if plain && bytes.get(digits).copied().is_some_and(ends_scalar) {
-            return Ok(Num::Int(i128::from(v)));
-        }
-        number_slow(bytes)
     }
 
     /// Skips the next value, however large, checking its grammar but converting
@@ -441,9 +452,11 @@ fn hex4(text: &[u8], at: usize) -> Read<u32> {
     })
 }
 
-/// [`Cursor::number`] for any number: a sign, a fraction, an exponent, many digits.
+/// Reads the JSON number at the start of `bytes`: an integer that fits 64 bits as
+/// `Num::Int`, any other as `Num::Float` (correctly rounded; out of `f64`'s range is
+/// an error). [`Cursor::scalar`] reads the common small integers itself.
 #[inline(never)]
-fn number_slow(bytes: &[u8]) -> Read<Num> {
+fn number(bytes: &[u8]) -> Read<Num> {
     let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
     let negative = bytes.first() == Some(&b'-');
     let mut i = negative as usize;
