@@ -1,9 +1,10 @@
-//! Decode benchmark: serde_json vs sonic-rs vs simd-json (serde, and the tape reader
-//! behind `Decoder`) into the same borrowed model, on the IAB example requests and on a
+//! Decode benchmark: serde_json vs sonic-rs vs simd-json's serde path vs shardbid's own
+//! `Decoder`, into the same borrowed model, on the IAB example requests and on a
 //! generated corpus of realistic 1-3 KB requests.
 //!
 //! Every contender gets the same treatment per request: the body is copied into a
-//! reused buffer (simd-json rewrites it in place), decoded, and validated.
+//! reused buffer (simd-json and shardbid rewrite strings in place), decoded, and
+//! validated.
 //!
 //! `cargo bench --bench decode` runs criterion (add `-- --quick` for a fast look);
 //! `cargo bench --bench decode -- --table` prints the table recorded in
@@ -68,7 +69,8 @@ struct SimdSerde(
     simd_json::Buffers,
     Option<simd_json::Tape<'static>>,
 );
-struct SimdTape(Vec<u8>, Decoder);
+/// shardbid's decoder: a SIMD token scan and an on-demand reader.
+struct Shardbid(Vec<u8>, Decoder);
 
 fn refill(buf: &mut Vec<u8>, body: &[u8]) {
     buf.clear();
@@ -127,9 +129,9 @@ impl Contender for SimdSerde {
     }
 }
 
-impl Contender for SimdTape {
+impl Contender for Shardbid {
     fn name(&self) -> &'static str {
-        "simd-json tape"
+        "shardbid"
     }
     fn decode(&mut self, body: &[u8], seen: &mut dyn FnMut(&BidRequest<'_>)) -> bool {
         refill(&mut self.0, body);
@@ -154,7 +156,7 @@ fn contenders() -> Vec<Box<dyn Contender>> {
             simd_json::Buffers::new(8192),
             Some(simd_json::Tape(Vec::with_capacity(2048))),
         )),
-        Box::new(SimdTape(buf(), Decoder::new())),
+        Box::new(Shardbid(buf(), Decoder::new())),
     ]
 }
 
@@ -249,7 +251,7 @@ fn table(rounds: usize) {
     for c in &all {
         print!(" {} |", c.name());
     }
-    println!(" serde_json / tape |");
+    println!(" serde_json / shardbid |");
     println!("|---|---:|{}---:|", "---:|".repeat(all.len()));
     for (name, bodies) in &corpora {
         let mut samples = vec![Vec::with_capacity(rounds); all.len()];

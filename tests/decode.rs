@@ -259,9 +259,31 @@ fn numbers_that_are_not_numbers_are_rejected() {
         req(r#","instl":256"#, ""),
         req("", r#","tmax":[120]"#),
         req(r#","pmp":{"deals":[{"id":"d","bidfloor":"-2"}]}"#, ""),
+        req(r#","bidfloor":1e400"#, ""),
+        req(r#","banner":{"w":1e400}"#, ""),
     ] {
         assert_eq!(err(&bad), Some(DecodeError::Syntax), "{bad}");
     }
+}
+
+#[test]
+fn numbers_read_as_serde_json_reads_them_at_the_edges() {
+    // Beyond f64's range is no field's value, but an unmodelled value may be one, as
+    // serde_json skips it.
+    for json in [
+        req(r#","ext":1e400"#, ""),
+        req("", r#","ext":{"big":[-1e400,18446744073709551616]}"#),
+    ] {
+        assert!(err(&json).is_none(), "{json}");
+    }
+    // `-0` is a float that keeps its sign, as serde_json reads it.
+    let json = req(r#","bidfloor":-0"#, "");
+    let want = serde_json::from_str::<BidRequest>(&json).expect("serde_json reads it");
+    with(&json, |r| {
+        let got = r.expect("valid").imp[0].bidfloor;
+        assert_eq!(got.to_bits(), want.imp[0].bidfloor.to_bits());
+        assert!(got.is_sign_negative());
+    });
 }
 
 #[test]

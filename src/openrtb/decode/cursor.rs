@@ -453,8 +453,8 @@ fn hex4(text: &[u8], at: usize) -> Read<u32> {
 }
 
 /// Reads the JSON number at the start of `bytes`: an integer that fits 64 bits as
-/// `Num::Int`, any other as `Num::Float` (correctly rounded; out of `f64`'s range is
-/// an error). [`Cursor::scalar`] reads the common small integers itself.
+/// `Num::Int`, any other as `Num::Float` (correctly rounded). [`Cursor::scalar`] reads
+/// the common small integers itself.
 #[inline(never)]
 fn number(bytes: &[u8]) -> Read<Num> {
     let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
@@ -500,13 +500,16 @@ fn number(bytes: &[u8]) -> Read<Num> {
         let v = bytes[int_start..int_end]
             .iter()
             .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
-        let v = i128::from(v);
-        return Ok(Num::Int(if negative { -v } else { v }));
+        return Ok(match (negative, i128::from(v)) {
+            // As serde_json reads it: a float, keeping its sign.
+            (true, 0) => Num::Float(-0.0),
+            (true, v) => Num::Int(-v),
+            (false, v) => Num::Int(v),
+        });
     }
     // SAFETY: bytes[..i] are ASCII: a sign, digits, `.`, `e`/`E`, `+`/`-`.
     let text = unsafe { std::str::from_utf8_unchecked(&bytes[..i]) };
-    match text.parse::<f64>() {
-        Ok(f) if f.is_finite() => Ok(Num::Float(f)),
-        _ => Err(Malformed),
-    }
+    // Beyond `f64`'s range reads as infinite, which every field rejects, and which a
+    // skipped value may be (as serde_json skips it).
+    text.parse::<f64>().map(Num::Float).map_err(|_| Malformed)
 }
