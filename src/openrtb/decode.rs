@@ -1,46 +1,52 @@
-//! Bytes to [`BidRequest`]: simd-json builds its tape (SIMD structural scan, UTF-8
-//! check, in-place unescaping) into buffers the [`Decoder`] keeps between requests;
-//! then a reader of our own walks the tape into the typed model, skipping each value
-//! the model does not hold in one step. Malformed JSON or a wrong shape is
-//! [`DecodeError::Syntax`]; a request [`BidRequest::validate`] rejects is
-//! [`DecodeError::Invalid`]. No input panics (fuzzed).
+//! Bytes to [`BidRequest`], in two steps with buffers the [`Decoder`] keeps between
+//! requests. The scan (`scan.rs`) finds, with SIMD, where every token of the body
+//! starts and where its escapes are, and checks what no later step looks at again
+//! (strings closed, no raw control bytes in them, escapes known, UTF-8). The reader
+//! (`cursor.rs`, driven by `model.rs`) then walks that token list on demand into the
+//! typed model: strings are borrowed from the body (unescaped in place when the escape
+//! list says they need it), numbers are parsed only where the model holds them, and
+//! every other value is skipped token by token with its grammar checked. Malformed JSON
+//! or a wrong shape is [`DecodeError::Syntax`]; a request [`BidRequest::validate`]
+//! rejects is [`DecodeError::Invalid`]. No input panics (fuzzed).
 //!
 //! # Why this decoder
-//! Chosen by `cargo bench --bench decode -- --table`: every contender decodes into the
-//! same borrowed model from a reused buffer and validates. µs per request, the fastest
-//! round of four runs of 20-30 alternating rounds (noise on this shared 2-core AMD EPYC
-//! VM only adds time; medians ran 10-80% higher); x86-64-v3 build, simd-json picks AVX2
-//! at run time. `generated` is 200 compact 1-3 KB requests from the bench's generator; the
-//! IAB examples are pretty-printed.
+//! Measured by `cargo bench --bench decode -- --table 30`: every contender decodes into
+//! the same borrowed model from a reused buffer and validates. µs per request, the
+//! fastest of 30 alternating rounds (noise on this shared 2-core AMD EPYC VM only adds
+//! time; medians ran within 2%); x86-64-v3 build. `generated` is 200 compact 1-3 KB
+//! requests from the bench's generator, with escaped `/` in page URLs as some exchanges
+//! send them; the IAB examples are pretty-printed.
 //!
-//! | corpus               | bytes | serde_json | sonic-rs 0.5 | simd-json 0.19 serde | simd-json tape (this) |
-//! |----------------------|------:|-----------:|-------------:|---------------------:|----------------------:|
-//! | simple-banner        |   601 |       1.60 |         1.84 |                 1.16 |                  0.98 |
-//! | expandable-creative  |  1187 |       2.56 |         2.94 |                 1.88 |                  1.56 |
-//! | mobile               |  1383 |       2.85 |         3.07 |                 2.12 |                  1.80 |
-//! | native-ad            |   917 |       2.22 |         2.55 |                 1.47 |                  1.24 |
-//! | pmp-with-direct-deal |  1177 |       2.61 |         2.98 |                 1.89 |                  1.59 |
-//! | video                |  2548 |       4.39 |         4.93 |                 3.39 |                  2.86 |
-//! | generated (mean)     |  2439 |       7.35 |         5.75 |                 5.95 |                  5.07 |
+//! | corpus               | bytes | serde_json | sonic-rs 0.5 | simd-json 0.19 serde | shardbid |
+//! |----------------------|------:|-----------:|-------------:|---------------------:|---------:|
+//! | simple-banner        |   601 |       1.68 |         1.88 |                 1.38 |     0.73 |
+//! | expandable-creative  |  1187 |       2.65 |         2.93 |                 2.08 |     1.18 |
+//! | mobile               |  1383 |       2.84 |         3.03 |                 2.31 |     1.28 |
+//! | native-ad            |   917 |       2.36 |         2.52 |                 1.69 |     0.99 |
+//! | pmp-with-direct-deal |  1177 |       2.69 |         2.92 |                 2.15 |     1.22 |
+//! | video                |  2548 |       4.43 |         4.90 |                 3.56 |     1.94 |
+//! | generated (mean)     |  2439 |       7.54 |         5.74 |                 6.32 |     3.83 |
 //!
-//! Instructions per request (callgrind, steady whatever the noise), video / generated:
-//! serde_json 48.0k / 69.4k, sonic-rs 46.3k / 50.2k, simd-json serde 33.4k / 54.6k,
-//! simd-json tape 29.3k / 47.5k. Heap allocations per request on `generated`: 16.5,
-//! 15.5, 12.5, 12.5 (what is left is the model's own `Vec`s; the tape and simd-json's
-//! buffers are reused, so nothing else allocates).
+//! Instructions per request (callgrind, steady whatever the noise: `valgrind
+//! --tool=callgrind --toggle-collect='*pass*' target/release/deps/decode-* --passes
+//! shardbid fixture/video 200`), video / generated: serde_json 48.6k / 69.7k, sonic-rs
+//! 47.3k / 51.1k, simd-json serde 33.5k / 54.0k, shardbid 23.7k / 41.1k. Heap
+//! allocations per request on `generated`: 7.5, 6.5, 3.2, 3.8; what is left is the
+//! model's own lists, which shardbid grows as it reads them instead of counting them
+//! first (counting cost more time than the allocations it saved: video 1.94 against
+//! 2.08 µs).
 //!
-//! Why the tape reader wins: simd-json finds the structure with SIMD and unescapes
-//! strings in place, so every string borrows, escaped or not; then an unknown value of
-//! any size (`ext`, `ua`, a video's `companionad`) is skipped by its node count, where
-//! serde (simd-json's included) visits every node of it. A scalar on-demand reader that
-//! skips without building a tape was tried too: 41.5k instructions on video, slower on
-//! every corpus. What remains is simd-json's own work (video: stage 2 ~45%, stage 1
-//! ~27%, string parsing ~12%); reading the model off the tape is ~15%. So video.json
-//! takes ~2.9 µs, 1.5x faster than serde_json: short of 2 µs and 2x, which would need
-//! a SIMD on-demand parser that never builds nodes for the values it skips.
+//! The decoder before this one read simd-json's tape (29.3k / 47.5k instructions,
+//! video 2.86 µs): simd-json's stage 2 builds a node for every value and parses every
+//! number and string, about 45% of its time on video, where the model holds a fraction
+//! of them. Here the scan is about a quarter of the time and the reader the rest, most
+//! of it per token (skipping `companionad` and the like).
 //!
 //! The serde derives in `request.rs` remain the reference: property tests and the fuzz
-//! target check that this reader and `serde_json` read every body the same way.
+//! target check that this reader and `serde_json` read every body the same way. The
+//! reader may reject what serde_json accepts, and does in three corners: invalid UTF-8
+//! in a skipped string, skipped values nested 127 levels or deeper, and an object
+//! written as an array of its fields by position (which serde's derives accept).
 
 mod cursor;
 mod model;

@@ -4,7 +4,7 @@
 //! absent. Anything else is a decode error (400).
 //!
 //! The rules live in `Num` and its narrowing methods, shared by the serde readers below
-//! (used by the derives in `request.rs`) and by the tape reader behind
+//! (used by the derives in `request.rs`) and by the reader behind
 //! [`Decoder`](super::Decoder), so both decode every body the same way.
 
 use std::fmt;

@@ -7,8 +7,8 @@
 //! ...) are read leniently. A modelled key given twice in one object is an error.
 //!
 //! The serde derives here are the reference reading of a body; the
-//! [`Decoder`](super::Decoder) reads the same way off simd-json's tape, and tests check
-//! the two agree.
+//! [`Decoder`](super::Decoder) reads the same way with a reader of its own, and tests
+//! and the fuzz target check the two agree.
 
 use std::borrow::Cow;
 use std::ops::Deref;
