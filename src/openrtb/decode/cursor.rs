@@ -268,6 +268,26 @@ impl<'t, 'a> Cursor<'t, 'a> {
         }
     }
 
+    /// Opens the object or array at the cursor, which starts with `open` and ends
+    /// with `close`: `None` for `null`, else whether it is empty (when it is, its end
+    /// is consumed too). The caller closes it: `self.depth -= 1`.
+    #[inline(always)]
+    fn open(&mut self, open: u8, close: u8) -> Read<Option<bool>> {
+        match self.next()? {
+            (b, _) if b == open => {}
+            (b'n', at) => {
+                self.scalar(b'n', at)?;
+                return Ok(None);
+            }
+            _ => return Err(Malformed),
+        }
+        self.enter(1)?;
+        self.depth += 1;
+        let empty = self.byte(self.peek_at()?)? == close;
+        self.pos += usize::from(empty);
+        Ok(Some(empty))
+    }
+
     /// Reads an object, calling `field` with each key; `field` must read or skip the
     /// value. `null` reads as absent (`Ok(false)`).
     #[inline]
@@ -275,19 +295,10 @@ impl<'t, 'a> Cursor<'t, 'a> {
         &mut self,
         mut field: impl FnMut(&mut Self, &'a str) -> Read<()>,
     ) -> Read<bool> {
-        match self.next()? {
-            (b'{', _) => {}
-            (b'n', at) => {
-                self.scalar(b'n', at)?;
-                return Ok(false);
-            }
-            _ => return Err(Malformed),
-        }
-        self.enter(1)?;
-        self.depth += 1;
-        if self.byte(self.peek_at()?)? == b'}' {
-            self.pos += 1;
-        } else {
+        let Some(empty) = self.open(b'{', b'}')? else {
+            return Ok(false);
+        };
+        if !empty {
             loop {
                 let (b'"', at) = self.next()? else {
                     return Err(Malformed);
@@ -310,19 +321,10 @@ impl<'t, 'a> Cursor<'t, 'a> {
     /// `null` reads as empty.
     #[inline]
     pub(crate) fn array(&mut self, mut elem: impl FnMut(&mut Self) -> Read<()>) -> Read<()> {
-        match self.next()? {
-            (b'[', _) => {}
-            (b'n', at) => {
-                self.scalar(b'n', at)?;
-                return Ok(());
-            }
-            _ => return Err(Malformed),
-        }
-        self.enter(1)?;
-        self.depth += 1;
-        if self.byte(self.peek_at()?)? == b']' {
-            self.pos += 1;
-        } else {
+        let Some(empty) = self.open(b'[', b']')? else {
+            return Ok(());
+        };
+        if !empty {
             loop {
                 elem(self)?;
                 match self.next()?.0 {
