@@ -276,6 +276,14 @@ fn numbers_read_as_serde_json_reads_them_at_the_edges() {
     ] {
         assert!(err(&json).is_none(), "{json}");
     }
+    // A long mantissa rounds as serde_json (with `float_roundtrip`) rounds it.
+    let json = req(r#","bidfloor":11.309286627732835"#, "");
+    let want = serde_json::from_str::<BidRequest>(&json).expect("serde_json reads it");
+    with(&json, |r| {
+        let got = r.expect("valid").imp[0].bidfloor;
+        assert_eq!(got.to_bits(), want.imp[0].bidfloor.to_bits());
+        assert_eq!(got, 11.309286627732835);
+    });
     // `-0` is a float that keeps its sign, as serde_json reads it.
     let json = req(r#","bidfloor":-0"#, "");
     let want = serde_json::from_str::<BidRequest>(&json).expect("serde_json reads it");

@@ -142,7 +142,8 @@ impl Decoder {
         let len = body.len();
         body.resize(len + PADDING, b' ');
         scan::tokens(body, len, &mut self.tokens).map_err(|_| DecodeError::Syntax)?;
-        let mut cursor = Cursor::new(&self.tokens, &mut body[..]);
+        // SAFETY: the tokens were just scanned from this body.
+        let mut cursor = unsafe { Cursor::new(&self.tokens, &mut body[..]) };
         model::request(&mut cursor, req).map_err(|_| DecodeError::Syntax)?;
         req.validate().map_err(|_| DecodeError::Invalid)
     }

@@ -66,7 +66,12 @@ const _: () = assert!(SCALAR_WINDOW <= super::PADDING);
 impl<'t, 'a> Cursor<'t, 'a> {
     /// A cursor at the first token. `body` is the whole padded body the scan read,
     /// `tokens` what it found.
-    pub(crate) fn new(tokens: &'t Tokens, body: &'a mut [u8]) -> Self {
+    ///
+    /// # Safety
+    /// `tokens` must be what [`scan::tokens`](super::scan::tokens) found in this very
+    /// `body`, unchanged since: the strings the cursor lends out are taken as UTF-8
+    /// without checking, because the scan checked the whole body.
+    pub(crate) unsafe fn new(tokens: &'t Tokens, body: &'a mut [u8]) -> Self {
         Cursor {
             tokens: &tokens.offsets,
             escapes: &tokens.escapes,
@@ -170,7 +175,8 @@ impl<'t, 'a> Cursor<'t, 'a> {
         } else {
             text
         };
-        // SAFETY: the scan checked the body is UTF-8, and unescaping writes only whole
+        // SAFETY: the scan checked the body is UTF-8 (the contract of `Cursor::new`), a
+        // string's bytes start and end at ASCII quotes, and unescaping writes only whole
         // UTF-8 sequences of valid characters in place of escapes.
         Ok(unsafe { std::str::from_utf8_unchecked(text) })
     }
@@ -194,22 +200,10 @@ impl<'t, 'a> Cursor<'t, 'a> {
             b't' if word(0) == u32::from_le_bytes(*b"true") && ends_scalar(w[4]) => Ok(Num::Int(1)),
             b'f' if word(1) == u32::from_le_bytes(*b"alse") && ends_scalar(w[5]) => Ok(Num::Int(0)),
             b'n' if word(0) == u32::from_le_bytes(*b"null") && ends_scalar(w[4]) => Ok(Num::Null),
-            b'0'..=b'9' => {
-                // Most numbers are small non-negative integers: read those in one loop.
-                let (mut v, mut digits) = (0u64, 0usize);
-                while digits < 18 {
-                    let d = w[digits].wrapping_sub(b'0');
-                    if d > 9 {
-                        break;
-                    }
-                    v = v * 10 + u64::from(d);
-                    digits += 1;
-                }
-                if (digits == 1 || b != b'0') && digits < 18 && ends_scalar(w[digits]) {
-                    return Ok(Num::Int(i128::from(v)));
-                }
-                number(&self.rest[from..])
-            }
+            b'0'..=b'9' => match plain_int(w) {
+                Some(v) => Ok(Num::Int(i128::from(v))),
+                None => number(&self.rest[from..]),
+            },
             b'-' => number(&self.rest[from..]),
             _ => Err(Malformed),
         }
@@ -240,6 +234,15 @@ impl<'t, 'a> Cursor<'t, 'a> {
                     }
                 }
                 b'"' => {}
+                b'-' | b'0'..=b'9' => {
+                    // Only its grammar: a skipped number is never converted.
+                    let from = at.wrapping_sub(self.offset);
+                    let bytes = self.rest.get(from..).ok_or(Malformed)?;
+                    let window = bytes.get(..SCALAR_WINDOW).and_then(|w| w.try_into().ok());
+                    if window.and_then(plain_int).is_none() {
+                        number_end(bytes)?;
+                    }
+                }
                 _ => {
                     self.scalar(b, at)?;
                 }
@@ -454,15 +457,30 @@ fn hex4(text: &[u8], at: usize) -> Read<u32> {
     })
 }
 
-/// Reads the JSON number at the start of `bytes`: an integer that fits 64 bits as
-/// `Num::Int`, any other as `Num::Float` (correctly rounded). [`Cursor::scalar`] reads
-/// the common small integers itself.
-#[inline(never)]
-fn number(bytes: &[u8]) -> Read<Num> {
+/// The small non-negative integer at the start of `w`, if that is what it holds (at
+/// most 17 digits, no leading zero, followed by what may follow a number): most numbers
+/// are, and this reads them in one loop.
+#[inline(always)]
+fn plain_int(w: &[u8; SCALAR_WINDOW]) -> Option<u64> {
+    let (mut v, mut digits) = (0u64, 0usize);
+    while digits < 18 {
+        let d = w[digits].wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v * 10 + u64::from(d);
+        digits += 1;
+    }
+    let plain = digits > 0 && digits < 18 && (digits == 1 || w[0] != b'0');
+    (plain && ends_scalar(w[digits])).then_some(v)
+}
+
+/// Checks the grammar of the JSON number at the start of `bytes` and that what follows
+/// it may follow a number. Returns its length, and whether it is written as an
+/// integer (no fraction, no exponent).
+fn number_end(bytes: &[u8]) -> Read<(usize, bool)> {
     let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
-    let negative = bytes.first() == Some(&b'-');
-    let mut i = negative as usize;
-    let int_start = i;
+    let mut i = usize::from(bytes.first() == Some(&b'-'));
     match bytes.get(i) {
         Some(b'0') => i += 1,
         Some(b'1'..=b'9') => {
@@ -497,9 +515,20 @@ fn number(bytes: &[u8]) -> Read<Num> {
     if !bytes.get(i).copied().is_some_and(ends_scalar) {
         return Err(Malformed);
     }
-    if i == int_end && int_end - int_start <= 19 {
+    Ok((i, i == int_end))
+}
+
+/// Reads the JSON number at the start of `bytes`: an integer that fits 64 bits as
+/// `Num::Int`, any other as `Num::Float` (correctly rounded). [`Cursor::scalar`] reads
+/// the common small integers itself.
+#[inline(never)]
+fn number(bytes: &[u8]) -> Read<Num> {
+    let (end, integer) = number_end(bytes)?;
+    let negative = bytes.first() == Some(&b'-');
+    let digits = &bytes[usize::from(negative)..end];
+    if integer && digits.len() <= 19 {
         // At most 19 digits: below 10^19, inside u64.
-        let v = bytes[int_start..int_end]
+        let v = digits
             .iter()
             .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
         return Ok(match (negative, i128::from(v)) {
@@ -509,9 +538,8 @@ fn number(bytes: &[u8]) -> Read<Num> {
             (false, v) => Num::Int(v),
         });
     }
-    // SAFETY: bytes[..i] are ASCII: a sign, digits, `.`, `e`/`E`, `+`/`-`.
-    let text = unsafe { std::str::from_utf8_unchecked(&bytes[..i]) };
-    // Beyond `f64`'s range reads as infinite, which every field rejects, and which a
-    // skipped value may be (as serde_json skips it).
+    // SAFETY: bytes[..end] are ASCII: a sign, digits, `.`, `e`/`E`, `+`/`-`.
+    let text = unsafe { std::str::from_utf8_unchecked(&bytes[..end]) };
+    // Beyond `f64`'s range reads as infinite, which every field rejects.
     text.parse::<f64>().map(Num::Float).map_err(|_| Malformed)
 }
