@@ -95,7 +95,8 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Deepest nesting accepted, as serde_json's default recursion limit.
+/// serde_json's default recursion limit: nesting is accepted up to `MAX_DEPTH - 1`
+/// levels, skipped values included (see `Cursor::enter`).
 const MAX_DEPTH: usize = 128;
 
 /// Spare bytes the decoder appends to a body, as spaces, so that the scan can read
