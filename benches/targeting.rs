@@ -41,13 +41,16 @@ fn grow(n: usize) {
     PEAK.fetch_max(live, Ordering::Relaxed);
 }
 
+// SAFETY: every call is forwarded unchanged to the system allocator.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         grow(layout.size());
+        // SAFETY: forwarded unchanged from the caller, who upholds GlobalAlloc's contract.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded unchanged from the caller, who upholds GlobalAlloc's contract.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -56,6 +59,7 @@ unsafe impl GlobalAlloc for Counting {
         } else {
             LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
         }
+        // SAFETY: forwarded unchanged from the caller, who upholds GlobalAlloc's contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

@@ -21,6 +21,8 @@ Settings (environment):
                shardbid = shardbid --config config/shardbid.toml, port 18081 (admin 19101)
                floor-pgo, shardbid-pgo = the same from PGO_DIR (ports 18084, 18085; admin
                           19102): the profile-guided builds of `bash loadtest/pgo-build.sh`
+               floor-base, shardbid-base = the same from BASE_DIR (ports 18086, 18087;
+                          admin 19103): an earlier build, to measure a change before/after
   ROUNDS       measured runs per server                  (default: 3)
   DURATION     seconds per run                           (default: 10)
   CONNECTIONS  wrk connections                           (default: 64)
@@ -35,6 +37,8 @@ Settings (environment):
   CARGO_TARGET_DIR  where release binaries are looked up (default: ./target)
   PGO_DIR      where floor-pgo and shardbid-pgo are looked up (default: ./target/pgo;
                never built by this script: run loadtest/pgo-build.sh first)
+  BASE_DIR     where floor-base and shardbid-base are looked up (BASE_DIR/release/...;
+               never built by this script: copy an earlier build's binaries there)
   OPEN_LOOP    1 = after the closed-loop rounds, measure open-loop latency with
                shardbid-load at one offered rate for every server (default: 1)
   OPEN_SHARE   that rate as a share of the slowest server's median req/s (default: 0.5)
@@ -81,16 +85,19 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
 PGO_DIR=${PGO_DIR:-$ROOT/target/pgo}
 [[ $PGO_DIR == /* ]] || PGO_DIR=$ROOT/$PGO_DIR
+BASE_DIR=${BASE_DIR:-$ROOT/target/base}
+[[ $BASE_DIR == /* ]] || BASE_DIR=$ROOT/$BASE_DIR
 
 for n in ROUNDS DURATION CONNECTIONS THREADS WARMUP; do
     [[ ${!n} =~ ^[0-9]+$ ]] || { echo "compare.sh: $n must be a whole number, got '${!n}'" >&2; exit 64; }
 done
 [[ -z $SHARDS || $SHARDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: SHARDS must be a positive number" >&2; exit 64; }
 for s in $SERVERS; do
-    case $s in nginx | floor | shardbid | floor-pgo | shardbid-pgo) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, shardbid, floor-pgo, shardbid-pgo)" >&2; exit 64 ;; esac
+    case $s in nginx | floor | shardbid | floor-pgo | shardbid-pgo | floor-base | shardbid-base) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, shardbid, floor-pgo, shardbid-pgo, floor-base, shardbid-base)" >&2; exit 64 ;; esac
 done
 
-declare -A PORT=([nginx]=18082 [floor]=18083 [shardbid]=18081 [floor-pgo]=18084 [shardbid-pgo]=18085)
+declare -A PORT=([nginx]=18082 [floor]=18083 [shardbid]=18081 [floor-pgo]=18084 [shardbid-pgo]=18085
+    [floor-base]=18086 [shardbid-base]=18087)
 declare -A PID=()        # main PID of each running server
 WRK_PID=                 # the running client, if any
 declare -A FAILED=()     # server -> reason it was dropped
@@ -207,6 +214,9 @@ start_floor() { run_floor floor "$TARGET_DIR/release/shardbid-floor"; }
 start_shardbid() { run_shardbid shardbid "$TARGET_DIR/release/shardbid" 19101; }
 start_floor-pgo() { run_floor floor-pgo "$PGO_DIR/release/shardbid-floor" "$PGO_HINT"; }
 start_shardbid-pgo() { run_shardbid shardbid-pgo "$PGO_DIR/release/shardbid" 19102 "$PGO_HINT"; }
+BASE_HINT="copy an earlier build's binaries to BASE_DIR/release"
+start_floor-base() { run_floor floor-base "$BASE_DIR/release/shardbid-floor" "$BASE_HINT"; }
+start_shardbid-base() { run_shardbid shardbid-base "$BASE_DIR/release/shardbid" 19103 "$BASE_HINT"; }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -381,6 +391,9 @@ echo "shards:      floor=${SHARDS:-$(nproc)} shardbid=${SHARDS:-config} nginx=2 
 if selected floor-pgo || selected shardbid-pgo; then
     echo "binaries:    $TARGET_DIR/release, and $PGO_DIR/release for the -pgo servers"
 fi
+if selected floor-base || selected shardbid-base; then
+    echo "baseline:    $BASE_DIR/release for the -base servers"
+fi
 echo "rounds:      $ROUNDS, alternating: ${ACTIVE[*]:-none}"
 echo "other%:      CPU used by anything but the server and wrk during a run (incl. steal), % of all CPUs"
 for s in $SERVERS; do [[ -n ${FAILED[$s]:-} ]] && echo "not run:     $s: ${FAILED[$s]}"; done
@@ -457,7 +470,7 @@ echo
 echo "== ratios (requests/s: higher is better; cpu_us/req: lower is better)"
 RATIO_LINES=()
 for pair in shardbid/floor shardbid/nginx floor/nginx shardbid-pgo/floor-pgo shardbid-pgo/nginx \
-    floor-pgo/nginx shardbid-pgo/shardbid floor-pgo/floor; do
+    floor-pgo/nginx shardbid-pgo/shardbid floor-pgo/floor shardbid/shardbid-base floor/floor-base; do
     a=${pair%/*} b=${pair#*/}
     [[ -n ${RPS_MED[$a]:-} && -n ${RPS_MED[$b]:-} ]] || continue
     r=$(awk -v x="${RPS_MED[$a]}" -v y="${RPS_MED[$b]}" 'BEGIN {printf "%.3f", x / y}')

@@ -21,13 +21,16 @@ fn count() {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count();
+        // SAFETY: forwarded unchanged from the caller, who upholds GlobalAlloc's contract.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged from the caller, who upholds GlobalAlloc's contract.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count();
+        // SAFETY: forwarded unchanged from the caller, who upholds GlobalAlloc's contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

@@ -36,9 +36,8 @@ impl Timer {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
-        Ok(Timer {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Timer { fd })
     }
 
     /// Fires first after `first` (at least 1 ns), then every `period`; a zero period
