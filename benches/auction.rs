@@ -10,9 +10,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use shardbid::auction::{self, AuctionContext};
+use shardbid::auction;
 use shardbid::openrtb::request::BidRequest;
-use shardbid::openrtb::response::write_response;
+use shardbid::targeting::MatchContext;
 
 #[path = "support/pipeline.rs"]
 #[allow(dead_code)] // the pipeline runner is the pipeline bench's
@@ -26,7 +26,7 @@ fn main() {
         .iter()
         .map(|b| serde_json::from_slice(b).expect("fixture decodes"))
         .collect();
-    let ctx = AuctionContext {
+    let ctx = MatchContext {
         exchange: None,
         hour_of_week: 40,
     };
@@ -47,7 +47,7 @@ fn main() {
         for _ in 0..runs {
             for &req in &reqs {
                 if let Ok(cur) = auction::run(&table, req, &ctx, &mut bids) {
-                    write_response(req, &table, &bids, cur, &mut out);
+                    auction::encode(req, &table, &bids, cur, &mut out);
                 }
             }
         }
@@ -65,7 +65,7 @@ fn main() {
     group.throughput(Throughput::Elements(1));
     for (name, req) in names.iter().zip(&reqs) {
         let cur = auction::run(&table, req, &ctx, &mut bids).expect("every fixture bids");
-        write_response(req, &table, &bids, cur, &mut out);
+        auction::encode(req, &table, &bids, cur, &mut out);
         println!("{name}: {} bid(s), {}-byte response", bids.len(), out.len());
         group.bench_with_input(BenchmarkId::new("run", name), req, |b, req| {
             b.iter(|| black_box(auction::run(&table, req, &ctx, &mut bids).ok()))
@@ -73,7 +73,7 @@ fn main() {
         group.bench_with_input(BenchmarkId::new("run+encode", name), req, |b, req| {
             b.iter(|| {
                 if let Ok(cur) = auction::run(&table, req, &ctx, &mut bids) {
-                    write_response(req, &table, &bids, cur, &mut out);
+                    auction::encode(req, &table, &bids, cur, &mut out);
                 }
                 black_box(out.len())
             })

@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use shardbid::auction::{self, AuctionContext};
+use shardbid::auction;
 use shardbid::money::Micros;
 use shardbid::openrtb::request::BidRequest;
+use shardbid::targeting::MatchContext;
 use shardbid::targeting::{Table, TableSettings};
 
 mod targeting_gen;
@@ -115,8 +116,8 @@ fn main() {
     let runs: usize = env_or("TARGETING_BENCH_RUNS", 100_000);
     let mut bodies = requests(2_000, 7);
     let mut rng = Rng(99);
-    let mut contexts: Vec<AuctionContext> = (0..bodies.len())
-        .map(|_| AuctionContext {
+    let mut contexts: Vec<MatchContext> = (0..bodies.len())
+        .map(|_| MatchContext {
             exchange: [None, Some(0), Some(1)][rng.below(3)],
             hour_of_week: rng.below(168) as u16,
         })

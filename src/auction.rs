@@ -1,10 +1,11 @@
 //! Candidates to priced bids: at most one bid per imp, highest price wins.
 //! Pure code: no runtime, no I/O, no allocation beyond the caller's `Vec<Bid>`.
 //!
-//! For each imp the targeting index yields matching campaigns in price order, one
-//! chunk at a time ([`Query`]). Each candidate is then checked where the index cannot
-//! (creative fit, `bcat`/`battr`, deal seats) and priced: its `bid_cpm`, raised to the
-//! floor when the floor is within its `max_cpm`, never below the floor. All pricing
+//! For each imp, targeting yields the campaigns that may bid, in price order, each with
+//! the creative it would show (`targeting::walk`). The auction prices each one: its
+//! way to bid (the open auction, or one of the imp's deals it holds, whose `wseat`
+//! admits its seat), its `bid_cpm` raised to the floor when the floor is within its
+//! `max_cpm`, never below the floor. All pricing
 //! happens in the response currency, in exact micros: the campaign's USD prices are
 //! converted rounding down (never over-bid), floors rounding up (never under-bid).
 //!
@@ -12,16 +13,15 @@
 //! then the lower campaign id (the table's price order). The walk stops as soon as no
 //! later candidate can beat the best price.
 
+use std::cell::Cell;
+
 use crate::money::Micros;
 use crate::openrtb::request::{BidRequest, Imp, Str};
-use crate::targeting::campaign::CreativeKind;
-use crate::targeting::keys::category_under;
-use crate::targeting::posting::{Mask, CHUNK_BITS, CHUNK_WORDS};
+use crate::openrtb::response::{write_response, ResponseBid};
 use crate::targeting::query::{Query, Stage};
-use crate::targeting::scan::Scan;
-use crate::targeting::table::{Ad, Currency, Entry};
-use crate::targeting::verify;
-use crate::targeting::Table;
+use crate::targeting::table::{Currency, Entry};
+use crate::targeting::walk::{walk, Candidate, Flow};
+use crate::targeting::{MatchContext, Table};
 
 /// Why a request got no bid. Every variant is a metrics label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +45,18 @@ pub enum NoBidReason {
 }
 
 impl NoBidReason {
+    /// The reason a campaign that got only as far as `stage` gives.
+    pub(crate) fn from_stage(stage: Stage) -> NoBidReason {
+        match stage {
+            Stage::NoMatch => NoBidReason::NoMatch,
+            Stage::Test => NoBidReason::Test,
+            Stage::DealsOnly => NoBidReason::DealsOnly,
+            Stage::Blocked => NoBidReason::Blocked,
+            Stage::Currency => NoBidReason::Currency,
+            Stage::BelowFloor => NoBidReason::BelowFloor,
+        }
+    }
+
     pub const ALL: [NoBidReason; 7] = [
         NoBidReason::NoCampaigns,
         NoBidReason::NoMatch,
@@ -83,15 +95,6 @@ pub struct Bid {
     pub price: Micros,
 }
 
-/// Per-request facts that do not come from the body.
-#[derive(Debug, Clone, Copy)]
-pub struct AuctionContext {
-    /// The exchange's id (index in `TableSettings::exchanges`), if the path named one.
-    pub exchange: Option<u32>,
-    /// Hour of the week in UTC, Monday 00:00 = 0 .. Sunday 23:00 = 167.
-    pub hour_of_week: u16,
-}
-
 /// Runs the auction: fills `out` (cleared first) with at most one bid per imp and
 /// returns the response currency, or the reason for no bid. When several imps fail
 /// for different reasons, the reason of the campaign that got furthest is returned
@@ -99,7 +102,7 @@ pub struct AuctionContext {
 pub fn run(
     table: &Table,
     req: &BidRequest<'_>,
-    ctx: &AuctionContext,
+    ctx: &MatchContext,
     out: &mut Vec<Bid>,
 ) -> Result<&'static str, NoBidReason> {
     out.clear();
@@ -124,10 +127,37 @@ pub fn run(
         }
     }
     if out.is_empty() {
-        Err(reached.reason())
+        Err(NoBidReason::from_stage(reached))
     } else {
         Ok(cur.code)
     }
+}
+
+/// Writes the BidResponse for the bids [`run`] chose into `out` (cleared first), in
+/// currency `cur` (what `run` returned). See [`write_response`].
+pub fn encode(req: &BidRequest<'_>, table: &Table, bids: &[Bid], cur: &str, out: &mut Vec<u8>) {
+    write_response(req, response_bids(table, bids), cur, out);
+}
+
+/// The bids as the encoder writes them: each with its seat and creative JSON.
+fn response_bids<'a>(
+    table: &'a Table,
+    bids: &'a [Bid],
+) -> impl Iterator<Item = ResponseBid<'a>> + Clone + 'a {
+    bids.iter().map(move |b| {
+        let entry = table.entries.get(b.campaign as usize);
+        let seat = entry.map_or(u32::MAX, |e| e.seat);
+        ResponseBid {
+            imp: b.imp,
+            price: b.price,
+            seat,
+            seat_json: table.seats.get(seat as usize).map_or(b"\"\"", |s| &s.json),
+            ad_json: entry
+                .and_then(|e| e.ads.get(b.creative as usize))
+                .map_or(&[][..], |ad| &ad.json),
+            deal: b.deal,
+        }
+    })
 }
 
 /// The response currency: USD when `cur` is empty or allows it, else the first allowed
@@ -219,83 +249,50 @@ fn bid_imp(
     cur: Currency,
 ) -> Result<Win, Stage> {
     let floors = Floors::new(table, imp, cur)?;
-    let ix = &table.index;
-    query.set_imp(ix, imp);
-    if query.ceiling == Some(Stage::NoMatch) {
-        // A term admits nobody: nothing can even match.
-        return Err(Stage::NoMatch);
-    }
-    let mut scan = Scan::new(query);
-    scan.start(ix);
     let mut reached = Stage::NoMatch;
-    let mut best: Option<Win> = None;
-    let mut acc: Mask = [0; CHUNK_WORDS];
-    for chunk in 0..ix.chunks {
-        if query.ceiling.is_some_and(|c| reached >= c) {
-            // A term admits nobody: no later chunk can get further.
-            break;
-        }
-        if scan.skip(ix, chunk, reached) {
-            continue;
-        }
-        // Prices never exceed max_cpm: skip chunks where nobody can beat the best bid,
-        // or meet any floor once that is already the reason.
-        let chunk_max = in_currency(table.chunk_max.get(chunk).copied().unwrap_or_default(), cur);
-        if best.is_some_and(|b| chunk_max <= b.price)
-            || (chunk_max < floors.min && reached == Stage::BelowFloor)
-        {
-            continue;
-        }
-        if !scan.eval(ix, chunk, &mut acc, &mut reached) {
-            continue;
-        }
-        for (w, &word) in acc.iter().enumerate() {
-            let mut bits = word;
-            while bits != 0 {
-                let campaign =
-                    (chunk * CHUNK_BITS + w * 64 + bits.trailing_zeros() as usize) as u32;
-                bits &= bits - 1;
-                match price(table, req, query, imp, &floors, cur, campaign) {
-                    Ok(win) => {
-                        if best.is_none_or(|b| win.price > b.price) {
-                            best = Some(win);
-                        }
-                        // Later candidates bid no more than this one, and can only be
-                        // raised to a floor: at or above the highest floor, this wins.
-                        if win.price >= floors.max {
-                            return best.ok_or(reached);
-                        }
-                    }
-                    Err(stage) => reached = reached.max(stage),
-                }
+    let best: Cell<Option<Win>> = Cell::new(None);
+    // Prices never exceed max_cpm: skip chunks where nobody can beat the best bid, or
+    // meet any floor once that is already the reason.
+    let worth = |chunk_max: Micros, reached: Stage| {
+        let chunk_max = in_currency(chunk_max, cur);
+        !(best.get().is_some_and(|b| chunk_max <= b.price)
+            || (chunk_max < floors.min && reached == Stage::BelowFloor))
+    };
+    let visit = |c: Candidate, reached: &mut Stage| match price(table, imp, &floors, cur, c) {
+        Ok(win) => {
+            if best.get().is_none_or(|b| win.price > b.price) {
+                best.set(Some(win));
+            }
+            // Later candidates bid no more than this one, and can only be raised to a
+            // floor: at or above the highest floor, this wins.
+            if win.price >= floors.max {
+                Flow::Stop
+            } else {
+                Flow::Continue
             }
         }
-    }
-    best.ok_or(reached)
+        Err(stage) => {
+            *reached = (*reached).max(stage);
+            Flow::Continue
+        }
+    };
+    walk(table, query, req, imp, &mut reached, worth, visit);
+    best.get().ok_or(reached)
 }
 
-/// Checks and prices one candidate: its first creative that fits and is not blocked,
-/// and its cheapest admissible way to bid (the open auction or one of its deals).
+/// Prices one candidate: its cheapest admissible way to bid (the open auction or one
+/// of the imp's deals it holds).
 fn price(
     table: &Table,
-    req: &BidRequest<'_>,
-    q: &Query,
     imp: &Imp<'_>,
     floors: &Floors,
     cur: Currency,
-    campaign: u32,
+    c: Candidate,
 ) -> Result<Win, Stage> {
-    let e: &Entry = table.entries.get(campaign as usize).ok_or(Stage::NoMatch)?;
-    let seat = table.seats.get(e.seat as usize).map_or("", |s| &*s.name);
-    if q.degraded {
-        verify::stages(q, &table.index, req, imp, e, campaign, seat)?;
-    } else if q.verify != 0 {
-        verify::check(q.verify, &table.index, req, campaign, seat)?;
-        if q.verify & verify::AD_BLOCKS != 0 && verify::every_ad_blocked(e, req, imp) {
-            return Err(Stage::Blocked);
-        }
-    }
-    let creative = pick_creative(e, req, imp)?;
+    let e: &Entry = table
+        .entries
+        .get(c.campaign as usize)
+        .ok_or(Stage::NoMatch)?;
     let bid = in_currency(e.bid, cur);
     let max = in_currency(e.max, cur);
     let mut best: Option<(Option<u32>, Micros)> = None;
@@ -315,6 +312,7 @@ fn price(
         }
     } else {
         // Only through a deal of this imp that the campaign holds.
+        let seat = table.seats.get(e.seat as usize).map_or("", |s| &*s.name);
         let private = imp.pmp.as_ref().is_some_and(|p| p.private_auction == 1);
         fail = if private {
             Stage::DealsOnly
@@ -337,56 +335,124 @@ fn price(
     }
     let (deal, price) = best.ok_or(fail)?;
     Ok(Win {
-        campaign,
-        creative,
+        campaign: c.campaign,
+        creative: c.creative,
         deal,
         price,
     })
 }
 
-/// The campaign's first creative that fits the imp and is not blocked.
-fn pick_creative(e: &Entry, req: &BidRequest<'_>, imp: &Imp<'_>) -> Result<u32, Stage> {
-    let mut fail = Stage::NoMatch;
-    for (i, ad) in e.ads.iter().enumerate() {
-        let Some(battr) = fits(ad, imp) else { continue };
-        let blocked = ad.attr.iter().any(|a| battr.contains(a))
-            || ad
-                .cat
-                .iter()
-                .any(|c| req.bcat.iter().any(|b| category_under(c, b.trim())));
-        if blocked {
-            fail = Stage::Blocked;
-            continue;
-        }
-        return u32::try_from(i).map_err(|_| Stage::NoMatch);
-    }
-    Err(fail)
-}
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
 
-/// Whether a creative fits the imp's format, size and security; if so, the blocked
-/// attributes of that format.
-fn fits<'i>(ad: &Ad, imp: &'i Imp<'_>) -> Option<&'i [u32]> {
-    if imp.secure == Some(1) && !ad.secure {
-        return None;
+    use super::*;
+    use crate::openrtb::BidRequest;
+    use crate::targeting::{CampaignSet, TableSettings};
+
+    fn table() -> Table {
+        let set: CampaignSet = serde_json::from_value(json!({"campaigns": [
+            {"id": "house", "adomain": ["house.example", "shop.house.example"], "bid_cpm": "1.25",
+             "nurl": "https://n.example/win?c={campaign}&cr={creative}&p=${AUCTION_PRICE}",
+             "creatives": [{"id": "rect", "kind": "banner", "w": 300, "h": 250,
+                            "adm": "<a href=\"x\">\"quoted\"\n</a>", "cat": ["IAB1", "IAB2-3"]}]},
+            {"id": "agency", "seat": "Agency\"1", "adomain": ["agency.example"], "bid_cpm": "2",
+             "max_cpm": "3", "targeting": {"deals": ["deal\\1"]},
+             "creatives": [{"id": "vid", "kind": "video", "mime": "video/mp4", "duration": 15,
+                            "protocol": 3, "adm": "<VAST/>"}]}
+        ]}))
+        .unwrap();
+        let settings = TableSettings {
+            default_seat: "shardbid".into(),
+            burl: "https://b.example/bill?c={campaign}&cr={creative}&id=${AUCTION_ID}".into(),
+            currencies: [("EUR".to_string(), Micros(1_080_000))].into(),
+            ..TableSettings::default()
+        };
+        Table::build(&set, &settings, 7).unwrap()
     }
-    match ad.kind {
-        CreativeKind::Banner => {
-            let b = imp.banner.as_ref()?;
-            b.sizes().any(|s| s == (ad.w, ad.h)).then_some(&b.battr[..])
-        }
-        CreativeKind::Video => {
-            let v = imp.video.as_ref()?;
-            let mime = v.mimes.is_empty()
-                || v.mimes
-                    .iter()
-                    .any(|m| m.trim().eq_ignore_ascii_case(&ad.mime));
-            let duration = v.minduration.is_none_or(|min| ad.duration >= min)
-                && v.maxduration.is_none_or(|max| ad.duration <= max);
-            let protocol = (v.protocols.is_empty() && v.protocol.is_none())
-                || v.protocols.contains(&ad.protocol)
-                || v.protocol == Some(ad.protocol);
-            (mime && duration && protocol).then_some(&v.battr[..])
-        }
-        CreativeKind::Native => imp.native.as_ref().map(|n| &n.battr[..]),
+
+    #[test]
+    fn response_carries_every_field_escaped() {
+        let t = table();
+        let body = json!({
+            "id": "req \"1\"\\\u{1}é",
+            "cur": ["EUR"],
+            "imp": [
+                {"id": "a\"1", "banner": {"w": 300, "h": 250}},
+                {"id": "v\n2", "video": {"mimes": ["video/mp4"]},
+                 "pmp": {"private_auction": 1, "deals": [{"id": "deal\\1", "bidfloor": 2.5}]}},
+                {"id": "a\"1", "banner": {"w": 300, "h": 250}}
+            ]
+        })
+        .to_string();
+        let req: BidRequest = serde_json::from_str(&body).unwrap();
+        let ctx = MatchContext {
+            exchange: None,
+            hour_of_week: 0,
+        };
+        let mut bids = Vec::new();
+        let cur = run(&t, &req, &ctx, &mut bids).unwrap();
+        assert_eq!((cur, bids.len()), ("EUR", 3));
+        let mut out = b"stale bytes".to_vec();
+        encode(&req, &t, &bids, cur, &mut out);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+
+        assert_eq!(v["id"], "req \"1\"\\\u{1}é");
+        assert_eq!(v["cur"], "EUR");
+        let seatbid = v["seatbid"].as_array().unwrap();
+        assert_eq!(seatbid.len(), 2, "one seatbid per seat");
+        assert_eq!(seatbid[0]["seat"], "shardbid");
+        assert_eq!(seatbid[1]["seat"], "Agency\"1");
+
+        let house = seatbid[0]["bid"].as_array().unwrap();
+        assert_eq!(house.len(), 2);
+        let b = house[0].as_object().unwrap();
+        let keys: Vec<&str> = b.keys().map(|k| k.as_str()).collect();
+        let mut expected = vec![
+            "id", "impid", "price", "adm", "nurl", "burl", "cid", "crid", "adomain", "cat", "w",
+            "h",
+        ];
+        expected.sort();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(sorted, expected);
+        assert_eq!(b["id"], "a\"1-0");
+        assert_eq!(b["impid"], "a\"1");
+        // 1.25 USD in EUR, rounded down.
+        assert_eq!(b["price"].to_string(), "1.157407");
+        assert_eq!(b["adm"], "<a href=\"x\">\"quoted\"\n</a>");
+        assert_eq!(
+            b["nurl"],
+            "https://n.example/win?c=house&cr=rect&p=${AUCTION_PRICE}"
+        );
+        assert_eq!(
+            b["burl"],
+            "https://b.example/bill?c=house&cr=rect&id=${AUCTION_ID}"
+        );
+        assert_eq!(b["cid"], "house");
+        assert_eq!(b["crid"], "rect");
+        assert_eq!(b["adomain"], json!(["house.example", "shop.house.example"]));
+        assert_eq!(b["cat"], json!(["IAB1", "IAB2-3"]));
+        assert_eq!((b["w"].as_u64(), b["h"].as_u64()), (Some(300), Some(250)));
+        assert_eq!(
+            house[1]["id"], "a\"1-2",
+            "bid ids are unique even for repeated imp ids"
+        );
+        assert_eq!(house[1]["impid"], "a\"1");
+
+        let d = seatbid[1]["bid"][0].as_object().unwrap();
+        assert_eq!(d["id"], "v\n2-1");
+        assert_eq!(d["impid"], "v\n2");
+        assert_eq!(d["dealid"], "deal\\1");
+        // Raised to the 2.5 USD deal floor, converted up: 2.314815 EUR.
+        assert_eq!(d["price"].to_string(), "2.314815");
+        assert_eq!(d["cid"], "agency");
+        assert_eq!(d["crid"], "vid");
+        assert_eq!(d["adm"], "<VAST/>");
+        assert!(d.get("nurl").is_none() && d.get("w").is_none() && d.get("cat").is_none());
+        assert_eq!(
+            d["burl"],
+            "https://b.example/bill?c=agency&cr=vid&id=${AUCTION_ID}"
+        );
     }
 }

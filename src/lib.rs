@@ -18,6 +18,7 @@ pub mod auction;
 pub mod config;
 pub mod control;
 pub mod http;
+pub mod json;
 pub mod metrics;
 pub mod money;
 pub mod openrtb;

@@ -11,10 +11,10 @@ use std::rc::Rc;
 
 use bytes::Buf;
 
-use crate::auction::{self, AuctionContext, Bid, NoBidReason};
+use crate::auction::{self, Bid, NoBidReason};
 use crate::metrics::Outcome;
-use crate::openrtb::response::write_response;
 use crate::openrtb::{BidRequest, DecodeError, Decoder};
+use crate::targeting::MatchContext;
 use crate::targeting::Table;
 
 /// What the pipeline decided for one request.
@@ -134,7 +134,7 @@ pub fn process(
     scratch: &mut Scratch,
     table: &Table,
     body: &mut Vec<u8>,
-    ctx: &AuctionContext,
+    ctx: &MatchContext,
     mut in_time: impl FnMut(Option<u32>) -> bool,
 ) -> Answer {
     let mut req = BidRequest::default();
@@ -145,7 +145,7 @@ pub fn process(
         Ok(cur) => cur,
         Err(reason) => return Answer::NoBid(reason),
     };
-    write_response(&req, table, &scratch.bids, cur, &mut scratch.out);
+    auction::encode(&req, table, &scratch.bids, cur, &mut scratch.out);
     if !in_time(req.tmax) {
         return Answer::Late;
     }

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use shardbid::auction::{self, AuctionContext};
+use shardbid::auction;
 use shardbid::openrtb::request::BidRequest;
-use shardbid::openrtb::response::write_response;
+use shardbid::targeting::MatchContext;
 use shardbid::targeting::{CampaignSet, Table, TableSettings};
 
 #[path = "../benches/support/counting.rs"]
@@ -43,12 +43,12 @@ fn auction_and_encoding_do_not_allocate() {
         for req in &requests {
             for hour in [0, 100] {
                 for exchange in [None, Some(0), Some(1)] {
-                    let ctx = AuctionContext {
+                    let ctx = MatchContext {
                         exchange,
                         hour_of_week: hour,
                     };
                     if let Ok(cur) = auction::run(&table, req, &ctx, &mut bids) {
-                        write_response(req, &table, &bids, cur, &mut out);
+                        auction::encode(req, &table, &bids, cur, &mut out);
                         *count += 1;
                     }
                     assert!(!out.is_empty());

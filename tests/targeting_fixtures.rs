@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use serde_json::Value;
-use shardbid::auction::{self, AuctionContext, Bid, NoBidReason};
+use shardbid::auction::{self, Bid, NoBidReason};
 use shardbid::money::Micros;
 use shardbid::openrtb::request::BidRequest;
-use shardbid::openrtb::response::write_response;
+use shardbid::targeting::MatchContext;
 use shardbid::targeting::{CampaignSet, Table};
 
 mod targeting_support;
@@ -26,7 +26,7 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-const ANY_TIME: AuctionContext = AuctionContext {
+const ANY_TIME: MatchContext = MatchContext {
     exchange: None,
     hour_of_week: 0,
 };
@@ -36,7 +36,7 @@ fn winner(table: &Table, req: &BidRequest) -> (Bid, &'static str) {
     let mut bids = Vec::new();
     let mut first = None;
     for hour in 0..168 {
-        let ctx = AuctionContext {
+        let ctx = MatchContext {
             exchange: None,
             hour_of_week: hour,
         };
@@ -66,7 +66,7 @@ fn check(name: &str, campaign: &str, creative: &str, price: &str, deal: Option<&
     assert_eq!(cur, "USD");
 
     let mut out = Vec::new();
-    write_response(&req, &table, &[bid], cur, &mut out);
+    auction::encode(&req, &table, &[bid], cur, &mut out);
     let v: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["id"], req.id.as_str());
     assert_eq!(v["cur"], "USD");
@@ -160,7 +160,7 @@ fn inactive_and_other_exchange_campaigns_stay_out() {
     let req: BidRequest = serde_json::from_slice(&body).unwrap();
     // On adx, the adx-only retargeting campaign has no segment match; still the same winner.
     let mut bids = Vec::new();
-    let ctx = AuctionContext {
+    let ctx = MatchContext {
         exchange: Some(0),
         hour_of_week: 0,
     };

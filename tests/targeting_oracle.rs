@@ -10,9 +10,10 @@ mod targeting_reference;
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use shardbid::auction::{self, AuctionContext};
+use shardbid::auction;
 use shardbid::money::Micros;
 use shardbid::openrtb::request::BidRequest;
+use shardbid::targeting::MatchContext;
 use shardbid::targeting::{CampaignSet, Table, TableSettings};
 use targeting_reference::{bid_of, reference, Expected};
 
@@ -264,7 +265,7 @@ fn compare(seed: u64, campaigns: usize, requests: usize, big_segments: bool) -> 
     for n in 0..requests {
         let text = request(&mut r, &segs).to_string();
         let req: BidRequest = serde_json::from_str(&text).unwrap();
-        let ctx = AuctionContext {
+        let ctx = MatchContext {
             exchange: [None, Some(0), Some(1)][r.below(3)],
             hour_of_week: r.below(170) as u16,
         };

@@ -4,7 +4,8 @@
 mod targeting_support;
 
 use serde_json::json;
-use shardbid::auction::{AuctionContext, NoBidReason};
+use shardbid::auction::NoBidReason;
+use shardbid::targeting::MatchContext;
 use targeting_support::*;
 
 #[test]
@@ -309,7 +310,7 @@ fn dayparts_follow_the_hour_of_the_week() {
         winner_ctx(
             &t,
             &request(json!({})),
-            &AuctionContext {
+            &MatchContext {
                 exchange: None,
                 hour_of_week: hour,
             },
@@ -337,7 +338,7 @@ fn exchanges_by_configured_name() {
         winner_ctx(
             &t,
             &request(json!({})),
-            &AuctionContext {
+            &MatchContext {
                 exchange: e,
                 hour_of_week: 0,
             },

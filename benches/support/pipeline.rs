@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use shardbid::auction::AuctionContext;
 use shardbid::config::Config;
 use shardbid::control;
 use shardbid::pipeline::{self, Answer, Scratch};
+use shardbid::targeting::MatchContext;
 use shardbid::targeting::Table;
 
 pub fn root() -> PathBuf {
@@ -56,7 +56,7 @@ pub fn run(
 ) -> (Answer, usize) {
     buf.clear();
     buf.extend_from_slice(body);
-    let ctx = AuctionContext {
+    let ctx = MatchContext {
         exchange: None,
         hour_of_week: 30,
     };

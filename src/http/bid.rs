@@ -23,11 +23,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 
 use super::{Body, Chunk, JSON, TEXT};
-use crate::auction::AuctionContext;
 use crate::metrics::Outcome;
 use crate::openrtb::DecodeError;
 use crate::pipeline::{self, Answer};
 use crate::shard::Shard;
+use crate::targeting::MatchContext;
 
 const OPENRTB_VERSION: HeaderName = HeaderName::from_static("x-openrtb-version");
 
@@ -213,7 +213,7 @@ fn bid(
 ) -> (Outcome, Reply) {
     let table = shard.table();
     let mut scratch = shard.scratch();
-    let ctx = AuctionContext {
+    let ctx = MatchContext {
         exchange,
         hour_of_week: shard.hour_of_week(),
     };

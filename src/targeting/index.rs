@@ -14,7 +14,7 @@ use super::lists::{
 };
 use super::posting::{Posting, PostingId, CHUNK_BITS, EMPTY};
 
-/// Hours in a week; `AuctionContext::hour_of_week` counts from Monday 00:00 UTC.
+/// Hours in a week; `MatchContext::hour_of_week` counts from Monday 00:00 UTC.
 pub const HOURS_PER_WEEK: usize = 168;
 
 /// An allow-list dimension: a campaign with an empty list accepts any value (and none).

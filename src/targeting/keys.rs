@@ -306,7 +306,7 @@ impl KeyBuf {
 
     pub(crate) fn push_u32(&mut self, v: u32) -> &mut KeyBuf {
         let mut digits = [0u8; 20];
-        let d = crate::money::fmt_u64(&mut digits, v as u64);
+        let d = crate::json::fmt_u64(&mut digits, v as u64);
         // Digits are ASCII.
         self.push(std::str::from_utf8(d).unwrap_or(""))
     }

@@ -15,7 +15,7 @@ use super::keys::{category_prefixes, domain_suffixes, prefetch, KeyBuf, KeyTable
 use super::placement::{imp_formats, place, Place};
 use super::posting::{PostingId, EMPTY};
 use super::verify;
-use crate::auction::{AuctionContext, NoBidReason};
+use super::MatchContext;
 use crate::openrtb::request::{BidRequest, Imp, Str};
 
 /// Posting sets one request may resolve to before terms are checked exactly instead.
@@ -47,17 +47,6 @@ impl Stage {
         Stage::Currency,
         Stage::BelowFloor,
     ];
-
-    pub(crate) fn reason(self) -> NoBidReason {
-        match self {
-            Stage::NoMatch => NoBidReason::NoMatch,
-            Stage::Test => NoBidReason::Test,
-            Stage::DealsOnly => NoBidReason::DealsOnly,
-            Stage::Blocked => NoBidReason::Blocked,
-            Stage::Currency => NoBidReason::Currency,
-            Stage::BelowFloor => NoBidReason::BelowFloor,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,7 +122,7 @@ impl Query {
     }
 
     /// Resolves the request-wide terms into a fresh ([`Query::empty`]) query.
-    pub(crate) fn resolve(&mut self, ix: &Index, req: &BidRequest<'_>, ctx: &AuctionContext) {
+    pub(crate) fn resolve(&mut self, ix: &Index, req: &BidRequest<'_>, ctx: &MatchContext) {
         let q = self;
         let mut lower = Lower::new();
         let nm = Stage::NoMatch;

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use crate::json::write_json_string;
 use crate::money::Micros;
-use crate::openrtb::response::write_json_string;
 use crate::targeting::campaign::{Campaign, CampaignSet, Creative, CreativeKind};
 use crate::targeting::index::Index;
 use crate::targeting::keys::lower_key;

@@ -2,10 +2,11 @@
 //! without any index: for each imp, every campaign in price order, each checked stage
 //! by stage (no match < test < deals only < blocked < currency < below floor).
 
-use shardbid::auction::{AuctionContext, NoBidReason};
+use shardbid::auction::NoBidReason;
 use shardbid::money::Micros;
 use shardbid::openrtb::request::{BidRequest, Imp};
 use shardbid::targeting::campaign::{Campaign, Creative, CreativeKind, Inventory, ListFilter};
+use shardbid::targeting::MatchContext;
 use shardbid::targeting::{CampaignSet, TableSettings};
 
 fn ieq(a: &str, b: &str) -> bool {
@@ -56,7 +57,7 @@ fn matches(
     c: &Campaign,
     req: &BidRequest,
     imp: &Imp,
-    ctx: &AuctionContext,
+    ctx: &MatchContext,
     s: &TableSettings,
 ) -> bool {
     let t = &c.targeting;
@@ -253,7 +254,7 @@ pub fn bid_of(
     s: &TableSettings,
     req: &BidRequest,
     imp: &Imp,
-    ctx: &AuctionContext,
+    ctx: &MatchContext,
     cur: &str,
 ) -> Result<(usize, Option<usize>, i64), u8> {
     let seat = c.seat.as_deref().unwrap_or(&s.default_seat);
@@ -311,7 +312,7 @@ pub fn reference(
     set: &CampaignSet,
     s: &TableSettings,
     req: &BidRequest,
-    ctx: &AuctionContext,
+    ctx: &MatchContext,
 ) -> (Expected, Option<NoBidReason>) {
     let nobody = vec![None; req.imp.len()];
     if !set.campaigns.iter().any(|c| c.active) {

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use shardbid::auction::{self, AuctionContext, NoBidReason};
+use shardbid::auction::{self, NoBidReason};
 use shardbid::money::Micros;
 use shardbid::openrtb::request::BidRequest;
+use shardbid::targeting::MatchContext;
 use shardbid::targeting::{CampaignSet, Table, TableSettings};
 
 /// Exchanges `adx` (id 0) and `example` (id 1); EUR at 1.08 and GBP at 1.27 USD.
@@ -66,7 +67,7 @@ pub fn request(patch: Value) -> String {
     r.to_string()
 }
 
-pub const CTX: AuctionContext = AuctionContext {
+pub const CTX: MatchContext = MatchContext {
     exchange: None,
     hour_of_week: 0,
 };
@@ -84,7 +85,7 @@ pub struct Won {
 pub fn run_ctx(
     t: &Table,
     req: &str,
-    ctx: &AuctionContext,
+    ctx: &MatchContext,
 ) -> Result<(Vec<Option<Won>>, &'static str), NoBidReason> {
     let req: BidRequest = serde_json::from_str(req).unwrap();
     let mut bids = Vec::new();
@@ -112,7 +113,7 @@ pub fn winner(t: &Table, req: &str) -> Result<String, NoBidReason> {
     winner_ctx(t, req, &CTX)
 }
 
-pub fn winner_ctx(t: &Table, req: &str, ctx: &AuctionContext) -> Result<String, NoBidReason> {
+pub fn winner_ctx(t: &Table, req: &str, ctx: &MatchContext) -> Result<String, NoBidReason> {
     let (won, _) = run_ctx(t, req, ctx)?;
     Ok(won[0]
         .as_ref()

@@ -1,4 +1,4 @@
-//! Exact money: integer micro-units of a currency (1 USD = 1,000,000 micros).
+//! Integer micro-units of a currency (1 USD = 1,000,000 micros).
 //!
 //! Prices are CPM (per thousand impressions) everywhere OpenRTB uses them. Floats only
 //! appear at the edge, when a request's `bidfloor` is read; they are rounded to micros
@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
+
+use crate::json::fmt_u64;
 
 /// An amount of money in micro-units. Signed so that differences are representable;
 /// prices and budgets are validated to be non-negative where they are configured.
@@ -88,7 +90,7 @@ impl Micros {
             out.push(b'-');
             v = -v;
         }
-        let mut buf = itoa_buf();
+        let mut buf = [0u8; 20];
         out.extend_from_slice(fmt_u64(&mut buf, (v / Self::PER_UNIT) as u64));
         let mut frac = v % Self::PER_UNIT;
         if frac != 0 {
@@ -116,24 +118,6 @@ fn mul_div_round(a: i64, b: i64, d: i64) -> i64 {
         (p - d / 2) / d
     };
     q.clamp(i64::MIN as i128, i64::MAX as i128) as i64
-}
-
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-/// Formats an unsigned integer into the tail of `buf` and returns that tail.
-pub(crate) fn fmt_u64(buf: &mut [u8; 20], mut v: u64) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }
 
 impl fmt::Display for Micros {

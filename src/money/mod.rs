@@ -1,0 +1,8 @@
+//! Money: exact amounts. Pure code: no runtime, no I/O.
+//!
+//! - [`micros`]: `Micros`, integer micro-units of a currency, decimal parsing and
+//!   formatting, currency conversion.
+
+pub mod micros;
+
+pub use micros::Micros;
