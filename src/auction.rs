@@ -13,6 +13,8 @@
 //! then the lower campaign id (the table's price order). The walk stops as soon as no
 //! later candidate can beat the best price.
 
+#![forbid(unsafe_code)]
+
 use std::cell::Cell;
 
 use crate::money::Micros;

@@ -4,6 +4,8 @@
 //!
 //! `config/shardbid.toml` documents every key; a test keeps it parsing.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

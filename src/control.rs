@@ -7,6 +7,8 @@
 //! swap between requests; the control thread confirms the swap by watching each shard's
 //! `table_version` metric.
 
+#![forbid(unsafe_code)]
+
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -20,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::metrics::ShardMetrics;
-use crate::shard::conns::Conns;
+use crate::net::Conns;
 use crate::shard::{Global, ShardMsg};
 use crate::targeting::{CampaignSet, Table, TableSettings};
 
@@ -52,14 +54,17 @@ pub fn build_table(set: &CampaignSet, settings: &TableSettings, version: u64) ->
         .map_err(|errors| anyhow::anyhow!("invalid campaigns:\n  {}", errors.join("\n  ")))
 }
 
-/// Why a table change did not happen.
+/// Why a table change did not happen. The old set stays in every case but
+/// `Unconfirmed`.
 #[derive(Debug)]
 pub enum ChangeError {
-    /// The campaigns are invalid; the old set stays.
+    /// The campaigns sent are invalid: the client's fault.
     Invalid(Vec<String>),
-    /// The file could not be read or parsed; the old set stays.
+    /// The campaigns file on the server is invalid: ours.
+    InvalidFile(Vec<String>),
+    /// The campaigns file on the server could not be read or parsed: ours.
     Unreadable(String),
-    /// Every shard got the table but not all confirmed in time.
+    /// Every shard got the table but not all confirmed in time: ours.
     Unconfirmed { version: u64 },
 }
 
@@ -79,7 +84,7 @@ pub struct Control {
     pub metrics: Vec<Arc<ShardMetrics>>,
     pub global: Arc<Global>,
     /// The campaign set behind the current table, for `GET /admin/campaigns`.
-    current: RefCell<Rc<CampaignSet>>,
+    current: RefCell<Arc<CampaignSet>>,
     version: Cell<u64>,
     /// Connections of the admin listener.
     pub conns: Conns,
@@ -92,7 +97,7 @@ impl Control {
         shards: Vec<Sender<ShardMsg>>,
         metrics: Vec<Arc<ShardMetrics>>,
         global: Arc<Global>,
-        initial: CampaignSet,
+        initial: Arc<CampaignSet>,
         version: u64,
     ) -> Control {
         Control {
@@ -101,13 +106,13 @@ impl Control {
             shards,
             metrics,
             global,
-            current: RefCell::new(Rc::new(initial)),
+            current: RefCell::new(initial),
             version: Cell::new(version),
             conns: Conns::default(),
         }
     }
 
-    pub fn current(&self) -> (u64, Rc<CampaignSet>) {
+    pub fn current(&self) -> (u64, Arc<CampaignSet>) {
         (self.version.get(), self.current.borrow().clone())
     }
 
@@ -119,7 +124,7 @@ impl Control {
         let table = Table::build(&set, &self.settings, version).map_err(ChangeError::Invalid)?;
         let campaigns = table.campaign_count();
         self.version.set(version);
-        *self.current.borrow_mut() = Rc::new(set);
+        *self.current.borrow_mut() = table.shared_campaign_set();
         self.broadcast(table);
 
         let deadline = Instant::now() + SWAP_CONFIRM;
@@ -152,7 +157,10 @@ impl Control {
     pub async fn reload(&self) -> Result<Installed, ChangeError> {
         let set = read_campaigns(&self.campaigns_file)
             .map_err(|e| ChangeError::Unreadable(format!("{e:#}")))?;
-        self.install(set).await
+        match self.install(set).await {
+            Err(ChangeError::Invalid(list)) => Err(ChangeError::InvalidFile(list)),
+            other => other,
+        }
     }
 
     fn broadcast(&self, table: Table) {

@@ -1,6 +1,8 @@
 //! The JSON writing the pure core shares: strings escaped as JSON requires, and
 //! unsigned integers, written into a byte buffer without allocating.
 
+#![forbid(unsafe_code)]
+
 /// Writes `s` as a JSON string, quotes included.
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');

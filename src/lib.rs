@@ -21,6 +21,7 @@ pub mod http;
 pub mod json;
 pub mod metrics;
 pub mod money;
+pub mod net;
 pub mod openrtb;
 pub mod pipeline;
 pub mod server;

@@ -1,5 +1,7 @@
 //! shardbid: CLI -> config -> validate -> telemetry -> shards -> wait -> drain.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use shardbid::config::{Config, LogFormat};
+use shardbid::targeting::Table;
 use shardbid::{control, server, telemetry};
 
 /// Thread-per-core OpenRTB bidder.
@@ -54,8 +57,8 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
-    let campaigns = match check_campaigns(&cfg) {
-        Ok(set) => set,
+    let table = match load_campaigns(&cfg) {
+        Ok(table) => table,
         Err(e) => {
             eprintln!("shardbid: {e:#}");
             return ExitCode::from(EX_CONFIG);
@@ -65,13 +68,13 @@ fn main() -> ExitCode {
         println!(
             "{}: ok ({} campaigns, {} shards)",
             cli.config.display(),
-            campaigns.campaigns.len(),
+            table.campaign_count(),
             cfg.shard_count()
         );
         return ExitCode::SUCCESS;
     }
     telemetry::init(&cfg.log);
-    match server::run(cfg, campaigns) {
+    match server::run(cfg, table) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shardbid: {e:#}");
@@ -116,11 +119,11 @@ fn load(cli: &Cli) -> Result<Config> {
     Ok(cfg)
 }
 
-/// Reads the campaigns and builds a table once, so that bad campaigns fail start-up
-/// (and `--check-config`) with every problem listed.
-fn check_campaigns(cfg: &Config) -> Result<shardbid::targeting::CampaignSet> {
+/// Reads the campaigns and builds the first table (version 1), so that bad campaigns
+/// fail start-up (and `--check-config`) with every problem listed, before any port is
+/// bound. The server starts with this table.
+fn load_campaigns(cfg: &Config) -> Result<Table> {
     let set = control::read_campaigns(&cfg.campaigns.file).context("campaigns.file")?;
     control::build_table(&set, &control::table_settings(cfg), 1)
-        .with_context(|| format!("{}", cfg.campaigns.file.display()))?;
-    Ok(set)
+        .with_context(|| format!("{}", cfg.campaigns.file.display()))
 }

@@ -5,6 +5,8 @@
 //! read-modify-write, no lock, no line shared with another core. The scraper reads with
 //! relaxed loads and may see a value a few increments old, which is what a scrape means.
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -26,9 +28,37 @@ impl Counter {
         self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
     }
 
+    /// Publishes a count kept elsewhere by the same thread (it only ever grows).
     #[inline]
     pub fn set(&self, v: u64) {
         self.0.store(v, Relaxed);
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// A value that goes up and down, with a single writer (its shard).
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Relaxed);
+    }
+
+    #[inline]
+    pub fn inc(&self) {
+        self.set(self.get().wrapping_add(1));
+    }
+
+    /// Decrements, stopping at zero.
+    #[inline]
+    pub fn dec(&self) {
+        self.set(self.get().saturating_sub(1));
     }
 
     #[inline]
@@ -88,14 +118,14 @@ pub struct ShardMetrics {
     /// Histogram of bid request handling time: one counter per bucket plus `+Inf`.
     latency: [Counter; LATENCY_BUCKETS_US.len() + 1],
     latency_sum_us: Counter,
-    pub connections_open: Counter,
+    pub connections_open: Gauge,
     pub connections_total: Counter,
     /// Connections this shard accepted and handed to a less-loaded shard.
     pub connections_handed_off: Counter,
     /// Responses the client's socket did not take in full at once (see `http::outbox`).
     pub sends_stalled: Counter,
-    pub table_version: Counter,
-    pub campaigns: Counter,
+    pub table_version: Gauge,
+    pub campaigns: Gauge,
 }
 
 impl ShardMetrics {
@@ -107,12 +137,12 @@ impl ShardMetrics {
             exchanges: (0..=exchanges).map(|_| Counter::default()).collect(),
             latency: Default::default(),
             latency_sum_us: Counter::default(),
-            connections_open: Counter::default(),
+            connections_open: Gauge::default(),
             connections_total: Counter::default(),
             connections_handed_off: Counter::default(),
             sends_stalled: Counter::default(),
-            table_version: Counter::default(),
-            campaigns: Counter::default(),
+            table_version: Gauge::default(),
+            campaigns: Gauge::default(),
         }
     }
 

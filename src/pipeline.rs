@@ -6,13 +6,14 @@
 //! measures it as a whole, allocations included. Pure code: no runtime, no I/O; the
 //! caller supplies the clock as the `in_time` check.
 
+#![forbid(unsafe_code)]
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Buf;
 
 use crate::auction::{self, Bid, NoBidReason};
-use crate::metrics::Outcome;
 use crate::openrtb::{BidRequest, DecodeError, Decoder};
 use crate::targeting::MatchContext;
 use crate::targeting::Table;
@@ -26,17 +27,6 @@ pub enum Answer {
     /// The deadline passed: a late bid is worth nothing, answer 204.
     Late,
     Bad(DecodeError),
-}
-
-impl Answer {
-    pub fn outcome(self) -> Outcome {
-        match self {
-            Answer::Bid => Outcome::Bid,
-            Answer::NoBid(r) => Outcome::NoBid(r),
-            Answer::Late => Outcome::Timeout,
-            Answer::Bad(_) => Outcome::BadRequest,
-        }
-    }
 }
 
 /// Byte buffers kept for reuse (request and response bodies): taken empty with the

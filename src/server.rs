@@ -12,29 +12,28 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use glommio::{LocalExecutorBuilder, Placement};
-use hyper::service::service_fn;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::control::{self, Control};
-use crate::http::admin;
+use crate::http::{admin, traffic};
 use crate::metrics::ShardMetrics;
+use crate::net::{self, ConnLimits};
 use crate::shard::balance::Balancer;
-use crate::shard::listener::{self, ConnLimits};
 use crate::shard::{self as shard_mod, Global, Shard, ShardMsg, ShardSettings};
-use crate::targeting::CampaignSet;
+use crate::targeting::Table;
 
 /// Memory glommio locks per shard besides `io_memory` (rings and their bookkeeping).
 const RING_MEMORY: usize = 1 << 20;
 
 /// Runs the server until SIGTERM/SIGINT has drained it. Returns an error, before any
 /// port is served, when the campaigns, io_uring, locked memory or a bind fails.
-pub fn run(cfg: Config, campaigns: CampaignSet) -> Result<()> {
+pub fn run(cfg: Config, table: Table) -> Result<()> {
     let shard_count = cfg.shard_count();
     raise_memlock(shard_count * (cfg.server.io_memory + RING_MEMORY));
 
     let settings = control::table_settings(&cfg);
-    let table = control::build_table(&campaigns, &settings, 1)?;
+    let (campaigns, version) = (table.shared_campaign_set(), table.version());
     info!(
         campaigns = table.campaign_count(),
         shards = shard_count,
@@ -82,11 +81,12 @@ pub fn run(cfg: Config, campaigns: CampaignSet) -> Result<()> {
             inboxes.next().expect("one inbox per shard"),
         );
         let handle = LocalExecutorBuilder::new(placement)
-            .name(&format!("shard{id}"))
+            .name("sb-shard")
             .io_memory(cfg.server.io_memory)
             .ring_depth(cfg.server.ring_depth)
             .spawn(move || async move {
-                let listener = match listener::bind(listen) {
+                name_thread(&format!("sb-shard-{id}"));
+                let listener = match net::bind(listen) {
                     Ok(l) => l,
                     Err(e) => {
                         let _ = bound_tx.send(Err(e));
@@ -96,7 +96,7 @@ pub fn run(cfg: Config, campaigns: CampaignSet) -> Result<()> {
                 let _ = bound_tx.send(listener.local_addr().map_err(std::io::Error::from));
                 let shard = Rc::new(Shard::new(id, Rc::new(settings), global, m2, table));
                 glommio::spawn_local(shard_mod::housekeeping(shard.clone(), rx)).detach();
-                listener::serve(shard, listener, drain_timeout, balancer, inbox).await;
+                traffic::serve(shard, listener, drain_timeout, balancer, inbox).await;
             })
             .map_err(|e| anyhow!("cannot start shard {id}: {e}"))?;
         match bound_rx.recv() {
@@ -135,10 +135,11 @@ pub fn run(cfg: Config, campaigns: CampaignSet) -> Result<()> {
         };
         let drain_delay = cfg.server.drain_delay_ms;
         LocalExecutorBuilder::new(Placement::Unbound)
-            .name("control")
+            .name("sb-control")
             .io_memory(256 << 10)
             .spawn(move || async move {
-                let listener = match listener::bind(admin_addr) {
+                name_thread("sb-control");
+                let listener = match net::bind(admin_addr) {
                     Ok(l) => l,
                     Err(e) => {
                         let _ = bound_tx.send(Err(e));
@@ -147,9 +148,9 @@ pub fn run(cfg: Config, campaigns: CampaignSet) -> Result<()> {
                 };
                 let _ = bound_tx.send(listener.local_addr().map_err(std::io::Error::from));
                 let control = Rc::new(Control::new(
-                    settings, file, senders, metrics, global, campaigns, 1,
+                    settings, file, senders, metrics, global, campaigns, version,
                 ));
-                glommio::spawn_local(admin_accept(control.clone(), listener, limits)).detach();
+                glommio::spawn_local(admin::serve(control.clone(), listener, limits)).detach();
                 control::watch(control.clone(), signal, stop.clone(), drain_delay).await;
                 // Keep the admin API (metrics) up while shards drain.
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -186,38 +187,6 @@ pub fn run(cfg: Config, campaigns: CampaignSet) -> Result<()> {
     Ok(())
 }
 
-async fn admin_accept(
-    control: Rc<Control>,
-    listener: glommio::net::TcpListener,
-    limits: ConnLimits,
-) {
-    loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            control.conns.accept_drained().await;
-            None
-        })
-        .await;
-        let stream = match accepted {
-            Some(Ok(s)) => s,
-            Some(Err(_)) => {
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-            None => return,
-        };
-        let control = control.clone();
-        glommio::spawn_local(async move {
-            let c = control.clone();
-            let service = service_fn(move |req| {
-                let c = c.clone();
-                async move { Ok::<_, std::convert::Infallible>(admin::route(&c, req).await) }
-            });
-            let _ = listener::serve_connection(&control.conns, limits, stream, service).await;
-        })
-        .detach();
-    }
-}
-
 /// Time beyond the drain delay and timeout that shutdown may take before the watchdog
 /// ends the process.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
@@ -228,7 +197,7 @@ const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
 /// never finished draining) logs it and exits with status 1.
 fn spawn_shutdown_watchdog(signal: Arc<AtomicBool>, limit: Duration) {
     let spawned = std::thread::Builder::new()
-        .name("watchdog".into())
+        .name("sb-watchdog".into())
         .spawn(move || {
             while !signal.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(50));
@@ -314,6 +283,19 @@ fn raise_memlock(needed: usize) {
             "Locked-memory limit is below the estimate; raise it (ulimit -l) if shards fail to start"
         );
     }
+}
+
+/// Names the calling thread. Threads are named `sb-<role>[-<n>]` (`sb-shard-0`,
+/// `sb-control`, `sb-watchdog`): what `top -H`, `ps -L` and `perf` show. Linux keeps 15
+/// bytes. glommio names an executor's thread after the executor's own id, which is not
+/// the shard's, so each executor renames its thread when it starts.
+fn name_thread(name: &str) {
+    let mut buf = [0u8; 16];
+    let n = name.len().min(15);
+    buf[..n].copy_from_slice(&name.as_bytes()[..n]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from `buf`,
+    // which is 16 bytes long and ends with a NUL.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr() as libc::c_ulong, 0, 0, 0) };
 }
 
 fn online_cpus() -> Vec<usize> {

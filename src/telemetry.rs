@@ -1,5 +1,7 @@
 //! Logging with tracing. Nothing per request is logged above `trace`.
 
+#![forbid(unsafe_code)]
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};

@@ -137,14 +137,25 @@ fn reload_rereads_the_campaigns_file() {
         server.bid(&body).json()["seatbid"][0]["bid"][0]["crid"],
         "second"
     );
+    // A campaigns file the server cannot use is the server's fault, not the client's.
     std::fs::write(&path, "not json").unwrap();
-    assert_eq!(
-        server
-            .admin()
-            .send("POST", "/admin/reload", &[], b"")
-            .status,
-        400
-    );
+    let resp = server.admin().send("POST", "/admin/reload", &[], b"");
+    assert_eq!(resp.status, 500);
+    assert!(resp.json()["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("not a valid campaign file"));
+    std::fs::write(&path, campaign_set("").to_string()).unwrap();
+    let resp = server.admin().send("POST", "/admin/reload", &[], b"");
+    assert_eq!(resp.status, 500);
+    assert!(!resp.json()["errors"].as_array().unwrap().is_empty());
+    std::fs::remove_file(&path).unwrap();
+    let resp = server.admin().send("POST", "/admin/reload", &[], b"");
+    assert_eq!(resp.status, 500);
+    assert!(resp.json()["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("cannot read"));
     assert_eq!(
         server.bid(&body).json()["seatbid"][0]["bid"][0]["crid"],
         "second"

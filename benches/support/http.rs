@@ -1,6 +1,6 @@
 //! Shared by the `http` bench and the HTTP allocation test: a real shard with the sample
 //! campaigns, and one keep-alive connection in memory served by hyper with the server's
-//! own settings (`shard::listener::http1_builder`), router and bid handler.
+//! own settings (`net::http1_builder`), router and bid handler.
 
 use std::io;
 use std::pin::Pin;
@@ -14,7 +14,7 @@ use hyper::service::service_fn;
 use shardbid::config::Config;
 use shardbid::http::router;
 use shardbid::metrics::ShardMetrics;
-use shardbid::shard::listener::http1_builder;
+use shardbid::net::http1_builder;
 use shardbid::shard::{Global, Shard, ShardSettings};
 
 use super::support;

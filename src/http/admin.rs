@@ -8,15 +8,40 @@
 //! | `POST /admin/reload` | re-read the campaigns file; answers like `PUT` |
 //! | `GET /healthz` | 200 |
 
+use std::convert::Infallible;
+use std::rc::Rc;
+
 use bytes::Bytes;
+use glommio::net::{TcpListener, TcpStream};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use hyper::service::service_fn;
 use serde_json::json;
+use tracing::warn;
 
 use super::{respond, text, Body, JSON};
 use crate::control::{ChangeError, Control};
 use crate::metrics;
+use crate::net::{self, ConnLimits};
+
+/// The admin listener, on the control thread: accepts until the drain and serves each
+/// connection with [`route`].
+pub async fn serve(control: Rc<Control>, listener: TcpListener, limits: ConnLimits) {
+    let accepted = |stream: TcpStream| {
+        let control = control.clone();
+        glommio::spawn_local(async move {
+            let c = control.clone();
+            let service = service_fn(move |req| {
+                let c = c.clone();
+                async move { Ok::<_, Infallible>(route(&c, req).await) }
+            });
+            let _ = net::serve_connection(&control.conns, limits, stream, service).await;
+        })
+        .detach();
+    };
+    net::accept_tcp(&listener, &control.conns, accepted, |_| true).await;
+}
 
 /// Largest accepted campaign upload (100,000 campaigns take about 60 MB).
 const MAX_UPLOAD: usize = 512 << 20;
@@ -67,15 +92,27 @@ fn metrics_page(control: &Control) -> Response<Body> {
     )
 }
 
+/// The answer to a table change. A failure is the client's fault only when the
+/// campaigns it sent are invalid; the others are ours (500, or 503 when a shard did not
+/// confirm in time) and are logged with the reason.
 fn change(result: Result<crate::control::Installed, ChangeError>) -> Response<Body> {
-    match result {
-        Ok(done) => json_response(
-            StatusCode::OK,
-            &json!({ "version": done.version, "campaigns": done.campaigns, "took_ms": done.took.as_millis() as u64 }),
-        ),
-        Err(ChangeError::Invalid(list)) => errors(StatusCode::BAD_REQUEST, list),
-        Err(ChangeError::Unreadable(msg)) => errors(StatusCode::BAD_REQUEST, vec![msg]),
-        Err(ChangeError::Unconfirmed { version }) => json_response(
+    let e = match result {
+        Ok(done) => {
+            return json_response(
+                StatusCode::OK,
+                &json!({ "version": done.version, "campaigns": done.campaigns, "took_ms": done.took.as_millis() as u64 }),
+            )
+        }
+        Err(e) => e,
+    };
+    if !matches!(e, ChangeError::Invalid(_)) {
+        warn!(error = ?e, "Campaign change failed");
+    }
+    match e {
+        ChangeError::Invalid(list) => errors(StatusCode::BAD_REQUEST, list),
+        ChangeError::InvalidFile(list) => errors(StatusCode::INTERNAL_SERVER_ERROR, list),
+        ChangeError::Unreadable(msg) => errors(StatusCode::INTERNAL_SERVER_ERROR, vec![msg]),
+        ChangeError::Unconfirmed { version } => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({ "version": version, "errors": ["not every shard confirmed the new table in time"] }),
         ),

@@ -18,47 +18,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 
+use super::reply::{Refusal, Reply};
 use super::{Body, Chunk, JSON, TEXT};
-use crate::metrics::Outcome;
-use crate::openrtb::DecodeError;
-use crate::pipeline::{self, Answer};
+use crate::pipeline;
 use crate::shard::Shard;
 use crate::targeting::MatchContext;
 
 const OPENRTB_VERSION: HeaderName = HeaderName::from_static("x-openrtb-version");
-
-/// An answer before it becomes a `Response`, which is built last, on the request's own
-/// header map (see [`handle`]).
-struct Reply {
-    status: StatusCode,
-    content_type: Option<HeaderValue>,
-    body: Chunk,
-}
-
-impl Reply {
-    fn text(status: StatusCode, body: &'static str) -> Reply {
-        Reply {
-            status,
-            content_type: Some(TEXT),
-            body: Chunk::Bytes(Bytes::from_static(body.as_bytes())),
-        }
-    }
-
-    fn empty(status: StatusCode) -> Reply {
-        Reply {
-            status,
-            content_type: None,
-            body: Chunk::Bytes(Bytes::new()),
-        }
-    }
-}
-
-/// A request turned away before the auction: how it is counted and what it gets.
-type Rejected = (Outcome, Reply);
 
 pub async fn handle(
     shard: &Shard,
@@ -72,37 +42,43 @@ pub async fn handle(
     // The deadline check's clock reading, reused for the latency histogram.
     let took = Cell::new(None);
 
-    let (outcome, reply) =
-        match check_headers(&headers, shard.settings.max_body_bytes, &mut version) {
-            Err(rejected) => rejected,
-            Ok(()) => {
-                let mut body = shard.take_body();
-                let answer =
-                    match read_body(incoming, &mut body, shard.settings.max_body_bytes).await {
-                        Ok(()) => bid(shard, &mut body, exchange, start, &took),
-                        Err(rejected) => rejected,
-                    };
-                shard.put_body(body);
-                answer
-            }
-        };
+    let (reply, body) = match check_headers(&headers, shard.settings.max_body_bytes, &mut version) {
+        Err(refusal) => (Reply::Refused(refusal), None),
+        Ok(()) => {
+            let mut body = shard.take_body();
+            let answer = match read_body(incoming, &mut body, shard.settings.max_body_bytes).await {
+                Ok(()) => bid(shard, &mut body, exchange, start, &took),
+                Err(refusal) => (Reply::Refused(refusal), None),
+            };
+            shard.put_body(body);
+            answer
+        }
+    };
 
     // The request's header map becomes the response's. hyper parses the next request
     // on the connection into the map of the response it last wrote, so in steady state
     // neither the request's headers nor the response's allocate.
     headers.clear();
-    if let Some(ct) = reply.content_type {
-        headers.insert(CONTENT_TYPE, ct);
-    }
+    let body = match (reply, body) {
+        (Reply::Bid, Some(out)) => {
+            headers.insert(CONTENT_TYPE, JSON);
+            out
+        }
+        _ if reply.text().is_empty() => Chunk::Bytes(Bytes::new()),
+        _ => {
+            headers.insert(CONTENT_TYPE, TEXT);
+            Chunk::Bytes(Bytes::from_static(reply.text().as_bytes()))
+        }
+    };
     if let Some(v) = version {
         headers.insert(OPENRTB_VERSION, v);
     }
-    let mut resp = Response::new(Full::new(reply.body));
-    *resp.status_mut() = reply.status;
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = reply.status();
     *resp.headers_mut() = headers;
 
     let took = took.get().unwrap_or_else(|| start.elapsed());
-    shard.metrics.record(exchange, outcome, took);
+    shard.metrics.record(exchange, reply.outcome(), took);
     resp
 }
 
@@ -122,7 +98,7 @@ fn check_headers(
     headers: &HeaderMap,
     max_body: usize,
     version: &mut Option<HeaderValue>,
-) -> Result<(), Rejected> {
+) -> Result<(), Refusal> {
     let (mut too_large, mut bad_type, mut bad_encoding) = (false, false, false);
     for (name, value) in headers {
         if *name == CONTENT_LENGTH {
@@ -140,22 +116,13 @@ fn check_headers(
         }
     }
     if too_large {
-        return Err((
-            Outcome::TooLarge,
-            Reply::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
-        ));
+        return Err(Refusal::TooLarge);
     }
-    let unsupported = |why| {
-        Err((
-            Outcome::UnsupportedMedia,
-            Reply::text(StatusCode::UNSUPPORTED_MEDIA_TYPE, why),
-        ))
-    };
     if bad_type {
-        return unsupported("content-type must be application/json\n");
+        return Err(Refusal::UnsupportedType);
     }
     if bad_encoding {
-        return unsupported("unsupported content-encoding\n");
+        return Err(Refusal::UnsupportedEncoding);
     }
     Ok(())
 }
@@ -178,23 +145,15 @@ fn is_json(ct: &HeaderValue) -> bool {
 /// Reads the whole body into `buf`, enforcing the size limit as it goes (a chunked
 /// body has no Content-Length to check up front). A body with a Content-Length ends
 /// with its last byte: no further poll of hyper's body channel just to learn that.
-async fn read_body(mut incoming: Incoming, buf: &mut Vec<u8>, max: usize) -> Result<(), Rejected> {
+async fn read_body(mut incoming: Incoming, buf: &mut Vec<u8>, max: usize) -> Result<(), Refusal> {
     while !incoming.is_end_stream() {
         let Some(frame) = incoming.frame().await else {
             break;
         };
-        let frame = frame.map_err(|_| {
-            (
-                Outcome::BadRequest,
-                Reply::text(StatusCode::BAD_REQUEST, "unreadable request body\n"),
-            )
-        })?;
+        let frame = frame.map_err(|_| Refusal::UnreadableBody)?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > max {
-                return Err((
-                    Outcome::TooLarge,
-                    Reply::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
-                ));
+                return Err(Refusal::TooLarge);
             }
             buf.extend_from_slice(&data);
         }
@@ -203,14 +162,14 @@ async fn read_body(mut incoming: Incoming, buf: &mut Vec<u8>, max: usize) -> Res
 }
 
 /// Decode, auction, encode: no `.await` in here, so the shard's scratch space can be
-/// borrowed for the whole of it.
+/// borrowed for the whole of it. A bid comes back with its encoded body.
 fn bid(
     shard: &Shard,
     body: &mut Vec<u8>,
     exchange: Option<u32>,
     start: Instant,
     took: &Cell<Option<Duration>>,
-) -> (Outcome, Reply) {
+) -> (Reply, Option<Chunk>) {
     let table = shard.table();
     let mut scratch = shard.scratch();
     let ctx = MatchContext {
@@ -223,29 +182,9 @@ fn bid(
         took.set(Some(elapsed));
         elapsed < settings.budget(tmax, exchange)
     });
-    let reply = match answer {
-        Answer::Bid => Reply {
-            status: StatusCode::OK,
-            content_type: Some(JSON),
-            body: Chunk::Out(scratch.take_out()),
-        },
-        Answer::NoBid(_) | Answer::Late => Reply::empty(StatusCode::NO_CONTENT),
-        Answer::Bad(e) => bad_request(e),
-    };
-    (answer.outcome(), reply)
-}
-
-fn bad_request(e: DecodeError) -> Reply {
-    match e {
-        DecodeError::Syntax => Reply::text(
-            StatusCode::BAD_REQUEST,
-            "malformed JSON or wrong field types\n",
-        ),
-        DecodeError::Invalid => Reply::text(
-            StatusCode::BAD_REQUEST,
-            "not a valid bid request: id and imp[] with ids are required\n",
-        ),
-    }
+    let reply = Reply::from(answer);
+    let out = (reply == Reply::Bid).then(|| Chunk::Out(scratch.take_out()));
+    (reply, out)
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
-//! HTTP: the glommio/hyper glue and the shard's outbox, the traffic router, the bid
-//! handler and the admin API.
+//! The HTTP services: each shard's traffic listener (routes, the bid handler) and the
+//! control thread's admin API. The connections under them are `crate::net`'s.
+
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod bid;
-pub mod compat;
-pub mod outbox;
+pub mod reply;
 pub mod router;
+pub mod traffic;
 
 use bytes::{Buf, Bytes};
 use http::header::{HeaderValue, CONTENT_TYPE};

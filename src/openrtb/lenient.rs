@@ -7,6 +7,8 @@
 //! (used by the derives in `request.rs`) and by the reader behind
 //! [`Decoder`](super::Decoder), so both decode every body the same way.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};

@@ -10,6 +10,8 @@
 //! [`Decoder`](super::Decoder) reads the same way with a reader of its own, and tests
 //! and the fuzz target check the two agree.
 
+#![forbid(unsafe_code)]
+
 use std::borrow::Cow;
 use std::ops::Deref;
 

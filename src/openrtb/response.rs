@@ -4,6 +4,8 @@
 //! size) and seat ids are rendered as JSON when the table is built; per request only
 //! the request's own strings (ids) are escaped and the price formatted.
 
+#![forbid(unsafe_code)]
+
 use crate::json::{fmt_u64, write_escaped, write_json_string};
 use crate::money::Micros;
 use crate::openrtb::request::BidRequest;

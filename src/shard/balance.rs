@@ -17,12 +17,15 @@
 //!
 //! The counters are read and written only when connections open and close.
 
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_lite::AsyncReadExt;
 use glommio::net::{TcpStream, UnixStream};
 use tracing::{debug, warn};
+
+use crate::net::{accept_until_drained, Conns};
 
 /// One shard's connection count on its own cache line.
 #[derive(Debug, Default)]
@@ -130,38 +133,32 @@ impl Balancer {
     }
 }
 
-/// Reads shard connections handed to this shard and passes each to `serve` until the
-/// inbox closes or `stop` resolves. Descriptors still queued when it ends are closed.
-pub async fn receive<F, S>(inbox: Inbox, shard: usize, serve: F, stop: S)
-where
-    F: Fn(TcpStream),
-    S: std::future::Future<Output = ()>,
-{
+/// Reads connections handed to this shard and passes each to `serve` until the inbox
+/// closes or `conns` drains. Descriptors still queued when it ends are closed.
+pub async fn receive(inbox: Inbox, shard: usize, conns: &Conns, serve: impl FnMut(TcpStream)) {
     let raw = inbox.0.into_raw_fd();
     // SAFETY: the inbox's descriptor moves into the glommio socket, which closes it.
     let mut socket = unsafe { UnixStream::from_raw_fd(raw) };
-    let mut stop = std::pin::pin!(stop);
-    let mut buf = [0u8; 4];
-    loop {
-        let read = futures_lite::future::or(async { Some(socket.read(&mut buf).await) }, async {
-            stop.as_mut().await;
-            None
-        })
-        .await;
-        match read {
-            Some(Ok(4)) => {
-                let raw = RawFd::from_ne_bytes(buf);
-                // SAFETY: the sender dup'ed this descriptor for us and forgot it.
-                serve(unsafe { TcpStream::from_raw_fd(raw) });
-            }
-            Some(Ok(0)) | None => break,
-            Some(Ok(n)) => warn!(shard, bytes = n, "Short message in the connection inbox"),
-            Some(Err(e)) => {
-                warn!(shard, error = %e, "Connection inbox failed");
-                break;
+    let next = async || -> Option<io::Result<TcpStream>> {
+        let mut buf = [0u8; 4];
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(4) => {
+                    let raw = RawFd::from_ne_bytes(buf);
+                    // SAFETY: the sender dup'ed this descriptor for us and forgot it.
+                    return Some(Ok(unsafe { TcpStream::from_raw_fd(raw) }));
+                }
+                Ok(0) => return None,
+                Ok(n) => warn!(shard, bytes = n, "Short message in the connection inbox"),
+                Err(e) => return Some(Err(e)),
             }
         }
-    }
+    };
+    let failed = |e: io::Error| {
+        warn!(shard, error = %e, "Connection inbox failed");
+        false
+    };
+    accept_until_drained(conns, next, serve, failed).await;
     close_queued(raw);
     drop(socket);
     debug!(shard, "Connection inbox closed");

@@ -6,8 +6,6 @@
 //! control channel (new tables, drain) and the metrics the shard writes for scrapes.
 
 pub mod balance;
-pub mod conns;
-pub mod listener;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -20,9 +18,10 @@ use tracing::{debug, info};
 
 use crate::config::Config;
 use crate::metrics::ShardMetrics;
+use crate::net::clock::set_coarse_now;
+use crate::net::conns::{self, Conns};
 use crate::pipeline::{BufPool, Scratch};
 use crate::targeting::Table;
-use conns::Conns;
 
 /// How often a shard checks its control channel. A new table reaches every shard
 /// within this interval (plus the build time).
@@ -199,12 +198,12 @@ impl Shard {
 /// The shard's housekeeping task: control messages, then timeouts, until drained.
 pub async fn housekeeping(shard: Rc<Shard>, rx: Receiver<ShardMsg>) {
     let mut last_sweep = std::time::Instant::now();
-    crate::http::compat::set_coarse_now(last_sweep);
+    set_coarse_now(last_sweep);
     while shard.poll_control(&rx) {
         glommio::timer::sleep(CONTROL_POLL).await;
         shard.hour.set(hour_of_week(SystemTime::now()));
         let now = std::time::Instant::now();
-        crate::http::compat::set_coarse_now(now);
+        set_coarse_now(now);
         shard.metrics.sends_stalled.set(shard.conns.send_stalls());
         if now.duration_since(last_sweep) >= conns::SWEEP_EVERY {
             shard.conns.sweep(now);

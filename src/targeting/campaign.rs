@@ -12,6 +12,8 @@
 //! `max_cpm >= bid_cpm >= 0`, known exchange names, alpha-3 countries, valid dayparts,
 //! `http(s)://` notice URLs.
 
+#![forbid(unsafe_code)]
+
 use serde::{Deserialize, Serialize};
 
 use crate::money::Micros;
@@ -34,7 +36,7 @@ pub struct Campaign {
     #[serde(default = "yes")]
     pub active: bool,
     /// Buyer seat for `seatbid[].seat`; also checked against `wseat`/`bseat` and deal
-    /// `wseat`. Absent: the server's `bidder.default_seat`.
+    /// `wseat`. Absent: the server's `bidding.default_seat`.
     #[serde(default)]
     pub seat: Option<String>,
     /// Advertiser domains, sent as the bid's `adomain` and checked against `badv`.

@@ -4,6 +4,8 @@
 //! Campaigns are numbered in price order (highest `bid_cpm` first), so walking a
 //! posting set in number order visits candidates from the best price down.
 
+#![forbid(unsafe_code)]
+
 use super::campaign::{Campaign, CreativeKind, Inventory};
 use super::keys::{
     category_prefixes, domain_suffixes, exact_key, lower_key, KeyBuf, KeyMap, KeyTable,
@@ -45,7 +47,7 @@ pub(crate) struct Index {
     /// Per hour of the week, campaigns whose dayparts include it; the last entry is for
     /// hours out of range. `None` when every campaign is always on.
     pub hours: Option<Box<[PostingId]>>,
-    /// Campaigns that accept site, app, and neither inventory.
+    /// Campaigns that accept site, app, and neither inventory, by `PlaceKind`.
     pub inventory: Option<[PostingId; 3]>,
     /// Campaigns that bid on `test = 1` requests; `None` when all do.
     pub test_ok: Option<PostingId>,

@@ -1,6 +1,8 @@
 //! Building posting sets: campaign numbers collected per targeting value while the
 //! index walks the campaigns in price order, then frozen into [`Posting`]s.
 
+#![forbid(unsafe_code)]
+
 use std::hash::Hash;
 
 use super::index::{AllowDim, BySecure};

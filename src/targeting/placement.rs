@@ -1,14 +1,24 @@
 //! Where an impression is placed: the site or app facts and the creative formats that
 //! targeting reads from a request.
 
+#![forbid(unsafe_code)]
+
 use super::index::Format;
 use super::keys::{page_host, Lower};
 use crate::openrtb::request::{BidRequest, Imp, Publisher, Str};
 
+/// What kind of inventory the impression is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PlaceKind {
+    Site = 0,
+    App = 1,
+    /// Neither `site` nor `app`.
+    Neither = 2,
+}
+
 /// Where the impression is: the site or app facts that targeting reads.
 pub(crate) struct Place<'r> {
-    /// 0 site, 1 app, 2 neither.
-    pub kind: usize,
+    pub kind: PlaceKind,
     /// `site.domain` (else the host of `site.page`) or `app.domain`.
     pub domain: Option<&'r str>,
     pub bundle: Option<&'r str>,
@@ -25,7 +35,7 @@ pub(crate) fn place<'r>(req: &'r BidRequest<'_>) -> Place<'r> {
             .or_else(|| s.page.as_deref().and_then(page_host));
         let publisher = publisher(&s.publisher);
         Place {
-            kind: 0,
+            kind: PlaceKind::Site,
             domain,
             bundle: None,
             publisher,
@@ -34,7 +44,7 @@ pub(crate) fn place<'r>(req: &'r BidRequest<'_>) -> Place<'r> {
     } else if let Some(a) = &req.app {
         let (domain, bundle) = (a.domain.as_deref(), a.bundle.as_deref());
         Place {
-            kind: 1,
+            kind: PlaceKind::App,
             domain,
             bundle,
             publisher: publisher(&a.publisher),
@@ -42,7 +52,7 @@ pub(crate) fn place<'r>(req: &'r BidRequest<'_>) -> Place<'r> {
         }
     } else {
         Place {
-            kind: 2,
+            kind: PlaceKind::Neither,
             domain: None,
             bundle: None,
             publisher: None,

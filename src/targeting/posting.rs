@@ -8,6 +8,8 @@
 //! lists and the occupancy of the first 64 chunks live in the set itself: most sets a
 //! request touches cost one cache line.
 
+#![forbid(unsafe_code)]
+
 use super::keys::prefetch;
 
 /// Campaigns per chunk.

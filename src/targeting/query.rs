@@ -9,6 +9,8 @@
 //! carries more values than fit, the term is left out (or cut short) and the dimension
 //! is marked for an exact check of each candidate instead ([`Query::verify`]).
 
+#![forbid(unsafe_code)]
+
 use super::index::{format_key, AllowDim, Index, HOURS_PER_WEEK};
 use super::keys::DEAL_FORMAT_SEP;
 use super::keys::{category_prefixes, domain_suffixes, prefetch, KeyBuf, KeyTable, Lookup, Lower};
@@ -144,7 +146,7 @@ impl Query {
             q.term(ix, nm, Op::Union, 0, hours.get(h).copied());
         }
         if let Some(inv) = &ix.inventory {
-            q.term(ix, nm, Op::Union, 0, inv.get(at.kind).copied());
+            q.term(ix, nm, Op::Union, 0, inv.get(at.kind as usize).copied());
         }
         if req.test == 1 {
             if let Some(t) = ix.test_ok {

@@ -10,6 +10,8 @@
 //! tells for 64 chunks at once the stage by which a chunk must come out empty: a chunk
 //! that cannot produce a candidate, nor a later stage than already seen, is skipped.
 
+#![forbid(unsafe_code)]
+
 use super::index::Index;
 use super::posting::{self, Mask, CHUNK_BITS, CHUNK_WORDS};
 use super::query::{Op, Query, Stage, MAX_IDS, MAX_TERMS, STAGES};

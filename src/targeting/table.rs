@@ -5,6 +5,8 @@
 //! [`index`](super::index)) and renders each creative's JSON once, so that encoding a
 //! bid is mostly copying bytes.
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -241,6 +243,11 @@ impl Table {
     /// The loaded campaign set, as given to [`Table::build`].
     pub fn campaign_set(&self) -> &CampaignSet {
         &self.set
+    }
+
+    /// The loaded campaign set, shared (every replica of a table holds the same one).
+    pub fn shared_campaign_set(&self) -> Arc<CampaignSet> {
+        self.set.clone()
     }
 
     /// The id of the campaign behind `Bid::campaign` (read from this replica).

@@ -1,6 +1,8 @@
 //! Campaign validation: every problem in a campaign set, each naming the campaign and
 //! the key, e.g. `campaign "c7": creatives[0].w is required for banner creatives`.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 
 use super::campaign::{Campaign, CampaignSet, Creative, CreativeKind, ListFilter};

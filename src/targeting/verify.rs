@@ -2,6 +2,8 @@
 //! [`Query`](super::query::Query)). Each asks the same posting sets the term would have
 //! combined, about one campaign, so it agrees with the index by construction.
 
+#![forbid(unsafe_code)]
+
 use super::campaign::CreativeKind;
 use super::index::{AllowDim, Index};
 use super::keys::{category_prefixes, category_under, domain_suffixes, KeyTable, Lower};

@@ -9,6 +9,8 @@
 //! How far the best campaign got (a [`Stage`]) is kept as it goes, so a walk that
 //! yields nothing still names the no-bid reason.
 
+#![forbid(unsafe_code)]
+
 use super::campaign::CreativeKind;
 use super::keys::category_under;
 use super::posting::{Mask, CHUNK_BITS, CHUNK_WORDS};

@@ -5,6 +5,8 @@
 //! One difference, on purpose: serde's derives also accept a JSON array in place of an
 //! object (fields by position), which no exchange sends; here that is an error.
 
+#![forbid(unsafe_code)]
+
 use super::cursor::{Cursor, Read};
 use super::Malformed;
 use crate::openrtb::request::{

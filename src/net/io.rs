@@ -11,7 +11,7 @@
 //!   No runtime timer is armed per request and hyper gets no timer: the shard's sweeper
 //!   (see `shard::conns`) wakes a read whose deadline passed a few times a second, and
 //!   that read fails with `TimedOut`, which ends the connection. The clock is the
-//!   shard's [`coarse_now`], so the per-request bookkeeping reads no clock.
+//!   thread's [`coarse_now`], so the per-request bookkeeping reads no clock.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -26,23 +26,8 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use hyper::rt::ReadBufCursor;
 
+use super::clock::coarse_now;
 use super::outbox::{Outbox, SendState};
-
-thread_local! {
-    /// The shard's coarse clock, advanced by its housekeeping tick ([`set_coarse_now`]).
-    static COARSE_NOW: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// The current instant to within the shard's housekeeping tick (10 ms), without a clock
-/// read; exact on a thread whose clock nobody advances. Timeouts of seconds need no more.
-pub fn coarse_now() -> Instant {
-    COARSE_NOW.with(Cell::get).unwrap_or_else(Instant::now)
-}
-
-/// Advances this thread's [`coarse_now`].
-pub fn set_coarse_now(now: Instant) {
-    COARSE_NOW.with(|c| c.set(Some(now)));
-}
 
 /// What a connection is waiting for, and since when (see the module docs).
 #[derive(Debug)]

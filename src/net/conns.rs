@@ -1,6 +1,8 @@
-//! The shard's connection registry: the sweeper that fires idle and header timeouts,
-//! the drain signal that asks every connection to finish and close, and the outbox the
-//! connections' responses leave through.
+//! A thread's connection registry (a shard's, or the control thread's): the sweeper
+//! that fires idle and header timeouts, the drain signal that asks every connection to
+//! finish and close, and the outbox the connections' responses leave through.
+
+#![forbid(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -9,8 +11,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::http::compat::ConnState;
-use crate::http::outbox::Outbox;
+use super::io::ConnState;
+use super::outbox::Outbox;
 
 /// How often the sweeper looks for expired waits. Timeouts fire up to this late.
 pub const SWEEP_EVERY: Duration = Duration::from_millis(250);

@@ -1,0 +1,102 @@
+//! A shard's traffic listener: accept until the drain, serve each connection with the
+//! traffic routes, then wait for open connections to finish.
+
+use std::convert::Infallible;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::net::{TcpListener, TcpStream};
+use hyper::service::service_fn;
+use tracing::{debug, info, warn};
+
+use super::router;
+use crate::net::{self, ConnLimits};
+use crate::shard::balance::{self, Balancer, Inbox};
+use crate::shard::Shard;
+
+/// Accepts connections until the shard drains, then waits (up to `drain_timeout`) for
+/// open connections to finish. Every shard binds the same address: glommio sets
+/// SO_REUSEPORT and the kernel spreads connections by their 4-tuple.
+///
+/// A connection that would leave this shard with too many more connections than
+/// another goes to that shard instead (see [`balance`]); connections handed to this
+/// shard arrive through `inbox`.
+pub async fn serve(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    drain_timeout: Duration,
+    balancer: Arc<Balancer>,
+    inbox: Inbox,
+) {
+    let addr = listener.local_addr().ok();
+    shard.global.shards_serving.fetch_add(1, Ordering::Relaxed);
+    info!(shard = shard.id, addr = ?addr, "Serving");
+    let (inbox_shard, inbox_balancer) = (shard.clone(), balancer.clone());
+    glommio::spawn_local(async move {
+        let shard = &inbox_shard;
+        let serve = |stream| {
+            glommio::spawn_local(connection(shard.clone(), stream, inbox_balancer.clone()))
+                .detach();
+        };
+        balance::receive(inbox, shard.id, &shard.conns, serve).await;
+    })
+    .detach();
+
+    let accepted = |stream: TcpStream| {
+        let to = balancer.place(shard.id);
+        let stream = if to == shard.id {
+            stream
+        } else {
+            match balancer.hand_off(to, stream) {
+                Ok(()) => {
+                    shard.metrics.connections_handed_off.inc();
+                    return;
+                }
+                Err(stream) => {
+                    balancer.keep(shard.id, to);
+                    stream
+                }
+            }
+        };
+        glommio::spawn_local(connection(shard.clone(), stream, balancer.clone())).detach();
+    };
+    let failed = |e: std::io::Error| {
+        // Out of file descriptors or memory: the loop backs off instead of spinning.
+        warn!(shard = shard.id, error = %e, "Accept failed");
+        true
+    };
+    net::accept_tcp(&listener, &shard.conns, accepted, failed).await;
+    drop(listener);
+    shard.global.shards_serving.fetch_sub(1, Ordering::Relaxed);
+
+    let deadline = Instant::now() + drain_timeout;
+    while shard.conns.open() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    info!(shard = shard.id, left_open = shard.conns.open(), "Drained");
+}
+
+/// Serves one connection counted on this shard's load in `balancer`.
+async fn connection(shard: Rc<Shard>, stream: TcpStream, balancer: Arc<Balancer>) {
+    shard.metrics.connections_total.inc();
+    shard.metrics.connections_open.inc();
+    let svc_shard = shard.clone();
+    let service = service_fn(move |req| {
+        let shard = svc_shard.clone();
+        async move { Ok::<_, Infallible>(router::route(&shard, req).await) }
+    });
+    let s = &shard.settings;
+    let limits = ConnLimits {
+        keep_alive: s.keep_alive_timeout,
+        header_read: s.header_read_timeout,
+        nodelay: s.tcp_nodelay,
+    };
+    if let Err(e) = net::serve_connection(&shard.conns, limits, stream, service).await {
+        // Client resets and timeouts are routine for a bidder; keep them at debug.
+        debug!(shard = shard.id, error = %e, "Connection ended");
+    }
+    shard.metrics.connections_open.dec();
+    balancer.closed(shard.id);
+}

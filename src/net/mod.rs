@@ -1,0 +1,21 @@
+//! Connections: everything between a socket and an HTTP handler, shared by the
+//! shards' traffic listeners and the control thread's admin listener. Runtime code
+//! (glommio, hyper); it knows nothing of bids.
+//!
+//! - [`serve`]: binding, the accept loop (until the drain), hyper's settings, one
+//!   connection served with keep-alive.
+//! - [`io`]: the glommio/hyper I/O adapter, which keeps each connection's timeouts.
+//! - [`conns`]: a thread's registry of open connections: the timeout sweeper, the drain.
+//! - [`outbox`]: responses written during one pass of the executor, sent together after it.
+//! - [`clock`]: the coarse clock the timeouts read.
+
+pub mod clock;
+pub mod conns;
+pub mod io;
+pub mod outbox;
+pub mod serve;
+
+pub use conns::Conns;
+pub use serve::{
+    accept_tcp, accept_until_drained, bind, http1_builder, serve_connection, ConnLimits,
+};

@@ -1,0 +1,128 @@
+//! Serving connections: hyper's HTTP/1.1 settings, one connection served with
+//! keep-alive until the client leaves, a timeout fires or the drain asks it to finish,
+//! and the accept loop that runs until the drain. The shards' traffic listeners and the
+//! control thread's admin listener both serve through this.
+
+#![forbid(unsafe_code)]
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::net::{TcpListener, TcpStream};
+use hyper::server::conn::http1;
+
+use super::conns::Conns;
+use super::io::{ConnState, Io};
+
+/// Binds a listener (glommio sets SO_REUSEPORT, so every shard binds the same address).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr).map_err(io::Error::from)
+}
+
+/// How long the accept loop pauses after a failed accept (out of descriptors or
+/// memory), so that a lasting failure does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Accepts from `next` until `conns` drains or `next` ends (`None`), handing each
+/// accepted item to `serve`. A failed accept goes to `failed`, which says whether to
+/// go on; the loop then pauses briefly. The one accept loop of every listener: the
+/// shards' traffic listeners, the connections they hand each other, the admin listener.
+pub async fn accept_until_drained<T>(
+    conns: &Conns,
+    mut next: impl AsyncFnMut() -> Option<io::Result<T>>,
+    mut serve: impl FnMut(T),
+    mut failed: impl FnMut(io::Error) -> bool,
+) {
+    loop {
+        let accepted = future::or(async { Some(next().await) }, async {
+            conns.accept_drained().await;
+            None
+        })
+        .await;
+        match accepted {
+            Some(Some(Ok(item))) => serve(item),
+            Some(Some(Err(e))) => {
+                if !failed(e) {
+                    return;
+                }
+                glommio::timer::sleep(ACCEPT_BACKOFF).await;
+            }
+            Some(None) | None => return,
+        }
+    }
+}
+
+/// Accepts TCP connections from `listener` (see [`accept_until_drained`]).
+pub async fn accept_tcp(
+    listener: &TcpListener,
+    conns: &Conns,
+    serve: impl FnMut(TcpStream),
+    failed: impl FnMut(io::Error) -> bool,
+) {
+    let next = async || Some(listener.accept().await.map_err(io::Error::from));
+    accept_until_drained(conns, next, serve, failed).await
+}
+
+/// Timeouts and socket options of a served connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    pub keep_alive: Duration,
+    pub header_read: Duration,
+    pub nodelay: bool,
+}
+
+/// hyper's HTTP/1.1 settings for every connection (traffic and admin; `benches/http.rs`
+/// measures the request path with them).
+pub fn http1_builder() -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.keep_alive(true)
+        // Do not read ahead while a request is in the handler just to notice a client
+        // that hung up: a bid takes microseconds, so there is nothing to cancel, and that
+        // early read would land while the request's headers still borrow hyper's read
+        // buffer, making it allocate a fresh buffer for every request.
+        .half_close(true)
+        // Timeouts are kept by `Io` (see `http::compat`), without a timer per request.
+        .header_read_timeout(None)
+        // One flattened write per response: the head and the small body together.
+        .writev(false);
+    b
+}
+
+/// Serves HTTP/1.1 with keep-alive on one connection until the client leaves, a
+/// timeout fires, or `conns` drains (then after the in-flight response).
+pub async fn serve_connection<S>(
+    conns: &Conns,
+    limits: ConnLimits,
+    stream: TcpStream,
+    service: S,
+) -> hyper::Result<()>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if limits.nodelay {
+        let _ = stream.set_nodelay(true);
+    }
+    let state = ConnState::new(limits.keep_alive, limits.header_read);
+    let handle = conns.register(state.clone());
+    let mut conn =
+        pin!(http1_builder().serve_connection(Io::new(stream, state, conns.outbox()), service));
+
+    let finished = future::or(async { Some(conn.as_mut().await) }, async {
+        handle.drained().await;
+        None
+    })
+    .await;
+    match finished {
+        Some(r) => r,
+        None => {
+            // Drain: an idle connection closes now, a busy one after its response.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
+}
