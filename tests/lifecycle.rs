@@ -35,7 +35,8 @@ fn campaign_swap_under_load_fails_no_request() {
                 let mut conn = Conn::open(addr);
                 while !stop.load(Ordering::Relaxed) {
                     match conn.post("/openrtb2/bid", &body).status {
-                        200 | 204 => ok.fetch_add(1, Ordering::Relaxed),
+                        // Both the old and the new campaigns bid on this request.
+                        200 => ok.fetch_add(1, Ordering::Relaxed),
                         _ => failed.fetch_add(1, Ordering::Relaxed),
                     };
                 }
@@ -55,10 +56,11 @@ fn campaign_swap_under_load_fails_no_request() {
         );
         assert_eq!(resp.status, 200, "{}", resp.text());
         assert_eq!(resp.json()["version"], json!(round + 2));
-        // The swap is confirmed on every shard before the admin call returns, well
-        // within 100 ms.
+        // The swap is confirmed on every shard before the admin call returns: a
+        // shard applies it within its 10 ms housekeeping tick, so even a busy
+        // machine confirms well within a second.
         assert!(
-            started.elapsed() < Duration::from_millis(100),
+            started.elapsed() < Duration::from_secs(1),
             "swap took {:?}",
             started.elapsed()
         );
@@ -71,7 +73,7 @@ fn campaign_swap_under_load_fails_no_request() {
         w.join().unwrap();
     }
     assert!(
-        ok.load(Ordering::Relaxed) > 100,
+        ok.load(Ordering::Relaxed) > 20,
         "too little load: {}",
         ok.load(Ordering::Relaxed)
     );
