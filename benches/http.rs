@@ -1,5 +1,5 @@
 //! The request path above the socket, per request: hyper's HTTP/1.1 connection with the
-//! server's own settings (`shard::listener::http1_builder`), the router and the bid
+//! server's own settings (`net::http1_builder`), the router and the bid
 //! handler on a real shard with the sample campaigns, over an in-memory connection that
 //! hands hyper one whole request per read, as a keep-alive client does. What it leaves
 //! out is the runtime and the kernel: glommio's ring, the syscalls and the TCP stack.
