@@ -82,6 +82,17 @@ impl Micros {
         Micros(v.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
     }
 
+    /// What one impression bought at this CPM price costs: a CPM of `p` micros is `p`
+    /// micros per thousand impressions, so exactly `p` nanos per impression.
+    pub fn per_impression(self) -> Nanos {
+        Nanos(self.0)
+    }
+
+    /// This amount in nanos (budgets are compared with spend in nanos).
+    pub fn to_nanos(self) -> Nanos {
+        Nanos(self.0.saturating_mul(1000))
+    }
+
     /// Writes the amount as a JSON number with up to six decimals and no trailing zeros
     /// (`2.5`, `0.036`, `3`), without allocating.
     pub fn write_decimal(self, out: &mut Vec<u8>) {
@@ -118,6 +129,90 @@ fn mul_div_round(a: i64, b: i64, d: i64) -> i64 {
         (p - d / 2) / d
     };
     q.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+/// Spend, in nano-units of a currency (1 USD = 10^9 nanos). Budgets and spend are kept
+/// in nanos because one impression bought at a CPM of `p` micros costs exactly `p`
+/// nanos ([`Micros::per_impression`]): spend adds up without rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Nanos(pub i64);
+
+impl Nanos {
+    pub const ZERO: Nanos = Nanos(0);
+
+    /// In micros, as a float (for metrics: `2100` is one impression at a CPM of 2.10).
+    pub fn as_micros_f64(self) -> f64 {
+        self.0 as f64 / 1000.0
+    }
+
+    pub fn saturating_add(self, other: Nanos) -> Nanos {
+        Nanos(self.0.saturating_add(other.0))
+    }
+
+    pub fn saturating_sub(self, other: Nanos) -> Nanos {
+        Nanos(self.0.saturating_sub(other.0))
+    }
+
+    pub fn max(self, other: Nanos) -> Nanos {
+        Nanos(self.0.max(other.0))
+    }
+
+    pub fn min(self, other: Nanos) -> Nanos {
+        Nanos(self.0.min(other.0))
+    }
+}
+
+impl std::ops::Add for Nanos {
+    type Output = Nanos;
+    fn add(self, o: Nanos) -> Nanos {
+        Nanos(self.0 + o.0)
+    }
+}
+
+impl std::ops::Sub for Nanos {
+    type Output = Nanos;
+    fn sub(self, o: Nanos) -> Nanos {
+        Nanos(self.0 - o.0)
+    }
+}
+
+impl std::ops::AddAssign for Nanos {
+    fn add_assign(&mut self, o: Nanos) {
+        self.0 += o.0;
+    }
+}
+
+impl std::ops::SubAssign for Nanos {
+    fn sub_assign(&mut self, o: Nanos) {
+        self.0 -= o.0;
+    }
+}
+
+impl std::iter::Sum for Nanos {
+    fn sum<I: Iterator<Item = Nanos>>(iter: I) -> Nanos {
+        Nanos(iter.map(|n| n.0).sum())
+    }
+}
+
+impl fmt::Display for Nanos {
+    /// Nine decimals, trailing zeros dropped: `0.0021` is one impression at CPM 2.10.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (sign, v) = if self.0 < 0 {
+            ("-", self.0.unsigned_abs())
+        } else {
+            ("", self.0 as u64)
+        };
+        let (units, mut frac) = (v / 1_000_000_000, v % 1_000_000_000);
+        if frac == 0 {
+            return write!(f, "{sign}{units}");
+        }
+        let mut width = 9;
+        while frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
+        write!(f, "{sign}{units}.{frac:0width$}")
+    }
 }
 
 impl fmt::Display for Micros {
@@ -211,6 +306,21 @@ mod tests {
         assert_eq!(Micros(2_000_000).from_usd(rate), Micros(1_851_851));
         assert_eq!(Micros(1_851_851).to_usd(rate), Micros(1_999_999));
         assert_eq!(Micros(1_000_000).to_usd(rate), Micros(1_080_000));
+    }
+
+    #[test]
+    fn an_impression_costs_its_cpm_in_nanos() {
+        // 1,000 impressions at a CPM of 2.10 cost exactly 2.10.
+        let one = Micros(2_100_000).per_impression();
+        let thousand: Nanos = (0..1000).map(|_| one).sum();
+        assert_eq!(thousand, Micros(2_100_000).to_nanos());
+        assert_eq!(one.to_string(), "0.0021");
+        assert_eq!(
+            Micros(1_234_567).per_impression().to_string(),
+            "0.001234567"
+        );
+        assert_eq!(Nanos(-5_000_000_000).to_string(), "-5");
+        assert_eq!(one.as_micros_f64(), 2100.0);
     }
 
     #[test]
