@@ -417,11 +417,7 @@ fn read_decimal(p: &str) -> Option<Micros> {
         let d = (b - b'0') as i64;
         match i {
             0..6 => micros = micros * 10 + d,
-            6 => {
-                if d >= 5 {
-                    micros += 1;
-                }
-            }
+            6 if d >= 5 => micros += 1,
             _ => {}
         }
     }
