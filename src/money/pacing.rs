@@ -3,9 +3,9 @@
 //! A shard bids on an even campaign with a probability `p` ([`Wallet`] draws per
 //! candidate). Every few seconds the control thread steps each even campaign's
 //! [`Pacer`] with the day's actual spend: it estimates what the campaign would spend per
-//! second bidding on everything (the observed rate over `p`, smoothed), and sets `p` so
-//! that the expected rate is what the rest of the budget needs over the rest of the
-//! day. That rate is held to at most [`MAX_SHARE`] times the day's average, so no hour
+//! second bidding on everything (spend over the time it was bid on, weighted by `p`,
+//! over the last [`HORIZON_S`] seconds), and sets `p` so that the expected rate is
+//! what the rest of the budget needs over the rest of the day. That rate is held to at most [`MAX_SHARE`] times the day's average, so no hour
 //! spends much more than its share even when the campaign has to catch up.
 //!
 //! [`Wallet`]: super::wallet::Wallet
@@ -16,6 +16,8 @@ use super::Nanos;
 pub const MAX_SHARE: f64 = 1.5;
 /// The lowest bid probability: enough to keep measuring the campaign's traffic.
 pub const MIN_PROBABILITY: f64 = 0.001;
+/// How far back spend counts towards the estimate (it fades with this time constant).
+pub const HORIZON_S: f64 = 600.0;
 
 /// One even campaign's pacing state (the control thread keeps one per campaign).
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +31,10 @@ pub struct Pacer {
     /// Spend per second the rest of the day needs (nanos/s).
     pub target_rate: f64,
     last_spent: Nanos,
+    /// Recent spend, and recent seconds weighted by the probability they were bid on
+    /// with, both fading over [`HORIZON_S`]: their ratio is `full_rate`.
+    spend: f64,
+    exposure: f64,
 }
 
 impl Default for Pacer {
@@ -39,6 +45,8 @@ impl Default for Pacer {
             actual_rate: 0.0,
             target_rate: 0.0,
             last_spent: Nanos::ZERO,
+            spend: 0.0,
+            exposure: 0.0,
         }
     }
 }
@@ -64,13 +72,11 @@ impl Pacer {
         };
         self.last_spent = spent_today;
         self.actual_rate = if dt_s > 0.0 { delta / dt_s } else { 0.0 };
-        if self.probability > 0.0 && self.actual_rate > 0.0 {
-            let seen = self.actual_rate / self.probability;
-            self.full_rate = if self.full_rate == 0.0 {
-                seen
-            } else {
-                0.7 * self.full_rate + 0.3 * seen
-            };
+        let fade = (-dt_s / HORIZON_S).exp();
+        self.spend = self.spend * fade + delta;
+        self.exposure = self.exposure * fade + self.probability * dt_s;
+        if self.spend > 0.0 && self.exposure > 0.0 {
+            self.full_rate = self.spend / self.exposure;
         }
         let left = (daily.0 as f64 - spent).max(0.0);
         let time_left = (day_s - elapsed_s).max(1.0);
