@@ -27,7 +27,92 @@ pub struct Config {
     pub exchanges: BTreeMap<String, ExchangeConfig>,
     /// Currencies accepted besides USD: code -> USD per unit, e.g. `EUR = "1.08"`.
     pub currencies: BTreeMap<String, Micros>,
+    pub money: MoneyConfig,
+    pub events: EventsConfig,
     pub log: LogConfig,
+}
+
+/// A secret (a key): read from the config or the environment, never shown in logs or
+/// debug output.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<redacted>"
+        })
+    }
+}
+
+/// The key of the sample configuration. It signs notices in development only: the
+/// server warns loudly when it serves anything but loopback with it.
+pub const DEVELOPMENT_NOTICE_KEY: &str = "development-only-notice-key-do-not-use-in-production";
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MoneyConfig {
+    /// Where exchanges send win, billing and loss notices: the traffic listener as the
+    /// exchanges reach it, e.g. `https://bid.example.com`. Empty: `http://` + the
+    /// traffic address.
+    pub notice_base_url: String,
+    /// The key notices are signed with (HMAC-SHA256). Required. Env:
+    /// `SHARDBID_NOTICE_KEY`.
+    pub notice_key: Secret,
+    /// A notice older than this (from its bid) is refused.
+    pub notice_max_age_s: u64,
+    /// A bid's reservation is released when no notice has claimed it after this long.
+    #[serde(with = "duration_ms")]
+    pub win_timeout_ms: Duration,
+    /// The time zone whose midnight starts a new day for daily budgets: `UTC`, a fixed
+    /// offset such as `+05:30`, or a zone name such as `America/New_York`.
+    pub day_starts: String,
+    /// Bids a shard keeps a record of at once (a bid's record holds its reservation
+    /// until a notice settles it or the win timeout passes). A shard with this many
+    /// reservations outstanding bids no more on campaigns with a budget.
+    pub reservations_per_shard: usize,
+    /// Users and campaigns a shard counts frequency-capped impressions for; when full,
+    /// the oldest window is forgotten.
+    pub frequency_cap_entries: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Write the event log.
+    pub enabled: bool,
+    /// Folder of the event files, relative to the working directory.
+    pub dir: PathBuf,
+    /// Share of bid events kept (0.0-1.0); money events are always kept.
+    pub bid_sample: f64,
+    /// A file is closed and a new one started past this size, in bytes ...
+    pub max_file_bytes: u64,
+    /// ... or this age.
+    #[serde(with = "duration_secs")]
+    pub rotate_s: Duration,
+    /// Events are written and fsynced at least this often: what a crash can lose.
+    #[serde(with = "duration_ms")]
+    pub flush_ms: Duration,
+    /// Bytes of events a shard holds while the writer is behind; beyond it bid events
+    /// are dropped and counted (money events get eight times the room).
+    pub buffer_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -101,6 +186,31 @@ pub struct CampaignsConfig {
 pub struct ExchangeConfig {
     /// Override of `bidding.network_margin_ms` for this exchange.
     pub network_margin_ms: Option<u32>,
+    /// Which notice charges the campaign: `billing` (the impression was billable) or
+    /// `win`. The other one only marks the bid.
+    pub charge_on: ChargeOn,
+    /// How the exchange writes `${AUCTION_PRICE}`: `none` (a decimal) or `google`
+    /// (Google Authorized Buyers' encrypted price).
+    pub price_encryption: PriceEncryption,
+    /// For `google`: the encryption and integrity keys, web-safe base64.
+    pub encryption_key: Secret,
+    pub integrity_key: Secret,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ChargeOn {
+    #[default]
+    Billing,
+    Win,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PriceEncryption {
+    #[default]
+    None,
+    Google,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -167,12 +277,50 @@ impl Default for CampaignsConfig {
     }
 }
 
+impl Default for MoneyConfig {
+    fn default() -> Self {
+        MoneyConfig {
+            notice_base_url: String::new(),
+            notice_key: Secret::default(),
+            notice_max_age_s: 3600,
+            win_timeout_ms: Duration::from_secs(300),
+            day_starts: "UTC".into(),
+            reservations_per_shard: 1 << 20,
+            frequency_cap_entries: 1 << 20,
+        }
+    }
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            enabled: true,
+            dir: PathBuf::from("data/events"),
+            bid_sample: 1.0,
+            max_file_bytes: 256 << 20,
+            rotate_s: Duration::from_secs(3600),
+            flush_ms: Duration::from_millis(1000),
+            buffer_bytes: 4 << 20,
+        }
+    }
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             format: LogFormat::Text,
             level: "info".into(),
         }
+    }
+}
+
+mod duration_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
     }
 }
 
@@ -222,9 +370,10 @@ impl Config {
                     }
                 }
                 "LOG_LEVEL" => self.log.level = value,
+                "NOTICE_KEY" => self.money.notice_key = Secret::new(value),
                 // SHARDBID_CONFIG names the file itself and is read by the CLI.
                 "CONFIG" => {}
-                _ => bail!("{key}: unknown setting (known: SHARDBID_CONFIG, SHARDBID_LISTEN, SHARDBID_ADMIN_LISTEN, SHARDBID_SHARDS, SHARDBID_CAMPAIGNS, SHARDBID_LOG_FORMAT, SHARDBID_LOG_LEVEL)"),
+                _ => bail!("{key}: unknown setting (known: SHARDBID_CONFIG, SHARDBID_LISTEN, SHARDBID_ADMIN_LISTEN, SHARDBID_SHARDS, SHARDBID_CAMPAIGNS, SHARDBID_LOG_FORMAT, SHARDBID_LOG_LEVEL, SHARDBID_NOTICE_KEY)"),
             }
         }
         Ok(())
@@ -291,6 +440,62 @@ impl Config {
                 errors.push(format!("currencies.{code}: the rate must be positive"));
             }
         }
+        for (name, ex) in &self.exchanges {
+            if ex.price_encryption == PriceEncryption::Google {
+                for (key, v) in [
+                    ("encryption_key", &ex.encryption_key),
+                    ("integrity_key", &ex.integrity_key),
+                ] {
+                    if crate::money::notice::decode_key(v.expose()).is_none() {
+                        errors.push(format!(
+                            "exchanges.{name}.{key}: price_encryption = \"google\" needs the key, in web-safe base64"
+                        ));
+                    }
+                }
+            }
+        }
+        let m = &self.money;
+        if m.notice_key.is_empty() {
+            errors.push(
+                "money.notice_key: required (or SHARDBID_NOTICE_KEY): the key notices are signed with".into(),
+            );
+        }
+        if crate::money::notice::NoticeKey::new(b"k", &self.notice_base_url()).is_none() {
+            errors.push(format!(
+                "money.notice_base_url: '{}' is not an http(s) URL without quotes, '?' or '#'",
+                m.notice_base_url
+            ));
+        }
+        if m.win_timeout_ms.is_zero() {
+            errors.push("money.win_timeout_ms: must be positive".into());
+        }
+        if Duration::from_secs(m.notice_max_age_s) < m.win_timeout_ms {
+            errors.push(
+                "money.notice_max_age_s: must be at least money.win_timeout_ms (a notice after the win timeout is still charged, as late, until this age)".into(),
+            );
+        }
+        if let Err(e) = crate::money::day::DayClock::new(&m.day_starts) {
+            errors.push(format!("money.day_starts: {e}"));
+        }
+        if m.reservations_per_shard < 1024 {
+            errors.push("money.reservations_per_shard: must be at least 1024".into());
+        }
+        if m.frequency_cap_entries == 0 {
+            errors.push("money.frequency_cap_entries: must be positive".into());
+        }
+        let e = &self.events;
+        if !(0.0..=1.0).contains(&e.bid_sample) {
+            errors.push("events.bid_sample: must be between 0.0 and 1.0".into());
+        }
+        if e.max_file_bytes < 4096 {
+            errors.push("events.max_file_bytes: must be at least 4096".into());
+        }
+        if e.rotate_s.is_zero() || e.flush_ms.is_zero() {
+            errors.push("events.rotate_s and events.flush_ms: must be positive".into());
+        }
+        if e.buffer_bytes < 4096 {
+            errors.push("events.buffer_bytes: must be at least 4096".into());
+        }
         if !matches!(self.log.level.trim(), l if !l.is_empty()) {
             errors.push("log.level: must not be empty".into());
         }
@@ -298,6 +503,15 @@ impl Config {
             Ok(())
         } else {
             bail!("invalid configuration:\n  {}", errors.join("\n  "))
+        }
+    }
+
+    /// The base of notice URLs: `money.notice_base_url`, or the traffic address.
+    pub fn notice_base_url(&self) -> String {
+        if self.money.notice_base_url.is_empty() {
+            format!("http://{}", self.server.listen)
+        } else {
+            self.money.notice_base_url.trim_end_matches('/').to_string()
         }
     }
 
@@ -345,11 +559,14 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/shardbid.toml");
         let mut cfg = Config::from_file(&path).unwrap();
         cfg.campaigns = CampaignsConfig::default();
-        let expected = Config {
+        let mut expected = Config {
             exchanges: cfg.exchanges.clone(),
             currencies: cfg.currencies.clone(),
             ..Config::default()
         };
+        // The sample signs notices with the development key; there is no default key.
+        assert_eq!(cfg.money.notice_key.expose(), DEVELOPMENT_NOTICE_KEY);
+        expected.money.notice_key = cfg.money.notice_key.clone();
         assert_eq!(cfg, expected);
     }
 

@@ -17,6 +17,7 @@
 pub mod auction;
 pub mod config;
 pub mod control;
+pub mod events;
 pub mod http;
 pub mod json;
 pub mod metrics;

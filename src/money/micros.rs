@@ -145,6 +145,32 @@ impl Nanos {
         self.0 as f64 / 1000.0
     }
 
+    /// Writes the amount in micros as a JSON number, exact (up to three decimals):
+    /// `1750`, `1234.567`.
+    pub fn write_micros(self, out: &mut Vec<u8>) {
+        let v = self.0;
+        if v < 0 {
+            out.push(b'-');
+        }
+        let v = v.unsigned_abs();
+        let mut buf = [0u8; 20];
+        out.extend_from_slice(fmt_u64(&mut buf, v / 1000));
+        let mut frac = v % 1000;
+        if frac != 0 {
+            out.push(b'.');
+            let mut width = 3;
+            while frac % 10 == 0 {
+                frac /= 10;
+                width -= 1;
+            }
+            let digits = fmt_u64(&mut buf, frac);
+            for _ in digits.len()..width {
+                out.push(b'0');
+            }
+            out.extend_from_slice(digits);
+        }
+    }
+
     pub fn saturating_add(self, other: Nanos) -> Nanos {
         Nanos(self.0.saturating_add(other.0))
     }
@@ -321,6 +347,16 @@ mod tests {
         );
         assert_eq!(Nanos(-5_000_000_000).to_string(), "-5");
         assert_eq!(one.as_micros_f64(), 2100.0);
+        let micros = |n: i64| {
+            let mut out = Vec::new();
+            Nanos(n).write_micros(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(micros(1_750_000), "1750");
+        assert_eq!(micros(1_234_567), "1234.567");
+        assert_eq!(micros(1_234_560), "1234.56");
+        assert_eq!(micros(5), "0.005");
+        assert_eq!(micros(-50), "-0.05");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!   campaign file.
 //! - [`bank`]: every budget, what is spent of it and what each shard holds of it,
 //!   behind the interface a shared store can implement.
+//! - [`day`]: days in the configured time zone, for daily budgets.
 //! - [`pacing`]: even pacing's bid probability, corrected from actual spend.
 //! - [`caps`]: frequency caps, counted per shard.
 //! - [`ledger`]: a shard's record of its bids: reservations, settlement, duplicates.
@@ -18,6 +19,7 @@
 pub mod bank;
 pub mod budget;
 pub mod caps;
+pub mod day;
 pub mod ledger;
 pub mod micros;
 pub mod notice;

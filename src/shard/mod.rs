@@ -244,6 +244,7 @@ mod tests {
             "adx".into(),
             crate::config::ExchangeConfig {
                 network_margin_ms: Some(30),
+                ..Default::default()
             },
         );
         let s = ShardSettings::from_config(&cfg);
