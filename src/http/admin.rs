@@ -7,6 +7,7 @@
 //! | `PUT /admin/campaigns` | replace the campaign set (a campaign file as the body): 200 `{"version","campaigns","took_ms"}`; invalid: 400 `{"errors": [...]}` and the old set stays |
 //! | `POST /admin/reload` | re-read the campaigns file; answers like `PUT` |
 //! | `GET /healthz` | 200 |
+//! | other methods on those paths | 405 with `Allow` |
 
 use std::convert::Infallible;
 use std::rc::Rc;
@@ -20,7 +21,7 @@ use hyper::service::service_fn;
 use serde_json::json;
 use tracing::warn;
 
-use super::{respond, text, Body, JSON};
+use super::{empty, respond, text, Body, JSON};
 use crate::control::{ChangeError, Control};
 use crate::metrics;
 use crate::net::{self, ConnLimits};
@@ -74,11 +75,19 @@ pub async fn route(control: &Control, req: Request<Incoming>) -> Response<Body> 
             }
         }
         (&Method::POST, "/admin/reload") => change(control.reload().await),
-        (_, "/metrics" | "/healthz" | "/admin/campaigns" | "/admin/reload") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
-        }
+        (_, "/metrics" | "/healthz") => not_allowed("GET"),
+        (_, "/admin/campaigns") => not_allowed("GET, PUT"),
+        (_, "/admin/reload") => not_allowed("POST"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// 405 with the `Allow` header RFC 9110 requires, empty like the traffic router's.
+fn not_allowed(allow: &'static str) -> Response<Body> {
+    let mut resp = empty(StatusCode::METHOD_NOT_ALLOWED);
+    resp.headers_mut()
+        .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    resp
 }
 
 fn metrics_page(control: &Control) -> Response<Body> {
