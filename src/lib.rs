@@ -12,6 +12,7 @@
 //! - [`http`] — glommio/hyper glue and the outbox, routes, bid handler, admin API.
 //! - [`control`] — the thread that builds tables and ships them to shards.
 //! - [`server`] — process life: start, wait, drain.
+//! - [`notify`] — systemd notifications (ready, stopping, status) and the watchdog.
 //! - [`telemetry`] — logging.
 
 pub mod auction;
@@ -20,6 +21,7 @@ pub mod control;
 pub mod http;
 pub mod metrics;
 pub mod money;
+pub mod notify;
 pub mod openrtb;
 pub mod pipeline;
 pub mod server;
