@@ -371,10 +371,8 @@ impl Stalled {
             }
             stalled.0.push(tid);
             // SAFETY: as above; the thread is now our tracee.
-            assert_eq!(
-                unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, none, none) },
-                0
-            );
+            let interrupted = unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, none, none) };
+            assert_eq!(interrupted, 0, "{}", std::io::Error::last_os_error());
             let mut status = 0;
             // SAFETY: waits for our tracee's stop; `status` is ours to write.
             let waited = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
