@@ -5,7 +5,7 @@
 #         docker build --build-arg PGO_PROFILE=target/pgo/merged.profdata -t shardbid .
 #           (profile-guided; the profile from `bash loadtest/pgo-build.sh`, see README.md)
 # Run:    docker run --rm -p 8080:8080 \
-#           --ulimit memlock=-1 \
+#           --ulimit memlock=-1 --ulimit nofile=1048576:1048576 \
 #           --security-opt seccomp=/path/to/seccomp-with-io_uring.json \
 #           shardbid
 #
@@ -15,8 +15,17 @@
 #   those three syscalls added), or --security-opt seccomp=unconfined on a trusted host.
 # - locked memory: each shard locks server.io_memory (2 MiB by default) plus about
 #   1 MiB for its rings; --ulimit memlock=-1 (or a value above shards x 3 MiB) covers it.
-# The admin listener (metrics, campaign changes) has no authentication: publish 9100
-# only to the monitoring network, never to the internet.
+# The admin listener (metrics, campaign changes) has no authentication, so the image keeps
+# it on the container's loopback (127.0.0.1:9100) and does not expose it. Liveness and
+# readiness (GET /healthz, GET /readyz) are on the traffic port, 8080. To scrape metrics,
+# open the admin listener deliberately, and only towards the monitoring network:
+#   docker run ... -e SHARDBID_ADMIN_LISTEN=0.0.0.0:9100 -p 10.0.0.5:9100:9100 shardbid
+#     (10.0.0.5: the host's address on the private monitoring network; with a bare
+#     -p 9100:9100 Docker publishes it on every host address)
+#   docker run --network host ... -e SHARDBID_ADMIN_LISTEN=10.0.0.5:9100 shardbid
+#     (host networking: bind the monitoring address itself)
+# With the first form, other containers on the same Docker network reach port 9100 too.
+# See docs/deployment.md.
 
 FROM rust:1.95-bookworm AS build
 # A profile from `bash loadtest/pgo-build.sh` at the same commit, as a path in the build
@@ -52,10 +61,11 @@ RUN useradd --system --no-create-home --shell /usr/sbin/nologin shardbid
 COPY --from=build /usr/local/bin/shardbid /usr/local/bin/shardbid
 COPY config /etc/shardbid
 USER shardbid
+# Admin API on loopback only, unexposed: see the header for opening it on purpose.
 ENV SHARDBID_CONFIG=/etc/shardbid/shardbid.toml \
     SHARDBID_LISTEN=0.0.0.0:8080 \
-    SHARDBID_ADMIN_LISTEN=0.0.0.0:9100
-EXPOSE 8080 9100
+    SHARDBID_ADMIN_LISTEN=127.0.0.1:9100
+EXPOSE 8080
 # Liveness: GET /healthz on 8080. Readiness: GET /readyz (503 while draining).
 # SIGTERM drains in-flight requests (server.drain_timeout_ms) and exits 0.
 STOPSIGNAL SIGTERM

@@ -146,6 +146,10 @@ impl Control {
             took_ms = took.as_millis() as u64,
             "Campaigns installed"
         );
+        let shards = self.shards.len();
+        let status =
+            format!("Serving on {shards} shards; campaigns v{version} ({campaigns} campaigns)");
+        crate::notify::status(&status); // systemd: STATUS=
         Ok(Installed {
             version,
             campaigns,
@@ -183,6 +187,7 @@ impl Control {
     /// `delay` and finish what is in flight.
     pub async fn drain(&self, delay: Duration) {
         self.global.draining.store(true, Ordering::Relaxed);
+        crate::notify::stopping("Draining"); // systemd: STOPPING=1
         info!(
             delay_ms = delay.as_millis() as u64,
             "Draining: readyz answers 503"
@@ -212,7 +217,9 @@ pub async fn watch(
             control.drain(drain_delay).await;
             return;
         }
-        control.conns.sweep(Instant::now());
+        let now = Instant::now();
+        control.global.health.control_tick(now); // systemd watchdog heartbeat
+        control.conns.sweep(now);
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
 }

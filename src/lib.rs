@@ -1,18 +1,26 @@
 //! shardbid: a thread-per-core OpenRTB bidder.
 //!
 //! # Layout
-//! - [`config`] — typed settings, defaults, validation with key paths in errors.
-//! - [`money`] — exact integer micro-unit amounts.
-//! - [`openrtb`] — request model, decoder, response encoder (pure).
-//! - [`targeting`] — campaigns and the indexed, replicated table (pure).
-//! - [`auction`] — candidates to priced bids (pure).
-//! - [`pipeline`] — body bytes to response bytes: decode, auction, encode (pure).
-//! - [`metrics`] — per-shard counters, summed at scrape time.
-//! - [`shard`] — what one core owns: listener, connections, table replica, scratch.
-//! - [`http`] — glommio/hyper glue and the outbox, routes, bid handler, admin API.
-//! - [`control`] — the thread that builds tables and ships them to shards.
-//! - [`server`] — process life: start, wait, drain.
-//! - [`telemetry`] — logging.
+//! The pure core (no runtime, no I/O; `tests/layering.rs` keeps it so):
+//! - [`json`]: JSON strings and integers written without allocating.
+//! - [`money`]: exact amounts, budgets and leases, pacing, frequency caps, notices.
+//! - [`openrtb`]: request model, decoder, response encoder.
+//! - [`events`] (`record`): the event log's records.
+//! - [`targeting`]: campaigns, the indexed table, one imp's candidates.
+//! - [`auction`]: candidates to priced bids.
+//! - [`pipeline`]: body bytes to response bytes: decode, auction, encode.
+//!
+//! The runtime:
+//! - [`config`]: typed settings, defaults, validation with key paths in errors.
+//! - [`metrics`]: per-shard counters and gauges, summed at scrape time.
+//! - [`net`]: connections: accept loop, hyper glue, timeouts, outbox, coarse clock.
+//! - [`notify`]: systemd notifications (ready, stopping, status) and the watchdog.
+//! - [`events`] (`writer`): per-shard event buffers and the writer thread.
+//! - [`telemetry`]: logging.
+//! - [`shard`]: what one core owns: state, housekeeping, connection balancing.
+//! - [`control`]: the thread that builds tables, ships them to shards, and drains.
+//! - [`http`]: the traffic routes and bid handler, the admin API.
+//! - [`server`]: process life: start, wait, drain.
 
 pub mod auction;
 pub mod config;
@@ -23,6 +31,7 @@ pub mod json;
 pub mod metrics;
 pub mod money;
 pub mod net;
+pub mod notify;
 pub mod openrtb;
 pub mod pipeline;
 pub mod server;

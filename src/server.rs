@@ -48,6 +48,7 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
 
     let global = Arc::new(Global {
         shard_count,
+        health: Arc::new(crate::notify::Health::new(shard_count)), // systemd watchdog
         ..Global::default()
     });
     let shard_settings = ShardSettings::from_config(&cfg);
@@ -161,7 +162,15 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
             .map_err(|e| anyhow!("cannot start the control thread: {e}"))?
     };
     match bound_rx.recv() {
-        Ok(Ok(addr)) => info!(traffic = %listen, admin = %addr, shards = shard_count, "Listening"),
+        Ok(Ok(addr)) => {
+            info!(traffic = %listen, admin = %addr, shards = shard_count, "Listening");
+            let status = format!(
+                "Serving {listen} on {shard_count} shards; campaigns v{} ({} campaigns)",
+                table.version(),
+                table.campaign_count()
+            );
+            crate::notify::ready(&status, global.health.clone()); // systemd: READY=1, watchdog
+        }
         Ok(Err(e)) => {
             stop_shards(&senders, handles);
             bail!("cannot listen on server.admin_listen {admin_addr}: {e}");

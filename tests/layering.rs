@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["auction"],
     &["pipeline"],
     // The runtime.
-    &["config", "metrics", "net"],
+    &["config", "metrics", "net", "notify"],
     &["events", "telemetry"],
     &["shard"],
     &["control"],

@@ -43,6 +43,8 @@ pub struct Global {
     pub shards_serving: AtomicUsize,
     /// Set on SIGTERM/SIGINT: `/readyz` answers 503 from then on.
     pub draining: AtomicBool,
+    /// systemd watchdog: housekeeping ticks of every shard and the control thread.
+    pub health: Arc<crate::notify::Health>,
 }
 
 impl Global {
@@ -204,6 +206,7 @@ pub async fn housekeeping(shard: Rc<Shard>, rx: Receiver<ShardMsg>) {
         shard.hour.set(hour_of_week(SystemTime::now()));
         let now = std::time::Instant::now();
         set_coarse_now(now);
+        shard.global.health.shard_tick(shard.id, now); // systemd watchdog heartbeat
         shard.metrics.sends_stalled.set(shard.conns.send_stalls());
         if now.duration_since(last_sweep) >= conns::SWEEP_EVERY {
             shard.conns.sweep(now);

@@ -121,6 +121,10 @@ impl Server {
             .arg(opts.shards.to_string())
             .env("RUST_LOG", "info")
             .env_remove("SHARDBID_LISTEN")
+            // A test server never talks to a systemd that runs the test runner.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in &opts.env {
