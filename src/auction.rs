@@ -17,6 +17,8 @@
 
 use std::cell::Cell;
 
+use crate::money::ledger::BidKey;
+use crate::money::wallet::Hold;
 use crate::money::Micros;
 use crate::openrtb::request::{BidRequest, Imp, Str};
 use crate::openrtb::response::{write_response, ResponseBid};
@@ -44,6 +46,14 @@ pub enum NoBidReason {
     DealsOnly,
     /// `test = 1` and no matching campaign bids on test requests.
     Test,
+    /// Every campaign that would have bid is paused.
+    Paused,
+    /// The user has seen every campaign that would have bid as often as its cap allows.
+    FrequencyCap,
+    /// Every campaign that would have bid has spent (or committed) its budget.
+    Budget,
+    /// Even pacing skipped this request for every campaign that would have bid.
+    Pacing,
 }
 
 impl NoBidReason {
@@ -59,7 +69,17 @@ impl NoBidReason {
         }
     }
 
-    pub const ALL: [NoBidReason; 7] = [
+    /// The reason a campaign the money side held back gives.
+    pub(crate) fn from_hold(hold: Hold) -> NoBidReason {
+        match hold {
+            Hold::Paused => NoBidReason::Paused,
+            Hold::FrequencyCap => NoBidReason::FrequencyCap,
+            Hold::Budget => NoBidReason::Budget,
+            Hold::Pacing => NoBidReason::Pacing,
+        }
+    }
+
+    pub const ALL: [NoBidReason; 11] = [
         NoBidReason::NoCampaigns,
         NoBidReason::NoMatch,
         NoBidReason::Blocked,
@@ -67,6 +87,10 @@ impl NoBidReason {
         NoBidReason::Currency,
         NoBidReason::DealsOnly,
         NoBidReason::Test,
+        NoBidReason::Paused,
+        NoBidReason::FrequencyCap,
+        NoBidReason::Budget,
+        NoBidReason::Pacing,
     ];
 
     pub const fn label(self) -> &'static str {
@@ -78,6 +102,10 @@ impl NoBidReason {
             NoBidReason::Currency => "currency",
             NoBidReason::DealsOnly => "deals_only",
             NoBidReason::Test => "test",
+            NoBidReason::Paused => "paused",
+            NoBidReason::FrequencyCap => "frequency_cap",
+            NoBidReason::Budget => "budget",
+            NoBidReason::Pacing => "pacing",
         }
     }
 }
@@ -95,16 +123,59 @@ pub struct Bid {
     pub deal: Option<u32>,
     /// CPM price in the response currency.
     pub price: Micros,
+    /// The bid's identity, when the money side recorded it (see [`Gate::take`]).
+    pub key: Option<BidKey>,
+}
+
+/// The money side of a shard, as the auction sees it: whether a campaign may bid, and
+/// taking the bids it makes. Prices are CPM micros in USD.
+pub trait Gate {
+    /// May table entry `campaign` bid `price`? Asked of every candidate the auction
+    /// would take, in price order.
+    fn admit(&mut self, campaign: u32, price: Micros) -> Result<(), Hold>;
+    /// The auction takes this bid: reserve its price and record it.
+    fn take(&mut self, campaign: u32, price: Micros) -> Result<Option<BidKey>, Hold>;
+}
+
+/// No money side: every campaign may bid, and bids are not recorded.
+impl Gate for () {
+    fn admit(&mut self, _: u32, _: Micros) -> Result<(), Hold> {
+        Ok(())
+    }
+
+    fn take(&mut self, _: u32, _: Micros) -> Result<Option<BidKey>, Hold> {
+        Ok(None)
+    }
+}
+
+/// How far the campaign that got furthest got: a targeting stage, or past pricing and
+/// held back by the money side. Later is the more informative no-bid reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Reach {
+    Stage(Stage),
+    Held(Hold),
+}
+
+impl Reach {
+    fn reason(self) -> NoBidReason {
+        match self {
+            Reach::Stage(s) => NoBidReason::from_stage(s),
+            Reach::Held(h) => NoBidReason::from_hold(h),
+        }
+    }
 }
 
 /// Runs the auction: fills `out` (cleared first) with at most one bid per imp and
 /// returns the response currency, or the reason for no bid. When several imps fail
 /// for different reasons, the reason of the campaign that got furthest is returned
-/// (below floor > currency > blocked > deals only > test > no match).
+/// (pacing > budget > frequency cap > paused > below floor > currency > blocked >
+/// deals only > test > no match). `gate` is the shard's money side (`&mut ()` for
+/// none).
 pub fn run(
     table: &Table,
     req: &BidRequest<'_>,
     ctx: &MatchContext,
+    gate: &mut impl Gate,
     out: &mut Vec<Bid>,
 ) -> Result<&'static str, NoBidReason> {
     out.clear();
@@ -114,25 +185,43 @@ pub fn run(
     let cur = response_currency(table, req).ok_or(NoBidReason::Currency)?;
     let mut query = Query::empty(table.entries.len());
     query.resolve(&table.index, req, ctx);
-    let mut reached = Stage::NoMatch;
+    let mut reached = Reach::Stage(Stage::NoMatch);
     for (i, imp) in req.imp.iter().enumerate() {
         let Ok(i) = u32::try_from(i) else { break };
-        match bid_imp(table, req, &mut query, imp, cur) {
-            Ok(w) => out.push(Bid {
+        let won = bid_imp(table, req, &mut query, imp, cur, gate).and_then(|w| {
+            let key = gate
+                .take(w.campaign, usd_ceil(w.price, cur))
+                .map_err(Reach::Held)?;
+            Ok((w, key))
+        });
+        match won {
+            Ok((w, key)) => out.push(Bid {
                 imp: i,
                 campaign: w.campaign,
                 creative: w.creative,
                 deal: w.deal,
                 price: w.price,
+                key,
             }),
-            Err(stage) => reached = reached.max(stage),
+            Err(r) => reached = reached.max(r),
         }
     }
     if out.is_empty() {
-        Err(NoBidReason::from_stage(reached))
+        Err(reached.reason())
     } else {
         Ok(cur.code)
     }
+}
+
+/// A price in the response currency as USD micros, rounded up (what a bid reserves
+/// is never less than it may be charged).
+fn usd_ceil(price: Micros, cur: Currency) -> Micros {
+    if cur.code == Currency::USD.code {
+        return price;
+    }
+    let num = price.0 as i128 * cur.rate.0 as i128;
+    let den = Micros::PER_UNIT as i128;
+    Micros(((num + den - 1).div_euclid(den)).clamp(0, i64::MAX as i128) as i64)
 }
 
 /// Writes the BidResponse for the bids [`run`] chose into `out` (cleared first), in
@@ -249,9 +338,11 @@ fn bid_imp(
     query: &mut Query,
     imp: &Imp<'_>,
     cur: Currency,
-) -> Result<Win, Stage> {
-    let floors = Floors::new(table, imp, cur)?;
+    gate: &mut impl Gate,
+) -> Result<Win, Reach> {
+    let floors = Floors::new(table, imp, cur).map_err(Reach::Stage)?;
     let mut reached = Stage::NoMatch;
+    let mut held: Option<Hold> = None;
     let best: Cell<Option<Win>> = Cell::new(None);
     // Prices never exceed max_cpm: skip chunks where nobody can beat the best bid, or
     // meet any floor once that is already the reason.
@@ -262,6 +353,12 @@ fn bid_imp(
     };
     let visit = |c: Candidate, reached: &mut Stage| match price(table, imp, &floors, cur, c) {
         Ok(win) => {
+            if let Err(hold) = gate.admit(win.campaign, usd_ceil(win.price, cur)) {
+                // Priced, then held back: further than any targeting stage.
+                held = held.max(Some(hold));
+                *reached = (*reached).max(Stage::BelowFloor);
+                return Flow::Continue;
+            }
             if best.get().is_none_or(|b| win.price > b.price) {
                 best.set(Some(win));
             }
@@ -279,7 +376,10 @@ fn bid_imp(
         }
     };
     walk(table, query, req, imp, &mut reached, worth, visit);
-    best.get().ok_or(reached)
+    best.get().ok_or(match held {
+        Some(h) => Reach::Held(h),
+        None => Reach::Stage(reached),
+    })
 }
 
 /// Prices one candidate: its cheapest admissible way to bid (the open auction or one

@@ -2,25 +2,25 @@
 //!
 //! # Layout
 //! The pure core (no runtime, no I/O; `tests/layering.rs` keeps it so):
-//! - [`json`]: JSON strings and integers written without allocating.
-//! - [`money`]: exact amounts, budgets and leases, pacing, frequency caps, notices.
-//! - [`openrtb`]: request model, decoder, response encoder.
-//! - [`events`] (`record`): the event log's records.
-//! - [`targeting`]: campaigns, the indexed table, one imp's candidates.
-//! - [`auction`]: candidates to priced bids.
-//! - [`pipeline`]: body bytes to response bytes: decode, auction, encode.
+//! - [`json`] — JSON strings and integers written without allocating.
+//! - [`money`] — exact amounts, budgets and leases, pacing, frequency caps, notices.
+//! - [`openrtb`] — request model, decoder, response encoder.
+//! - [`events`] (`record`) — the event log's records.
+//! - [`targeting`] — campaigns, the indexed table, one imp's candidates.
+//! - [`auction`] — candidates to priced bids.
+//! - [`pipeline`] — body bytes to response bytes: decode, auction, encode.
 //!
 //! The runtime:
-//! - [`config`]: typed settings, defaults, validation with key paths in errors.
-//! - [`metrics`]: per-shard counters and gauges, summed at scrape time.
-//! - [`net`]: connections: accept loop, hyper glue, timeouts, outbox, coarse clock.
-//! - [`notify`]: systemd notifications (ready, stopping, status) and the watchdog.
-//! - [`events`] (`writer`): per-shard event buffers and the writer thread.
-//! - [`telemetry`]: logging.
-//! - [`shard`]: what one core owns: state, housekeeping, connection balancing.
-//! - [`control`]: the thread that builds tables, ships them to shards, and drains.
-//! - [`http`]: the traffic routes and bid handler, the admin API.
-//! - [`server`]: process life: start, wait, drain.
+//! - [`config`] — typed settings, defaults, validation with key paths in errors.
+//! - [`metrics`] — per-shard counters and gauges, summed at scrape time.
+//! - [`net`] — connections: accept loop, hyper glue, timeouts, outbox, coarse clock.
+//! - [`notify`] — systemd notifications (ready, stopping, status) and the watchdog.
+//! - [`events`] (`writer`) — per-shard event buffers and the writer thread.
+//! - [`telemetry`] — logging.
+//! - [`shard`] — what one core owns: state, housekeeping, connection balancing.
+//! - [`control`] — the thread that builds tables, ships them to shards, and drains.
+//! - [`http`] — the traffic routes and bid handler, the admin API.
+//! - [`server`] — process life: start, wait, drain.
 
 pub mod auction;
 pub mod config;

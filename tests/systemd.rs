@@ -401,7 +401,7 @@ fn a_stalled_shard_stops_the_watchdog_pings_until_it_recovers() {
     sock.until(Duration::from_secs(2), |m| m == PING);
 
     // glommio names a shard's threads `shard{id}-{n}`.
-    let stalled = Stalled::threads(server.pid(), "shard1-");
+    let stalled = Stalled::threads(server.pid(), "sb-shard-1");
     let msgs = sock.collect(Duration::from_millis(1500));
     let unhealthy = msgs
         .iter()

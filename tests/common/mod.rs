@@ -27,6 +27,9 @@ pub const FIXTURES: [&str; 6] = [
     "pmp-with-direct-deal.json",
 ];
 
+/// The key test servers sign notices with.
+pub const TEST_NOTICE_KEY: &str = "test-notice-key";
+
 /// A running server. Killed (SIGKILL) when dropped, unless it already exited.
 pub struct Server {
     child: Child,
@@ -125,6 +128,8 @@ impl Server {
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID")
+            // Test configs carry no notice key: every test server signs with this one.
+            .env("SHARDBID_NOTICE_KEY", TEST_NOTICE_KEY)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in &opts.env {
