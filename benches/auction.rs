@@ -46,7 +46,7 @@ fn main() {
         let (mut bids, mut out) = (Vec::new(), Vec::new());
         for _ in 0..runs {
             for &req in &reqs {
-                if let Ok(cur) = auction::run(&table, req, &ctx, &mut bids) {
+                if let Ok(cur) = auction::run(&table, req, &ctx, &mut (), &mut bids) {
                     auction::encode(req, &table, &bids, cur, &mut out);
                 }
             }
@@ -64,15 +64,15 @@ fn main() {
     let mut group = c.benchmark_group("auction");
     group.throughput(Throughput::Elements(1));
     for (name, req) in names.iter().zip(&reqs) {
-        let cur = auction::run(&table, req, &ctx, &mut bids).expect("every fixture bids");
+        let cur = auction::run(&table, req, &ctx, &mut (), &mut bids).expect("every fixture bids");
         auction::encode(req, &table, &bids, cur, &mut out);
         println!("{name}: {} bid(s), {}-byte response", bids.len(), out.len());
         group.bench_with_input(BenchmarkId::new("run", name), req, |b, req| {
-            b.iter(|| black_box(auction::run(&table, req, &ctx, &mut bids).ok()))
+            b.iter(|| black_box(auction::run(&table, req, &ctx, &mut (), &mut bids).ok()))
         });
         group.bench_with_input(BenchmarkId::new("run+encode", name), req, |b, req| {
             b.iter(|| {
-                if let Ok(cur) = auction::run(&table, req, &ctx, &mut bids) {
+                if let Ok(cur) = auction::run(&table, req, &ctx, &mut (), &mut bids) {
                     auction::encode(req, &table, &bids, cur, &mut out);
                 }
                 black_box(out.len())

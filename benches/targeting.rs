@@ -164,7 +164,7 @@ fn main() {
         let mut bids = Vec::with_capacity(8);
         let mut won = 0usize;
         for (req, ctx) in reqs.iter().zip(&contexts) {
-            won += auction::run(&replica, req, ctx, &mut bids).is_ok() as usize;
+            won += auction::run(&replica, req, ctx, &mut (), &mut bids).is_ok() as usize;
         }
         // As on a shard, each auction runs right after its request was decoded (the
         // request's memory is warm, the table's is whatever the last requests left).
@@ -173,7 +173,7 @@ fn main() {
             let k = i % reqs.len();
             let req: BidRequest = serde_json::from_str(&bodies[k]).expect("generated request");
             let t = Instant::now();
-            let r = auction::run(&replica, black_box(&req), &contexts[k], &mut bids);
+            let r = auction::run(&replica, black_box(&req), &contexts[k], &mut (), &mut bids);
             times.push(t.elapsed());
             black_box(r.ok());
         }
@@ -205,7 +205,7 @@ fn main() {
                 let k = i % reqs.len();
                 let req: BidRequest = serde_json::from_str(&bodies[k]).expect("generated request");
                 let t = Instant::now();
-                let r = auction::run(&replica, black_box(&req), &contexts[k], &mut bids);
+                let r = auction::run(&replica, black_box(&req), &contexts[k], &mut (), &mut bids);
                 per[k].push(t.elapsed());
                 black_box(r.ok());
             }
@@ -219,7 +219,7 @@ fn main() {
                 .collect();
             med.sort_unstable_by(|a, b| b.cmp(a));
             for &(d, k) in med.iter().take(n_slow) {
-                let r = auction::run(&replica, &reqs[k], &contexts[k], &mut bids);
+                let r = auction::run(&replica, &reqs[k], &contexts[k], &mut (), &mut bids);
                 let v: serde_json::Value = serde_json::from_str(&bodies[k]).unwrap();
                 let imp = &v["imp"][0];
                 let kind = if imp.get("banner").is_some() {
@@ -249,7 +249,7 @@ fn main() {
             let mut k = 0;
             b.iter(|| {
                 k = (k + 1) % reqs.len();
-                black_box(auction::run(table, &reqs[k], &contexts[k], &mut bids).ok())
+                black_box(auction::run(table, &reqs[k], &contexts[k], &mut (), &mut bids).ok())
             })
         });
     }

@@ -18,7 +18,7 @@
 use std::cell::Cell;
 
 use crate::money::ledger::BidKey;
-use crate::money::wallet::Hold;
+use crate::money::wallet::{BidMeta, Hold};
 use crate::money::Micros;
 use crate::openrtb::request::{BidRequest, Imp, Str};
 use crate::openrtb::response::{write_response, ResponseBid};
@@ -134,7 +134,8 @@ pub trait Gate {
     /// would take, in price order.
     fn admit(&mut self, campaign: u32, price: Micros) -> Result<(), Hold>;
     /// The auction takes this bid: reserve its price and record it.
-    fn take(&mut self, campaign: u32, price: Micros) -> Result<Option<BidKey>, Hold>;
+    fn take(&mut self, campaign: u32, price: Micros, meta: BidMeta)
+        -> Result<Option<BidKey>, Hold>;
 }
 
 /// No money side: every campaign may bid, and bids are not recorded.
@@ -143,7 +144,7 @@ impl Gate for () {
         Ok(())
     }
 
-    fn take(&mut self, _: u32, _: Micros) -> Result<Option<BidKey>, Hold> {
+    fn take(&mut self, _: u32, _: Micros, _: BidMeta) -> Result<Option<BidKey>, Hold> {
         Ok(None)
     }
 }
@@ -189,8 +190,13 @@ pub fn run(
     for (i, imp) in req.imp.iter().enumerate() {
         let Ok(i) = u32::try_from(i) else { break };
         let won = bid_imp(table, req, &mut query, imp, cur, gate).and_then(|w| {
+            let meta = BidMeta {
+                creative: w.creative,
+                exchange: 0,
+                price: w.price,
+            };
             let key = gate
-                .take(w.campaign, usd_ceil(w.price, cur))
+                .take(w.campaign, usd_ceil(w.price, cur), meta)
                 .map_err(Reach::Held)?;
             Ok((w, key))
         });
@@ -230,6 +236,27 @@ pub fn encode(req: &BidRequest<'_>, table: &Table, bids: &[Bid], cur: &str, out:
     write_response(req, response_bids(table, bids), cur, out);
 }
 
+/// [`encode`] with each bid's id and extra members (its notice URLs): `spans[i]` are
+/// the ranges of `notes` that hold bid `i`'s.
+pub fn encode_with(
+    req: &BidRequest<'_>,
+    table: &Table,
+    bids: &[Bid],
+    cur: &str,
+    notes: &[u8],
+    spans: &[(std::ops::Range<usize>, std::ops::Range<usize>)],
+    out: &mut Vec<u8>,
+) {
+    let with_notes = response_bids(table, bids)
+        .zip(spans)
+        .map(|(rb, (id, extra))| ResponseBid {
+            id: notes.get(id.clone()),
+            extra: notes.get(extra.clone()).unwrap_or_default(),
+            ..rb
+        });
+    write_response(req, with_notes, cur, out);
+}
+
 /// The bids as the encoder writes them: each with its seat and creative JSON.
 fn response_bids<'a>(
     table: &'a Table,
@@ -247,6 +274,8 @@ fn response_bids<'a>(
                 .and_then(|e| e.ads.get(b.creative as usize))
                 .map_or(&[][..], |ad| &ad.json),
             deal: b.deal,
+            id: None,
+            extra: &[],
         }
     })
 }
@@ -493,7 +522,7 @@ mod tests {
             hour_of_week: 0,
         };
         let mut bids = Vec::new();
-        let cur = run(&t, &req, &ctx, &mut bids).unwrap();
+        let cur = run(&t, &req, &ctx, &mut (), &mut bids).unwrap();
         assert_eq!((cur, bids.len()), ("EUR", 3));
         let mut out = b"stale bytes".to_vec();
         encode(&req, &t, &bids, cur, &mut out);

@@ -1,10 +1,12 @@
 //! The bid pipeline without the network: body bytes in, response bytes out.
 //!
-//! decode -> auction -> encode -> deadline check
+//! decode -> auction (with the money side: caps, budget, pacing, reservations)
+//!        -> notice URLs -> encode -> deadline check -> bid events
 //!
 //! The shard's bid handler (`http::bid`) runs exactly this, and `benches/pipeline.rs`
 //! measures it as a whole, allocations included. Pure code: no runtime, no I/O; the
-//! caller supplies the clock as the `in_time` check.
+//! caller supplies the clock as the `in_time` check, and the shard's money side as
+//! [`Money`].
 
 #![forbid(unsafe_code)]
 
@@ -13,7 +15,13 @@ use std::rc::Rc;
 
 use bytes::Buf;
 
-use crate::auction::{self, Bid, NoBidReason};
+use crate::auction::{self, Bid, Gate, NoBidReason};
+use crate::events::{Event, EventType};
+use crate::money::caps::Caps;
+use crate::money::ledger::BidKey;
+use crate::money::notice::{BidFacts, NoticeKey, UserHasher};
+use crate::money::wallet::{BidMeta, Hold, Wallet};
+use crate::money::Micros;
 use crate::openrtb::{BidRequest, DecodeError, Decoder};
 use crate::targeting::MatchContext;
 use crate::targeting::Table;
@@ -63,6 +71,9 @@ pub struct Scratch {
     pub decoder: Decoder,
     pub bids: Vec<Bid>,
     pub out: Vec<u8>,
+    /// Each bid's id and notice URLs, written before the response (`spans` points in).
+    notes: Vec<u8>,
+    spans: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     /// Buffers handed back by written responses, for `out` to continue with.
     spare: Rc<BufPool>,
 }
@@ -116,30 +127,188 @@ impl Drop for OutBody {
     }
 }
 
+/// A shard's money side, for one request.
+pub struct Money<'a> {
+    pub wallet: &'a Wallet,
+    pub caps: &'a Caps,
+    pub key: &'a NoticeKey,
+    pub users: &'a UserHasher,
+    /// Now, in seconds and milliseconds since the Unix epoch.
+    pub now_s: u64,
+    pub now_ms: i64,
+    pub shard: u16,
+    /// The exchange's id and name (`None` and "" for `/openrtb2/bid`).
+    pub exchange: Option<u32>,
+    pub exchange_name: &'a str,
+    /// Told of every bid that leaves (the caller samples and logs them).
+    pub on_bid: &'a mut dyn FnMut(&Event<'_>),
+}
+
+/// The auction's view of the money side.
+struct WalletGate<'m, 'a> {
+    money: &'m Money<'a>,
+    user: u64,
+    exchange: u16,
+}
+
+impl Gate for WalletGate<'_, '_> {
+    #[inline]
+    fn admit(&mut self, campaign: u32, price: Micros) -> Result<(), Hold> {
+        let (m, user) = (self.money, self.user);
+        m.wallet
+            .admit(campaign, price.per_impression(), user, |purse, _| {
+                m.caps.seen(user, purse, m.now_s)
+            })
+    }
+
+    fn take(
+        &mut self,
+        campaign: u32,
+        price: Micros,
+        meta: BidMeta,
+    ) -> Result<Option<BidKey>, Hold> {
+        let meta = BidMeta {
+            exchange: self.exchange,
+            ..meta
+        };
+        self.money
+            .wallet
+            .reserve(campaign, price.per_impression(), self.money.now_s, meta)
+            .map(Some)
+            .ok_or(Hold::Budget)
+    }
+}
+
 /// Runs one request through the pipeline. `in_time(tmax)` is asked once, when the bid
 /// is encoded, whether the request's deadline still holds; a late bid becomes
-/// `Answer::Late`. Decoding and matching take microseconds, so an earlier check would
-/// cost clock reads on every request and save nothing.
+/// `Answer::Late` (and its reservations are released). Decoding and matching take
+/// microseconds, so an earlier check would cost clock reads on every request and save
+/// nothing.
 pub fn process(
     scratch: &mut Scratch,
     table: &Table,
     body: &mut Vec<u8>,
     ctx: &MatchContext,
+    money: Option<&mut Money<'_>>,
     mut in_time: impl FnMut(Option<u32>) -> bool,
 ) -> Answer {
     let mut req = BidRequest::default();
     if let Err(e) = scratch.decoder.decode_into(body, &mut req) {
         return Answer::Bad(e);
     }
-    let cur = match auction::run(table, &req, ctx, &mut scratch.bids) {
+    let ran = match money.as_deref() {
+        None => auction::run(table, &req, ctx, &mut (), &mut scratch.bids),
+        Some(m) => {
+            let user = req.user_key().map_or(0, |k| m.users.hash(k));
+            let exchange = m.exchange.map_or(0, |e| e as u16 + 1);
+            let mut gate = WalletGate {
+                money: m,
+                user,
+                exchange,
+            };
+            auction::run(table, &req, ctx, &mut gate, &mut scratch.bids)
+        }
+    };
+    let cur = match ran {
         Ok(cur) => cur,
         Err(reason) => return Answer::NoBid(reason),
     };
-    auction::encode(&req, table, &scratch.bids, cur, &mut scratch.out);
+    let Scratch {
+        bids,
+        out,
+        notes,
+        spans,
+        ..
+    } = scratch;
+    match money.as_deref() {
+        None => auction::encode(&req, table, bids, cur, out),
+        Some(m) => {
+            write_notes(&req, table, bids, cur, m, notes, spans);
+            auction::encode_with(&req, table, bids, cur, notes, spans, out);
+        }
+    }
     if !in_time(req.tmax) {
+        if let Some(m) = money.as_deref() {
+            for b in bids.iter() {
+                if let Some(key) = b.key {
+                    m.wallet.cancel(key);
+                }
+            }
+        }
         return Answer::Late;
     }
+    if let Some(m) = money {
+        for (b, (id, _)) in bids.iter().zip(spans.iter()) {
+            let ids = bid_strings(&req, table, b);
+            let event = Event {
+                auction_id: &req.id,
+                imp_id: ids.imp,
+                bid_id: std::str::from_utf8(&notes[id.clone()]).unwrap_or(""),
+                campaign: ids.campaign,
+                creative: ids.creative,
+                exchange: m.exchange_name,
+                bid_micros: b.price.0,
+                ..Event::new(EventType::Bid, m.now_ms, m.shard)
+            };
+            (m.on_bid)(&event);
+        }
+    }
     Answer::Bid
+}
+
+/// The strings of a bid the response and the notices carry.
+struct BidStrings<'r> {
+    imp: &'r str,
+    campaign: &'r str,
+    creative: &'r str,
+}
+
+fn bid_strings<'r>(req: &'r BidRequest<'_>, table: &'r Table, b: &Bid) -> BidStrings<'r> {
+    BidStrings {
+        imp: req.imp.get(b.imp as usize).map_or("", |i| i.id.as_str()),
+        campaign: table.campaign_id(b.campaign).unwrap_or(""),
+        creative: table
+            .creative(b.campaign, b.creative)
+            .map_or("", |c| c.id.as_str()),
+    }
+}
+
+/// Writes each bid's id and its signed nurl, burl and lurl into `notes`.
+fn write_notes(
+    req: &BidRequest<'_>,
+    table: &Table,
+    bids: &[Bid],
+    cur: &str,
+    m: &Money<'_>,
+    notes: &mut Vec<u8>,
+    spans: &mut Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+) {
+    notes.clear();
+    spans.clear();
+    let user = req.user_key().map_or(0, |k| m.users.hash(k));
+    for b in bids {
+        let mut idbuf = [0u8; 48];
+        let bid_id = b.key.map_or("", |k| k.fmt_into(&mut idbuf));
+        let start = notes.len();
+        notes.extend_from_slice(bid_id.as_bytes());
+        let id = start..notes.len();
+        let ids = bid_strings(req, table, b);
+        let facts = BidFacts {
+            auction_id: &req.id,
+            imp_id: ids.imp,
+            bid_id,
+            campaign: ids.campaign,
+            creative: ids.creative,
+            bid: b.price,
+            currency: if cur == "USD" { "" } else { cur },
+            exchange: m.exchange_name,
+            issued: m.now_s,
+            user,
+        };
+        let urls = notes.len();
+        m.key.write_urls(&facts, notes);
+        spans.push((id, urls..notes.len()));
+    }
 }
 
 #[cfg(test)]

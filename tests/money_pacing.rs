@@ -90,7 +90,7 @@ fn day(seed: u64, traffic_per_s: f64, daily: i64) -> Vec<Nanos> {
                 if w.admit(0, cost, 0, |_, _| 0).is_err() {
                     continue;
                 }
-                let Some(key) = w.reserve(0, cost, now) else {
+                let Some(key) = w.reserve(0, cost, now, Default::default()) else {
                     continue;
                 };
                 // A fifth of the bids win, at 70% of the bid; the rest lose.

@@ -155,7 +155,7 @@ fn run(
                 let admitted = w.admit(campaign, cost, 0, |_, _| 0);
                 refused += admitted.is_err() as usize;
                 if admitted.is_ok() {
-                    if let Some(key) = w.reserve(campaign, cost, now) {
+                    if let Some(key) = w.reserve(campaign, cost, now, Default::default()) {
                         bids.push(Bid {
                             key,
                             shard,

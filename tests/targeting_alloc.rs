@@ -47,7 +47,7 @@ fn auction_and_encoding_do_not_allocate() {
                         exchange,
                         hour_of_week: hour,
                     };
-                    if let Ok(cur) = auction::run(&table, req, &ctx, &mut bids) {
+                    if let Ok(cur) = auction::run(&table, req, &ctx, &mut (), &mut bids) {
                         auction::encode(req, &table, &bids, cur, &mut out);
                         *count += 1;
                     }

@@ -40,7 +40,8 @@ fn winner(table: &Table, req: &BidRequest) -> (Bid, &'static str) {
             exchange: None,
             hour_of_week: hour,
         };
-        let cur = auction::run(table, req, &ctx, &mut bids).unwrap_or_else(|r| panic!("{r:?}"));
+        let cur =
+            auction::run(table, req, &ctx, &mut (), &mut bids).unwrap_or_else(|r| panic!("{r:?}"));
         assert_eq!(bids.len(), 1);
         match first {
             None => first = Some((bids[0], cur)),
@@ -164,7 +165,7 @@ fn inactive_and_other_exchange_campaigns_stay_out() {
         exchange: Some(0),
         hour_of_week: 0,
     };
-    auction::run(&table, &req, &ctx, &mut bids).unwrap();
+    auction::run(&table, &req, &ctx, &mut (), &mut bids).unwrap();
     assert_eq!(
         table.campaign(bids[0].campaign).unwrap().id,
         "puzzlequest-playable-300x250"
@@ -186,7 +187,7 @@ fn fixture_with_unpriceable_currency_gets_no_bid() {
     let req: BidRequest = serde_json::from_str(&body).unwrap();
     let mut bids = Vec::new();
     assert_eq!(
-        auction::run(&table, &req, &ANY_TIME, &mut bids),
+        auction::run(&table, &req, &ANY_TIME, &mut (), &mut bids),
         Err(NoBidReason::Currency)
     );
     assert!(bids.is_empty());

@@ -270,8 +270,8 @@ fn compare(seed: u64, campaigns: usize, requests: usize, big_segments: bool) -> 
             hour_of_week: r.below(170) as u16,
         };
         let (expected, expected_reason) = reference(&set, &s, &req, &ctx);
-        let got = auction::run(&table, &req, &ctx, &mut bids);
-        let other_got = auction::run(&other, &req, &ctx, &mut other_bids);
+        let got = auction::run(&table, &req, &ctx, &mut (), &mut bids);
+        let other_got = auction::run(&other, &req, &ctx, &mut (), &mut other_bids);
         assert_eq!(
             (got.err(), &other_bids),
             (other_got.err(), &bids),

@@ -60,7 +60,7 @@ pub fn run(
         exchange: None,
         hour_of_week: 30,
     };
-    let answer = pipeline::process(scratch, table, buf, &ctx, |_| true);
+    let answer = pipeline::process(scratch, table, buf, &ctx, None, |_| true);
     let sent = match answer {
         Answer::Bid => scratch.take_out().as_slice().len(),
         _ => 0,

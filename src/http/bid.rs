@@ -177,7 +177,7 @@ fn bid(
         hour_of_week: shard.hour_of_week(),
     };
     let settings = &shard.settings;
-    let answer = pipeline::process(&mut scratch, &table, body, &ctx, |tmax| {
+    let answer = pipeline::process(&mut scratch, &table, body, &ctx, None, |tmax| {
         let elapsed = start.elapsed();
         took.set(Some(elapsed));
         elapsed < settings.budget(tmax, exchange)

@@ -34,6 +34,24 @@ impl BidKey {
         write_hex(out, self.seq);
     }
 
+    /// Writes the id into `buf` and returns it (no allocation).
+    pub fn fmt_into<'b>(&self, buf: &'b mut [u8; 48]) -> &'b str {
+        // At most 16 + 1 + 4 + 1 + 16 hex digits: fits.
+        let n = {
+            let mut w = Writer {
+                buf: &mut buf[..],
+                len: 0,
+            };
+            w.hex(self.epoch);
+            w.push(b'-');
+            w.hex(self.shard as u64);
+            w.push(b'-');
+            w.hex(self.seq);
+            w.len
+        };
+        std::str::from_utf8(&buf[..n]).unwrap_or("")
+    }
+
     /// Reads an id written by [`BidKey::write`].
     pub fn parse(id: &str) -> Option<BidKey> {
         let mut parts = id.split('-');
@@ -50,6 +68,29 @@ impl BidKey {
             seq: hex(parts.next())?,
         };
         parts.next().is_none().then_some(key)
+    }
+}
+
+/// A cursor over a fixed buffer.
+struct Writer<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl Writer<'_> {
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn hex(&mut self, v: u64) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digits = (64 - v.leading_zeros()).div_ceil(4).max(1);
+        for i in (0..digits).rev() {
+            self.push(HEX[((v >> (i * 4)) & 15) as usize]);
+        }
     }
 }
 
@@ -101,6 +142,11 @@ pub struct Record {
     /// When the bid was made, in seconds since the Unix epoch.
     pub at: u64,
     pub flags: Flags,
+    /// The creative (index in its campaign), the exchange (id + 1; 0 none) and the bid
+    /// price (CPM micros, in the bid's currency), for the events of an expiry.
+    pub creative: u32,
+    pub exchange: u16,
+    pub price: i64,
 }
 
 const EMPTY: Record = Record {
@@ -109,6 +155,9 @@ const EMPTY: Record = Record {
     cost: Nanos::ZERO,
     at: 0,
     flags: Flags(0),
+    creative: 0,
+    exchange: 0,
+    price: 0,
 };
 
 /// The bids of one shard (see the module docs).
@@ -164,6 +213,20 @@ impl Ledger {
         at: u64,
         mut remember: impl FnMut(&Record),
     ) -> Option<u64> {
+        self.record_with(
+            Record {
+                purse,
+                cost,
+                at,
+                ..EMPTY
+            },
+            &mut remember,
+        )
+    }
+
+    /// [`Ledger::record`] of a bid described by `new` (its `seq` and `flags` are set
+    /// here).
+    pub fn record_with(&mut self, new: Record, remember: &mut dyn FnMut(&Record)) -> Option<u64> {
         let seq = self.next;
         let slot = &mut self.ring[(seq & self.mask) as usize];
         if slot.seq != u64::MAX {
@@ -175,16 +238,10 @@ impl Ledger {
             }
         }
         let mut flags = Flags::default();
-        if cost.0 > 0 {
+        if new.cost.0 > 0 {
             flags.set(Flags::RESERVED);
         }
-        *slot = Record {
-            seq,
-            purse,
-            cost,
-            at,
-            flags,
-        };
+        *slot = Record { seq, flags, ..new };
         self.next += 1;
         Some(seq)
     }

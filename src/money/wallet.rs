@@ -43,6 +43,17 @@ pub enum Hold {
     Pacing,
 }
 
+/// What a bid's record keeps besides its money, for the events of its expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BidMeta {
+    /// The creative's index in its campaign.
+    pub creative: u32,
+    /// The exchange's id + 1 (0: `/openrtb2/bid`).
+    pub exchange: u16,
+    /// The bid's CPM price in its currency.
+    pub price: super::Micros,
+}
+
 /// What a campaign's purse is bound by, from the campaign file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Terms {
@@ -304,7 +315,7 @@ impl Wallet {
 
     /// Takes a bid [`Wallet::admit`] let through: reserves its `cost` and records it.
     /// `None` when the ledger is full of reservations (the bid must not be made).
-    pub fn reserve(&self, entry: u32, cost: Nanos, now: u64) -> Option<BidKey> {
+    pub fn reserve(&self, entry: u32, cost: Nanos, now: u64, meta: BidMeta) -> Option<BidKey> {
         let p = self.purse_of(entry)?;
         let purses = self.purses.borrow();
         let purse = purses.get(p as usize)?;
@@ -313,7 +324,17 @@ impl Wallet {
         let max_age = self.settings.notice_max_age_s;
         let mut ledger = self.ledger.borrow_mut();
         let mut left = None;
-        let seq = ledger.record(p, held, now, |r| left = Some(*r));
+        let new = Record {
+            seq: 0,
+            purse: p,
+            cost: held,
+            at: now,
+            flags: Flags::default(),
+            creative: meta.creative,
+            exchange: meta.exchange,
+            price: meta.price.0,
+        };
+        let seq = ledger.record_with(new, &mut |r| left = Some(*r));
         let Some(seq) = seq else {
             self.ledger_full.set(self.ledger_full.get() + 1);
             return None;
@@ -333,6 +354,24 @@ impl Wallet {
             s.reserved = Nanos(purse.reserved.get());
         });
         Some(self.key(seq))
+    }
+
+    /// Takes back a bid that was not sent after all (its answer was late): its
+    /// reservation returns to the lease.
+    pub fn cancel(&self, key: BidKey) {
+        let purses = self.purses.borrow();
+        let mut ledger = self.ledger.borrow_mut();
+        let Some(r) = ledger.get_mut(key.seq) else {
+            return;
+        };
+        if r.flags.has(Flags::RESERVED) {
+            r.flags.clear(Flags::RESERVED);
+            r.flags.set(Flags::LOST);
+            if let Some(purse) = purses.get(r.purse as usize) {
+                release(purse, r.cost);
+                purse.stat(|s| s.bids = s.bids.saturating_sub(1));
+            }
+        }
     }
 
     fn key(&self, seq: u64) -> BidKey {

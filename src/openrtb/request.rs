@@ -312,6 +312,9 @@ pub struct Device<'a> {
     pub os: Option<Str<'a>>,
     #[serde(borrow, default)]
     pub geo: Option<Geo<'a>>,
+    /// The advertising id (a user key for frequency caps when `user` names none).
+    #[serde(borrow, default)]
+    pub ifa: Option<Str<'a>>,
 }
 
 /// One audience segment from a data provider.
@@ -357,6 +360,18 @@ pub enum Invalid {
 }
 
 impl<'a> BidRequest<'a> {
+    /// The key frequency caps count a user by: the first present of `user.id`,
+    /// `user.buyeruid` and `device.ifa`.
+    pub fn user_key(&self) -> Option<&str> {
+        fn present<'s>(s: Option<&'s Str<'_>>) -> Option<&'s str> {
+            s.map(|s| s.trim()).filter(|s| !s.is_empty())
+        }
+        let user = self.user.as_ref();
+        present(user.and_then(|u| u.id.as_ref()))
+            .or_else(|| present(user.and_then(|u| u.buyeruid.as_ref())))
+            .or_else(|| present(self.device.as_ref().and_then(|d| d.ifa.as_ref())))
+    }
+
     /// The OpenRTB requirements the decoder leaves to us: a non-empty `id`, at least
     /// one `imp`, and an `id` on every `imp` and on every deal.
     pub fn validate(&self) -> Result<(), Invalid> {

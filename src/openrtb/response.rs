@@ -26,6 +26,10 @@ pub struct ResponseBid<'a> {
     pub ad_json: &'a [u8],
     /// Index into `req.imp[imp].pmp.deals` for a deal bid.
     pub deal: Option<u32>,
+    /// The bid's `id` (JSON-safe, no quotes); `None`: `{impid}-{n}`.
+    pub id: Option<&'a [u8]>,
+    /// More members, already JSON, each with its leading comma (the notice URLs).
+    pub extra: &'a [u8],
 }
 
 /// Writes the BidResponse for `bids` (at least one) into `out` (cleared first):
@@ -74,15 +78,24 @@ fn write_bid(req: &BidRequest<'_>, bid: &ResponseBid<'_>, n: usize, out: &mut Ve
     let imp = req.imp.get(bid.imp as usize);
     let imp_id = imp.map_or("", |i| i.id.as_str());
     out.extend_from_slice(b"{\"id\":\"");
-    let escaped_imp_id = out.len()..{
-        write_escaped(out, imp_id);
-        out.len()
-    };
-    out.push(b'-');
-    let mut buf = [0u8; 20];
-    out.extend_from_slice(fmt_u64(&mut buf, n as u64));
-    out.extend_from_slice(b"\",\"impid\":\"");
-    out.extend_from_within(escaped_imp_id);
+    match bid.id {
+        Some(id) => {
+            out.extend_from_slice(id);
+            out.extend_from_slice(b"\",\"impid\":\"");
+            write_escaped(out, imp_id);
+        }
+        None => {
+            let escaped_imp_id = out.len()..{
+                write_escaped(out, imp_id);
+                out.len()
+            };
+            out.push(b'-');
+            let mut buf = [0u8; 20];
+            out.extend_from_slice(fmt_u64(&mut buf, n as u64));
+            out.extend_from_slice(b"\",\"impid\":\"");
+            out.extend_from_within(escaped_imp_id);
+        }
+    }
     out.push(b'"');
     out.extend_from_slice(b",\"price\":");
     bid.price.write_decimal(out);
@@ -90,6 +103,7 @@ fn write_bid(req: &BidRequest<'_>, bid: &ResponseBid<'_>, n: usize, out: &mut Ve
         out.push(b',');
         out.extend_from_slice(bid.ad_json);
     }
+    out.extend_from_slice(bid.extra);
     let deal = bid
         .deal
         .and_then(|d| imp?.pmp.as_ref()?.deals.get(d as usize));

@@ -89,7 +89,7 @@ pub fn run_ctx(
 ) -> Result<(Vec<Option<Won>>, &'static str), NoBidReason> {
     let req: BidRequest = serde_json::from_str(req).unwrap();
     let mut bids = Vec::new();
-    let cur = auction::run(t, &req, ctx, &mut bids)?;
+    let cur = auction::run(t, &req, ctx, &mut (), &mut bids)?;
     let mut out: Vec<Option<Won>> = req.imp.iter().map(|_| None).collect();
     for b in &bids {
         assert!(out[b.imp as usize].is_none(), "two bids on one imp");

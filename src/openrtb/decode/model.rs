@@ -233,6 +233,7 @@ fn device<'a>(c: &mut Cursor<'_, 'a>, d: &mut Device<'a>) -> Read<bool> {
         "devicetype" => d.devicetype = c.num()?.opt_u32()?,
         "os" => d.os = c.opt_str()?,
         "geo" => opt(c, &mut d.geo, geo)?,
+        "ifa" => d.ifa = c.opt_str()?,
     })
 }
 
