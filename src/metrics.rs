@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::auction::NoBidReason;
+use crate::events::EventType;
+use crate::money::notice::{NoticeKind, Rejection};
+use crate::money::wallet::Settled;
 
 /// A counter with a single writer (its shard).
 #[derive(Debug, Default)]
@@ -126,6 +129,38 @@ pub struct ShardMetrics {
     pub sends_stalled: Counter,
     pub table_version: Gauge,
     pub campaigns: Gauge,
+    /// Notices settled on this shard, by kind and by what they did.
+    notices: [[Counter; SETTLED.len()]; 3],
+    /// Notices this shard refused, by reason.
+    notices_rejected: [Counter; Rejection::ALL.len()],
+    /// Events this shard handed to the log, by type, and dropped for want of room.
+    events: [Counter; EventType::ALL.len()],
+    events_dropped: Counter,
+    /// Bids refused because the shard's bid ledger was full of reservations.
+    reservations_refused: Counter,
+    cap_entries: Gauge,
+    cap_evictions: Counter,
+}
+
+/// What a settled notice did, as metrics label it.
+const SETTLED: [&str; 6] = [
+    "charged",
+    "late",
+    "marked",
+    "released",
+    "noted",
+    "duplicate",
+];
+
+fn settled_index(s: Settled) -> usize {
+    match s {
+        Settled::Charged { late: false, .. } => 0,
+        Settled::Charged { late: true, .. } => 1,
+        Settled::Marked => 2,
+        Settled::Released => 3,
+        Settled::Noted => 4,
+        Settled::Duplicate => 5,
+    }
 }
 
 impl ShardMetrics {
@@ -143,7 +178,43 @@ impl ShardMetrics {
             sends_stalled: Counter::default(),
             table_version: Gauge::default(),
             campaigns: Gauge::default(),
+            notices: Default::default(),
+            notices_rejected: Default::default(),
+            events: Default::default(),
+            events_dropped: Counter::default(),
+            reservations_refused: Counter::default(),
+            cap_entries: Gauge::default(),
+            cap_evictions: Counter::default(),
         }
+    }
+
+    /// Counts a notice this shard settled.
+    pub fn notice_settled(&self, kind: NoticeKind, settled: Settled) {
+        self.notices[kind as usize][settled_index(settled)].inc();
+    }
+
+    /// Counts a notice this shard refused.
+    pub fn notice_rejected(&self, why: Rejection) {
+        if let Some(i) = Rejection::ALL.iter().position(|r| *r == why) {
+            self.notices_rejected[i].inc();
+        }
+    }
+
+    /// Publishes the money side's own counts (the housekeeping tick).
+    pub fn publish_money(&self, m: &crate::shard::money::ShardMoney) {
+        for (c, n) in self.events.iter().zip(m.events.accepted()) {
+            c.set(n);
+        }
+        self.events_dropped.set(m.events.dropped());
+        self.reservations_refused.set(m.wallet.ledger_full.get());
+        let caps = m.caps.borrow();
+        self.cap_entries.set(caps.len() as u64);
+        self.cap_evictions.set(caps.evicted);
+    }
+
+    /// Events this shard handed to the log, by type.
+    pub fn events_accepted(&self) -> [u64; EventType::ALL.len()] {
+        std::array::from_fn(|i| self.events[i].get())
     }
 
     /// Records one finished bid request.
@@ -326,6 +397,206 @@ pub fn render(shards: &[&ShardMetrics], exchanges: &[String], out: &mut String) 
             .min()
             .unwrap_or(0)
     );
+}
+
+/// One campaign's figures for the metrics page (from the bank, summed over shards).
+#[derive(Debug, Clone, Default)]
+pub struct CampaignFigures {
+    pub id: String,
+    /// In micros (spend is exact in nanos; a micro has three decimals of it).
+    pub spend_micros: f64,
+    pub reserved_micros: f64,
+    pub remaining_total_micros: Option<f64>,
+    pub remaining_daily_micros: Option<f64>,
+    /// Even pacing's bid probability (1 for asap).
+    pub pacing_probability: f64,
+    pub pacing_target_micros_per_s: f64,
+    pub pacing_actual_micros_per_s: f64,
+    pub bids: u64,
+    pub wins: u64,
+    pub capped: u64,
+    pub late_charges: u64,
+    pub paused: bool,
+}
+
+/// Renders the money side's series: every shard's notice, event and cap counts, and
+/// each campaign's figures.
+pub fn render_money(shards: &[&ShardMetrics], campaigns: &[CampaignFigures], out: &mut String) {
+    let sum = |f: &dyn Fn(&ShardMetrics) -> u64| shards.iter().map(|s| f(s)).sum::<u64>();
+    header(
+        out,
+        "shardbid_notices_total",
+        "counter",
+        "Win, billing and loss notices settled, by kind and outcome (charged, late, marked, released, noted, duplicate).",
+    );
+    for kind in NoticeKind::ALL {
+        for (i, outcome) in SETTLED.iter().enumerate() {
+            let v = sum(&|s| s.notices[kind as usize][i].get());
+            let _ = writeln!(
+                out,
+                "shardbid_notices_total{{kind=\"{}\",outcome=\"{outcome}\"}} {v}",
+                kind.label()
+            );
+        }
+    }
+    header(
+        out,
+        "shardbid_notices_rejected_total",
+        "counter",
+        "Notices refused, by reason; a refused notice changes nothing.",
+    );
+    for (i, r) in Rejection::ALL.iter().enumerate() {
+        let v = sum(&|s| s.notices_rejected[i].get());
+        let _ = writeln!(
+            out,
+            "shardbid_notices_rejected_total{{reason=\"{}\"}} {v}",
+            r.label()
+        );
+    }
+    header(
+        out,
+        "shardbid_events_total",
+        "counter",
+        "Events handed to the event log, by type.",
+    );
+    for t in EventType::ALL {
+        let v = sum(&|s| s.events[t as usize].get());
+        let _ = writeln!(out, "shardbid_events_total{{type=\"{}\"}} {v}", t.label());
+    }
+    for (name, kind, help, v) in [
+        (
+            "shardbid_events_dropped_total",
+            "counter",
+            "Events dropped because a shard's event buffer was full (the writer fell behind).",
+            sum(&|s| s.events_dropped.get()),
+        ),
+        (
+            "shardbid_reservations_refused_total",
+            "counter",
+            "Bids not made because a shard's bid ledger was full of reservations (money.reservations_per_shard).",
+            sum(&|s| s.reservations_refused.get()),
+        ),
+        (
+            "shardbid_frequency_cap_entries",
+            "gauge",
+            "Users x campaigns counted for frequency caps, over all shards.",
+            sum(&|s| s.cap_entries.get()),
+        ),
+        (
+            "shardbid_frequency_cap_evictions_total",
+            "counter",
+            "Frequency-cap windows forgotten early because a shard's store was full (money.frequency_cap_entries).",
+            sum(&|s| s.cap_evictions.get()),
+        ),
+    ] {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+
+    type Field = fn(&CampaignFigures) -> Option<f64>;
+    let series: [(&str, &str, &str, Field); 11] = [
+        (
+            "shardbid_campaign_spend_micros_total",
+            "counter",
+            "Spend charged, in micros (1,000,000 = 1 USD), counted once, when charged.",
+            |c| Some(c.spend_micros),
+        ),
+        (
+            "shardbid_campaign_reserved_micros",
+            "gauge",
+            "Reserved for bids not yet settled, in micros.",
+            |c| Some(c.reserved_micros),
+        ),
+        (
+            "shardbid_campaign_remaining_total_micros",
+            "gauge",
+            "Total budget not yet spent, in micros (campaigns with a total budget).",
+            |c| c.remaining_total_micros,
+        ),
+        (
+            "shardbid_campaign_remaining_daily_micros",
+            "gauge",
+            "Today's budget not yet spent, in micros (campaigns with a daily budget).",
+            |c| c.remaining_daily_micros,
+        ),
+        (
+            "shardbid_campaign_pacing_probability",
+            "gauge",
+            "Share of matching requests bid on (even pacing; 1 for asap).",
+            |c| Some(c.pacing_probability),
+        ),
+        (
+            "shardbid_campaign_pacing_target_micros_per_second",
+            "gauge",
+            "Spend rate even pacing aims for, in micros per second.",
+            |c| Some(c.pacing_target_micros_per_s),
+        ),
+        (
+            "shardbid_campaign_pacing_actual_micros_per_second",
+            "gauge",
+            "Spend rate over the last pacing step, in micros per second.",
+            |c| Some(c.pacing_actual_micros_per_s),
+        ),
+        (
+            "shardbid_campaign_bids_total",
+            "counter",
+            "Bids made.",
+            |c| Some(c.bids as f64),
+        ),
+        (
+            "shardbid_campaign_wins_total",
+            "counter",
+            "Bids whose win or billing notice came (impressions).",
+            |c| Some(c.wins as f64),
+        ),
+        (
+            "shardbid_campaign_capped_total",
+            "counter",
+            "Bids not made because the user reached the frequency cap.",
+            |c| Some(c.capped as f64),
+        ),
+        (
+            "shardbid_campaign_paused",
+            "gauge",
+            "1 while the campaign is paused (POST /admin/campaigns/{id}/pause).",
+            |c| Some(c.paused as u8 as f64),
+        ),
+    ];
+    for (name, kind, help, field) in series {
+        header(out, name, kind, help);
+        for c in campaigns {
+            if let Some(v) = field(c) {
+                let _ = write!(out, "{name}{{campaign=");
+                label_value(out, &c.id);
+                let _ = writeln!(out, "}} {v}");
+            }
+        }
+    }
+    header(
+        out,
+        "shardbid_campaign_late_charges_total",
+        "counter",
+        "Charges of notices that came after their bid's reservation was released (money.win_timeout_ms).",
+    );
+    for c in campaigns {
+        let _ = write!(out, "shardbid_campaign_late_charges_total{{campaign=");
+        label_value(out, &c.id);
+        let _ = writeln!(out, "}} {}", c.late_charges);
+    }
+}
+
+/// Writes a label value, quoted and escaped as the text format requires.
+fn label_value(out: &mut String, v: &str) {
+    out.push('"');
+    for ch in v.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

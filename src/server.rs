@@ -4,22 +4,27 @@
 //! that port 0 resolves to one real port that every other shard then binds), each shard
 //! reports its bind result, then the control thread binds the admin listener.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::control::treasury::{MoneyShared, Registry, Treasury};
 use crate::control::{self, Control};
+use crate::events::{self, writer::EventLog};
 use crate::http::{admin, traffic};
 use crate::metrics::ShardMetrics;
+use crate::money::day::DayClock;
 use crate::net::{self, ConnLimits};
 use crate::shard::balance::Balancer;
+use crate::shard::money::{ControlMsg, ShardMoney};
 use crate::shard::{self as shard_mod, Global, Shard, ShardMsg, ShardSettings};
 use crate::targeting::Table;
 
@@ -56,6 +61,45 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
     let mut senders = Vec::new();
     let mut metrics = Vec::new();
     let mut handles = Vec::new();
+
+    // Money: every shard's channel (shards hand each other notices and impressions),
+    // the channel to the bank, the event log, and what the log says was spent.
+    let channels: Vec<_> = (0..shard_count)
+        .map(|_| crossbeam_channel::unbounded::<ShardMsg>())
+        .collect();
+    let peers: Vec<_> = channels.iter().map(|(tx, _)| tx.clone()).collect();
+    let mut receivers = channels.into_iter().map(|(_, rx)| rx);
+    let (to_control, reports) = crossbeam_channel::unbounded::<ControlMsg>();
+    let events = EventLog::start(&cfg.events, shard_count)
+        .with_context(|| format!("events.dir {}", cfg.events.dir.display()))?;
+    let day = DayClock::new(&cfg.money.day_starts).map_err(|e| anyhow!("money.day_starts: {e}"))?;
+    let epoch_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let now_s = epoch_ms / 1000;
+    let replay = if cfg.events.enabled {
+        let today = day.at(now_s as i64).day;
+        events::writer::replay(
+            &cfg.events.dir,
+            today,
+            |ts| day.at(ts).day,
+            now_s,
+            cfg.money.notice_max_age_s,
+        )
+        .with_context(|| format!("cannot read the event log in {}", cfg.events.dir.display()))?
+    } else {
+        Default::default()
+    };
+    if replay.lines > 0 {
+        info!(
+            lines = replay.lines,
+            unreadable = replay.unreadable,
+            campaigns = replay.spent.len(),
+            "Spend restored from the event log"
+        );
+    }
+    let mut registry = Registry::default();
+    let purses = registry.purses(&table);
     let mut listen = cfg.server.listen;
     let (balancer, inboxes) = Balancer::new(shard_count, cfg.server.balance_connections)
         .context("cannot create the connection hand-off sockets")?;
@@ -63,8 +107,22 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
     let mut inboxes = inboxes.into_iter();
 
     for id in 0..shard_count {
-        let (tx, rx) = crossbeam_channel::unbounded::<ShardMsg>();
+        let (tx, rx) = (peers[id].clone(), receivers.next().expect("one per shard"));
         let m = Arc::new(ShardMetrics::new(shard_settings.exchanges.len()));
+        let money = ShardMoney::from_config(
+            &cfg,
+            id,
+            epoch_ms,
+            events.for_shard(id),
+            peers.clone(),
+            to_control.clone(),
+        )?;
+        for &(k, flags, until) in &replay.settled {
+            if k.shard as usize % shard_count == id {
+                money.wallet.remember(k, flags, until);
+            }
+        }
+        let purses = purses.clone();
         let (bound_tx, bound_rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
         let placement = match (cfg.server.pin_shards, cpus.is_empty()) {
             (true, false) => Placement::Fixed(cpus[id % cpus.len()]),
@@ -95,8 +153,11 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
                     }
                 };
                 let _ = bound_tx.send(listener.local_addr().map_err(std::io::Error::from));
-                let shard = Rc::new(Shard::new(id, Rc::new(settings), global, m2, table));
-                glommio::spawn_local(shard_mod::housekeeping(shard.clone(), rx)).detach();
+                let settings = Rc::new(settings);
+                money.bind(&table, &purses);
+                let shard = Shard::new(id, settings, global, m2, table, money, rx);
+                let shard = Rc::new(shard);
+                glommio::spawn_local(shard_mod::housekeeping(shard.clone())).detach();
                 traffic::serve(shard, listener, drain_timeout, balancer, inbox).await;
             })
             .map_err(|e| anyhow!("cannot start shard {id}: {e}"))?;
@@ -122,6 +183,9 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
         handles.push(handle);
     }
 
+    drop(to_control);
+    let restored = replay.spent;
+    let treasury = Treasury::new(shard_count, peers.clone(), reports, day);
     let stop = Arc::new(AtomicBool::new(false));
     let admin_addr = cfg.server.admin_listen;
     let (bound_tx, bound_rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
@@ -148,15 +212,33 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
                     }
                 };
                 let _ = bound_tx.send(listener.local_addr().map_err(std::io::Error::from));
+                let shared = MoneyShared {
+                    registry: RefCell::new(registry),
+                    restored: RefCell::new(restored),
+                    pending: RefCell::new(Some(purses)),
+                    ..MoneyShared::default()
+                };
                 let control = Rc::new(Control::new(
-                    settings, file, senders, metrics, global, campaigns, version,
+                    settings,
+                    file,
+                    senders,
+                    metrics,
+                    global,
+                    (version, campaigns),
+                    shared,
                 ));
                 glommio::spawn_local(admin::serve(control.clone(), listener, limits)).detach();
+                let money = glommio::spawn_local(control::money_loop(
+                    control.clone(),
+                    treasury,
+                    stop.clone(),
+                ));
                 control::watch(control.clone(), signal, stop.clone(), drain_delay).await;
-                // Keep the admin API (metrics) up while shards drain.
+                // Keep the admin API (metrics) and the bank up while shards drain.
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     glommio::timer::sleep(Duration::from_millis(10)).await;
                 }
+                money.await;
                 control.conns.drain();
             })
             .map_err(|e| anyhow!("cannot start the control thread: {e}"))?
@@ -189,6 +271,19 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
         if let Err(e) = h.join() {
             warn!(shard = id, error = %e, "Shard ended with an error");
         }
+    }
+    // Every shard has handed its events over: the writer writes and fsyncs them.
+    let written = events.finish();
+    let accepted: u64 = metrics
+        .iter()
+        .map(|m| m.events_accepted().iter().sum::<u64>())
+        .sum();
+    if written.iter().sum::<u64>() < accepted {
+        tracing::error!(
+            accepted,
+            written = written.iter().sum::<u64>(),
+            "Event log: fewer events written than accepted"
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = control.join();

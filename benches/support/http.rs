@@ -15,6 +15,7 @@ use shardbid::config::Config;
 use shardbid::http::router;
 use shardbid::metrics::ShardMetrics;
 use shardbid::net::http1_builder;
+use shardbid::shard::money::ShardMoney;
 use shardbid::shard::{Global, Shard, ShardSettings};
 
 use super::support;
@@ -84,7 +85,12 @@ pub fn shard() -> Rc<Shard> {
         shard_count: 1,
         ..Global::default()
     });
-    Rc::new(Shard::new(0, settings, global, metrics, support::table()))
+    let table = support::table();
+    // The money side as a lone shard has it: budgets, caps and signed notices on every
+    // bid, no bank or event log behind it.
+    let money = ShardMoney::solo(&cfg, &table).expect("money");
+    let (_, rx) = crossbeam_channel::unbounded();
+    Rc::new(Shard::new(0, settings, global, metrics, table, money, rx))
 }
 
 /// A request as a keep-alive exchange client sends it.

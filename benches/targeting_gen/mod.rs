@@ -190,6 +190,9 @@ pub fn campaigns(n: usize, seed: u64) -> CampaignSet {
                     .then(|| Micros(bid.0 + bid.0 * r.below(50) as i64 / 100)),
                 nurl: None,
                 burl: None,
+                budget: None,
+                pacing: Default::default(),
+                frequency_cap: None,
                 targeting,
                 creatives: (0..1 + r.below(3))
                     .map(|k| creative(r, format!("{id}-{k}")))
@@ -198,7 +201,10 @@ pub fn campaigns(n: usize, seed: u64) -> CampaignSet {
             }
         })
         .collect();
-    CampaignSet { campaigns }
+    CampaignSet {
+        campaigns,
+        ..CampaignSet::default()
+    }
 }
 
 fn imp(r: &mut Rng) -> Value {

@@ -84,6 +84,9 @@ pub struct Event<'a> {
     pub late: bool,
     /// Why a notice was refused.
     pub reason: &'a str,
+    /// The campaign's own tracker URL for this notice (its `nurl` or `burl` template,
+    /// macros filled in), for its own reporting; empty for none.
+    pub tracker: &'a str,
 }
 
 impl<'a> Event<'a> {
@@ -104,6 +107,7 @@ impl<'a> Event<'a> {
             charged_nanos: None,
             late: false,
             reason: "",
+            tracker: "",
         }
     }
 
@@ -124,6 +128,7 @@ impl<'a> Event<'a> {
             self.creative,
             self.exchange,
             self.reason,
+            self.tracker,
         ] {
             let mut cut = s.len().min(u16::MAX as usize);
             while !s.is_char_boundary(cut) {
@@ -145,7 +150,7 @@ impl<'a> Event<'a> {
         let (price, rest) = take_i64(rest)?;
         let (charged, rest) = take_i64(rest)?;
         let (&late, mut rest) = rest.split_first()?;
-        let mut strs = [""; 7];
+        let mut strs = [""; 8];
         for s in &mut strs {
             let (len, r) = rest.split_first_chunk::<2>()?;
             let len = u16::from_le_bytes(*len) as usize;
@@ -166,6 +171,7 @@ impl<'a> Event<'a> {
                 creative: strs[4],
                 exchange: strs[5],
                 reason: strs[6],
+                tracker: strs[7],
                 bid_micros,
                 price_micros: some(price),
                 charged_nanos: some(charged),
@@ -214,6 +220,10 @@ impl<'a> Event<'a> {
         if !self.reason.is_empty() {
             out.extend_from_slice(b",\"reason\":");
             write_json_string(out, self.reason);
+        }
+        if !self.tracker.is_empty() {
+            out.extend_from_slice(b",\"tracker\":");
+            write_json_string(out, self.tracker);
         }
         out.extend_from_slice(b"}\n");
     }

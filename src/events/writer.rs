@@ -47,6 +47,7 @@ pub struct ShardEvents {
     sample_acc: Cell<u64>,
     accepted: Cell<TypeCounts>,
     dropped: Cell<u64>,
+    closed: Cell<bool>,
 }
 
 impl ShardEvents {
@@ -63,6 +64,7 @@ impl ShardEvents {
             sample_acc: Cell::new(0),
             accepted: Cell::new([0; EventType::ALL.len()]),
             dropped: Cell::new(0),
+            closed: Cell::new(false),
         }
     }
 
@@ -86,7 +88,7 @@ impl ShardEvents {
 
     /// Appends an event; false (and counted) when the buffer has no room for it.
     pub fn push(&self, e: &Event<'_>) -> bool {
-        if self.tx.is_none() {
+        if self.tx.is_none() || self.closed.get() {
             return false;
         }
         let mut buf = self.buf.borrow_mut();
@@ -125,10 +127,11 @@ impl ShardEvents {
         }
     }
 
-    /// Hands everything over, waiting for room if it must, and closes this shard's
-    /// side (the shard is done).
-    pub fn close(&mut self) {
-        let Some(tx) = self.tx.take() else { return };
+    /// Hands everything over, waiting for room if it must (the shard is done; events
+    /// after this are not kept).
+    pub fn close(&self) {
+        let Some(tx) = &self.tx else { return };
+        self.closed.set(true);
         let batch = std::mem::take(&mut *self.buf.borrow_mut());
         if !batch.is_empty() && tx.send((self.shard, batch)).is_err() {
             error!(shard = self.shard, "Event writer gone; events lost");
@@ -213,6 +216,7 @@ impl EventLog {
             sample_acc: Cell::new(0),
             accepted: Cell::new([0; EventType::ALL.len()]),
             dropped: Cell::new(0),
+            closed: Cell::new(false),
         }
     }
 
@@ -401,10 +405,158 @@ mod tests {
     use super::*;
 
     #[test]
+    fn timestamps_and_amounts_read_back() {
+        let mut ts = Vec::new();
+        write_rfc3339_ms(1_733_431_680_123, &mut ts);
+        assert_eq!(
+            parse_ts_s(std::str::from_utf8(&ts).unwrap()),
+            Some(1_733_431_680)
+        );
+        assert_eq!(parse_ts_s("2000-02-29T00:00:00.000Z"), Some(951_782_400));
+        assert_eq!(micros_to_nanos("1750"), Some(1_750_000));
+        assert_eq!(micros_to_nanos("1234.567"), Some(1_234_567));
+        assert_eq!(micros_to_nanos("0.05"), Some(50));
+        assert_eq!(micros_to_nanos("1.2345"), None);
+    }
+
+    #[test]
     fn file_names_sort_by_time() {
         let a = file_name(1_733_431_680_123, 1);
         assert_eq!(a, "events-20241205T204800.123Z-0001.jsonl");
         assert!(file_name(1_733_431_680_124, 1) > a);
         assert!(file_name(1_733_431_680_123, 2) > a);
     }
+}
+
+/// What the event log says was charged before this process started.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// Spend by campaign: in all, and on the day `today` (as `day_of` numbers days).
+    pub spent: Vec<(String, crate::money::Nanos, crate::money::Nanos)>,
+    /// Bids whose win or billing notice was taken within `max_age_s`, with what it did
+    /// (so a retried notice is still recognised) and until when that matters.
+    pub settled: Vec<(
+        crate::money::ledger::BidKey,
+        crate::money::ledger::Flags,
+        u64,
+    )>,
+    pub lines: u64,
+    pub unreadable: u64,
+}
+
+/// Reads every event file in `dir` for spend and recent settlements. `day_of(ts_s)`
+/// gives a moment's day number; `now_s` and `max_age_s` bound what counts as recent.
+pub fn replay(
+    dir: &Path,
+    today: i64,
+    day_of: impl Fn(i64) -> i64,
+    now_s: u64,
+    max_age_s: u64,
+) -> io::Result<Replay> {
+    use crate::money::ledger::{BidKey, Flags};
+    use crate::money::Nanos;
+    use std::collections::HashMap;
+    use std::io::BufRead;
+
+    #[derive(serde::Deserialize)]
+    struct Line<'a> {
+        ts: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        bid_id: &'a str,
+        campaign: &'a str,
+        #[serde(default)]
+        charged_micros: Option<serde_json::Number>,
+    }
+
+    let mut out = Replay::default();
+    let mut spent: HashMap<String, (Nanos, Nanos)> = HashMap::new();
+    let mut settled: HashMap<BidKey, (Flags, u64)> = HashMap::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    for path in files(dir)? {
+        let f = File::open(&path)?;
+        for line in io::BufReader::new(f).lines() {
+            let line = line?;
+            out.lines += 1;
+            let Ok(l) = serde_json::from_str::<Line<'_>>(&line) else {
+                out.unreadable += 1;
+                continue;
+            };
+            let Some(ts) = parse_ts_s(l.ts) else {
+                out.unreadable += 1;
+                continue;
+            };
+            let flag = match l.kind {
+                "win" | "billing" if l.charged_micros.is_some() => Flags::CHARGED,
+                "win" | "billing" => Flags::MARKED,
+                "loss" => Flags::LOST,
+                _ => continue,
+            };
+            if let Some(c) = &l.charged_micros {
+                let Some(nanos) = micros_to_nanos(&c.to_string()) else {
+                    out.unreadable += 1;
+                    continue;
+                };
+                let e = spent.entry(l.campaign.to_string()).or_default();
+                e.0 += Nanos(nanos);
+                if day_of(ts) == today {
+                    e.1 += Nanos(nanos);
+                }
+            }
+            if (ts as u64) + max_age_s > now_s {
+                if let Some(key) = BidKey::parse(l.bid_id) {
+                    let e = settled
+                        .entry(key)
+                        .or_insert((Flags::default(), ts as u64 + max_age_s));
+                    e.0.set(flag);
+                    if flag != Flags::LOST {
+                        e.0.set(Flags::SEEN);
+                    }
+                }
+            }
+        }
+    }
+    out.spent = spent.into_iter().map(|(c, (t, d))| (c, t, d)).collect();
+    out.settled = settled.into_iter().map(|(k, (f, u))| (k, f, u)).collect();
+    Ok(out)
+}
+
+/// `2026-12-05T20:48:00.123Z` to seconds since the epoch.
+fn parse_ts_s(ts: &str) -> Option<i64> {
+    let b = ts.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| ts.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Days from civil (proleptic Gregorian).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// A micros amount with up to three decimals (`1750`, `1234.567`) in nanos.
+fn micros_to_nanos(s: &str) -> Option<i64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut f: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
+    for _ in frac.len()..3 {
+        f *= 10;
+    }
+    let i: i64 = int.parse().ok()?;
+    i.checked_mul(1000)?.checked_add(if i < 0 { -f } else { f })
 }

@@ -3,7 +3,8 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /metrics` | Prometheus text format, every shard summed at scrape time |
-//! | `GET /admin/campaigns` | `{"version", "count", "campaigns": [...]}`: what is loaded |
+//! | `GET /admin/campaigns` | `{"campaigns": [...], "live": {...}}`: what is loaded (a campaign file `PUT` takes back as it is), and in `live` the table version, the count and each campaign's spend, reservations, remaining budget, pacing, counts and paused state |
+//! | `POST /admin/campaigns/{id}/pause`, `/resume` | the kill switch: no shard bids for the campaign within 100 ms (until resumed); 404 for an unknown id |
 //! | `PUT /admin/campaigns` | replace the campaign set (a campaign file as the body): 200 `{"version","campaigns","took_ms"}`; invalid: 400 `{"errors": [...]}` and the old set stays |
 //! | `POST /admin/reload` | re-read the campaigns file; answers like `PUT` |
 //! | `GET /healthz` | 200 |
@@ -22,7 +23,7 @@ use serde_json::json;
 use tracing::warn;
 
 use super::{empty, respond, text, Body, JSON};
-use crate::control::{ChangeError, Control};
+use crate::control::{treasury, ChangeError, Control};
 use crate::metrics;
 use crate::net::{self, ConnLimits};
 
@@ -51,11 +52,7 @@ pub async fn route(control: &Control, req: Request<Incoming>) -> Response<Body> 
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => metrics_page(control),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/admin/campaigns") => {
-            let (version, set) = control.current();
-            let body = json!({ "version": version, "count": set.campaigns.len(), "campaigns": set.campaigns });
-            json_response(StatusCode::OK, &body)
-        }
+        (&Method::GET, "/admin/campaigns") => campaigns_page(control),
         (&Method::PUT, "/admin/campaigns") => {
             let body = match Limited::new(req.into_body(), MAX_UPLOAD).collect().await {
                 Ok(b) => b.to_bytes(),
@@ -75,6 +72,24 @@ pub async fn route(control: &Control, req: Request<Incoming>) -> Response<Body> 
             }
         }
         (&Method::POST, "/admin/reload") => change(control.reload().await),
+        (method, path) if path.starts_with("/admin/campaigns/") => {
+            let rest = &path["/admin/campaigns/".len()..];
+            let (id, action) = rest.rsplit_once('/').unwrap_or((rest, ""));
+            let paused = match action {
+                "pause" => true,
+                "resume" => false,
+                _ => return text(StatusCode::NOT_FOUND, "not found\n"),
+            };
+            if method != Method::POST {
+                return not_allowed("POST");
+            }
+            let id = percent_decoded(id);
+            if control.pause(&id, paused) {
+                json_response(StatusCode::OK, &json!({ "campaign": id, "paused": paused }))
+            } else {
+                errors(StatusCode::NOT_FOUND, vec![format!("no campaign {id:?}")])
+            }
+        }
         (_, "/metrics" | "/healthz") => not_allowed("GET"),
         (_, "/admin/campaigns") => not_allowed("GET, PUT"),
         (_, "/admin/reload") => not_allowed("POST"),
@@ -90,10 +105,51 @@ fn not_allowed(allow: &'static str) -> Response<Body> {
     resp
 }
 
+/// What is loaded, as a campaign file, and the campaigns' live state beside it.
+fn campaigns_page(control: &Control) -> Response<Body> {
+    let (version, set) = control.current();
+    let snapshot = control.money.snapshot.borrow().clone();
+    let live: serde_json::Map<String, serde_json::Value> = set
+        .campaigns
+        .iter()
+        .filter_map(|c| Some((c.id.clone(), treasury::live_json(snapshot.get(&c.id)?))))
+        .collect();
+    let body = json!({
+        "campaigns": set.campaigns,
+        "live": { "version": version, "count": set.campaigns.len(), "campaigns": live },
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+/// A campaign id from a path segment.
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn metrics_page(control: &Control) -> Response<Body> {
     let shards: Vec<&metrics::ShardMetrics> = control.metrics.iter().map(|m| &**m).collect();
     let mut out = String::with_capacity(8 * 1024);
     metrics::render(&shards, &control.settings.exchanges, &mut out);
+    let snapshot = control.money.snapshot.borrow().clone();
+    metrics::render_money(&shards, &treasury::figures(&snapshot), &mut out);
     respond(
         StatusCode::OK,
         http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

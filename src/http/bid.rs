@@ -24,7 +24,8 @@ use hyper::body::{Body as _, Incoming};
 
 use super::reply::{Refusal, Reply};
 use super::{Body, Chunk, JSON, TEXT};
-use crate::pipeline;
+use crate::events::Event;
+use crate::pipeline::{self, Money};
 use crate::shard::Shard;
 use crate::targeting::MatchContext;
 
@@ -177,7 +178,27 @@ fn bid(
         hour_of_week: shard.hour_of_week(),
     };
     let settings = &shard.settings;
-    let answer = pipeline::process(&mut scratch, &table, body, &ctx, None, |tmax| {
+    let m = &shard.money;
+    let caps = m.caps.borrow();
+    let mut on_bid = |e: &Event<'_>| {
+        if m.events.sample_bid() {
+            m.events.push(e);
+        }
+    };
+    let (now_s, _) = m.now();
+    let mut money = Money {
+        wallet: &m.wallet,
+        caps: &caps,
+        key: &m.key,
+        users: &m.users,
+        now_s,
+        now_ms: m.wall_ms(start),
+        shard: shard.id as u16,
+        exchange,
+        exchange_name: m.exchange(exchange).map_or("", |e| e.name.as_str()),
+        on_bid: &mut on_bid,
+    };
+    let answer = pipeline::process(&mut scratch, &table, body, &ctx, Some(&mut money), |tmax| {
         let elapsed = start.elapsed();
         took.set(Some(elapsed));
         elapsed < settings.budget(tmax, exchange)

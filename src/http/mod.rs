@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod bid;
+pub mod notice;
 pub mod reply;
 pub mod router;
 pub mod traffic;

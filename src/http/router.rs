@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `POST /openrtb2/bid` | bid (200) or no bid (204), see `http::bid` |
 //! | `POST /openrtb2/bid/{exchange}` | the same, for an exchange named in the config; unknown: 404 |
+//! | `GET`/`POST /notice/{win,billing,loss}` | a bid's notice, see `http::notice` |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 when every shard serves a table; 503 otherwise and while draining |
 //! | other methods on those paths | 405 with `Allow` |
@@ -13,7 +14,8 @@ use http::header::{HeaderValue, ALLOW};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::{bid, empty, text, Body};
+use super::{bid, empty, notice, text, Body};
+use crate::money::notice::NoticeKind;
 use crate::shard::Shard;
 
 const BID_PATH: &str = "/openrtb2/bid";
@@ -36,6 +38,15 @@ pub async fn route(shard: &Shard, req: Request<Incoming>) -> Response<Body> {
             return not_allowed("POST");
         }
         return bid::handle(shard, req, exchange).await;
+    }
+    if let Some(kind) = path.strip_prefix("/notice/") {
+        let Some(kind) = NoticeKind::from_label(kind) else {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        };
+        if req.method() != Method::GET && req.method() != Method::POST {
+            return not_allowed("GET, POST");
+        }
+        return notice::handle(shard, &req, kind);
     }
     match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),

@@ -75,6 +75,7 @@ pub async fn serve(
     while shard.conns.open() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
+    crate::shard::finish(&shard);
     info!(shard = shard.id, left_open = shard.conns.open(), "Drained");
 }
 

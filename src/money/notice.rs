@@ -322,7 +322,7 @@ impl NoticeKey {
         let need = |v: &Option<Cow<'_, str>>| text(v).ok_or(Rejection::Malformed);
         let number = |v: &Option<Cow<'_, str>>| -> Result<u64, Rejection> {
             let v = v.as_deref().ok_or(Rejection::Malformed)?;
-            if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+            if v.is_empty() || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(Rejection::Malformed);
             }
             v.parse().map_err(|_| Rejection::Malformed)
@@ -635,7 +635,7 @@ mod tests {
             currency: "",
             exchange: "adx",
             issued: 1_000_000,
-            user: 42,
+            user: 13_309_980_704_482_210_519,
         }
     }
 

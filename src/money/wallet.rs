@@ -561,6 +561,12 @@ impl Wallet {
         }
     }
 
+    /// Remembers a bid settled before this process started (from the event log), so
+    /// that a retried notice for it changes nothing.
+    pub fn remember(&self, key: BidKey, flags: super::ledger::Flags, until: u64) {
+        self.ledger.borrow_mut().remember(key, flags, until);
+    }
+
     /// The bank's answer to a lease request.
     pub fn granted(&self, p: u32, amount: Nanos) {
         if let Some(purse) = self.purses.borrow().get(p as usize) {

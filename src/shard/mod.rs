@@ -2,10 +2,13 @@
 //! listener, its connections, and its own replica of the targeting table.
 //!
 //! Everything here is single-threaded: state lives in `Cell`/`RefCell` behind an `Rc`,
-//! and no borrow is held across an `.await`. The only ways in from other threads are the
-//! control channel (new tables, drain) and the metrics the shard writes for scrapes.
+//! and no borrow is held across an `.await`. The only ways in from other threads are
+//! the shard's channel (new tables, drain, bank grants, notices and impressions from
+//! other shards), read on the housekeeping tick, and the metrics the shard writes for
+//! scrapes.
 
 pub mod balance;
+pub mod money;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -27,12 +30,32 @@ use crate::targeting::Table;
 /// within this interval (plus the build time).
 pub const CONTROL_POLL: Duration = Duration::from_millis(10);
 
-/// Messages from the control thread to a shard.
+/// Messages to a shard, from the control thread or another shard.
 pub enum ShardMsg {
-    /// A new table replica, swapped in between requests.
-    Table(Box<Table>),
+    /// A new table replica, swapped in between requests, with each entry's purse.
+    Table(Box<Table>, money::Purses),
     /// Stop accepting, finish in-flight requests, close connections, exit.
     Drain,
+    /// A verified notice for a bid this shard made.
+    Notice(Box<money::RoutedNotice>),
+    /// An impression another shard settled: count it for frequency caps.
+    Impression {
+        user: u64,
+        purse: u32,
+        cap: crate::money::budget::FrequencyCap,
+        at: u64,
+    },
+    /// The bank's answer to a lease request.
+    Grant {
+        purse: u32,
+        amount: crate::money::Nanos,
+    },
+    /// The bank wants a purse's unused lease back.
+    Recall { purse: u32 },
+    /// A campaign paused or resumed.
+    Paused { purse: u32, paused: bool },
+    /// Even pacing's bid probability for a campaign.
+    Pace { purse: u32, probability: f64 },
 }
 
 /// Process-wide state that is read outside the request path (readiness, drain).
@@ -121,15 +144,22 @@ pub struct Shard {
     stopped: Cell<bool>,
     /// Hour of the week, refreshed by housekeeping so requests need no clock read.
     hour: Cell<u16>,
+    /// Budgets, caps, notices and events.
+    pub money: money::ShardMoney,
+    /// The shard's channel (read on the housekeeping tick, and once more at the end).
+    rx: Receiver<ShardMsg>,
 }
 
 impl Shard {
+    /// A shard serving `table`; `money` must be bound to it ([`money::ShardMoney::bind`]).
     pub fn new(
         id: usize,
         settings: Rc<ShardSettings>,
         global: Arc<Global>,
         metrics: Arc<ShardMetrics>,
         table: Table,
+        money: money::ShardMoney,
+        rx: Receiver<ShardMsg>,
     ) -> Shard {
         metrics.table_version.set(table.version());
         metrics.campaigns.set(table.campaign_count() as u64);
@@ -144,6 +174,8 @@ impl Shard {
             scratch: RefCell::new(Scratch::default()),
             stopped: Cell::new(false),
             hour: Cell::new(hour_of_week(SystemTime::now())),
+            money,
+            rx,
         }
     }
 
@@ -173,8 +205,9 @@ impl Shard {
         self.scratch.borrow_mut()
     }
 
-    fn swap_table(&self, table: Table) {
+    fn swap_table(&self, table: Table, purses: &[(u32, crate::money::wallet::Terms)]) {
         let (version, campaigns) = (table.version(), table.campaign_count());
+        self.money.bind(&table, purses);
         *self.table.borrow_mut() = Rc::new(table);
         self.metrics.table_version.set(version);
         self.metrics.campaigns.set(campaigns as u64);
@@ -183,14 +216,27 @@ impl Shard {
 
     /// Applies control messages until the channel is empty. Returns false once the
     /// shard must drain.
-    fn poll_control(&self, rx: &Receiver<ShardMsg>) -> bool {
+    fn poll_control(&self) -> bool {
+        let rx = &self.rx;
         loop {
+            let w = &self.money.wallet;
             match rx.try_recv() {
-                Ok(ShardMsg::Table(t)) => self.swap_table(*t),
+                Ok(ShardMsg::Table(t, purses)) => self.swap_table(*t, &purses),
                 Ok(ShardMsg::Drain) | Err(TryRecvError::Disconnected) => {
                     self.stopped.set(true);
                     return false;
                 }
+                Ok(ShardMsg::Notice(n)) => self.money.settle(*n, &self.table(), &self.metrics),
+                Ok(ShardMsg::Impression {
+                    user,
+                    purse,
+                    cap,
+                    at,
+                }) => self.money.impression(user, purse, cap, at),
+                Ok(ShardMsg::Grant { purse, amount }) => w.granted(purse, amount),
+                Ok(ShardMsg::Recall { purse }) => w.recall(purse),
+                Ok(ShardMsg::Paused { purse, paused }) => w.set_paused(purse, paused),
+                Ok(ShardMsg::Pace { purse, probability }) => w.set_pace(purse, probability),
                 Err(TryRecvError::Empty) => return true,
             }
         }
@@ -198,16 +244,18 @@ impl Shard {
 }
 
 /// The shard's housekeeping task: control messages, then timeouts, until drained.
-pub async fn housekeeping(shard: Rc<Shard>, rx: Receiver<ShardMsg>) {
+pub async fn housekeeping(shard: Rc<Shard>) {
     let mut last_sweep = std::time::Instant::now();
     set_coarse_now(last_sweep);
-    while shard.poll_control(&rx) {
+    while shard.poll_control() {
         glommio::timer::sleep(CONTROL_POLL).await;
         shard.hour.set(hour_of_week(SystemTime::now()));
         let now = std::time::Instant::now();
         set_coarse_now(now);
         shard.global.health.shard_tick(shard.id, now); // systemd watchdog heartbeat
         shard.metrics.sends_stalled.set(shard.conns.send_stalls());
+        shard.money.tick(&shard.table());
+        shard.metrics.publish_money(&shard.money);
         if now.duration_since(last_sweep) >= conns::SWEEP_EVERY {
             shard.conns.sweep(now);
             last_sweep = now;
@@ -215,6 +263,20 @@ pub async fn housekeeping(shard: Rc<Shard>, rx: Receiver<ShardMsg>) {
     }
     info!(shard = shard.id, open = shard.conns.open(), "Draining");
     shard.conns.drain();
+}
+
+/// The last of a shard's money work once its connections are done: notices other
+/// shards sent it meanwhile, the last reports, and every event it holds, handed to
+/// the writer.
+pub fn finish(shard: &Shard) {
+    while let Ok(msg) = shard.rx.try_recv() {
+        if let ShardMsg::Notice(n) = msg {
+            shard.money.settle(*n, &shard.table(), &shard.metrics);
+        }
+    }
+    shard.money.tick(&shard.table());
+    shard.metrics.publish_money(&shard.money);
+    shard.money.events.close();
 }
 
 /// Hour of the week in UTC, Monday 00:00 = 0 .. Sunday 23:00 = 167.

@@ -16,12 +16,28 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::money::budget::{Budget, FrequencyCap, Pacing};
 use crate::money::Micros;
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignSet {
     pub campaigns: Vec<Campaign>,
+    /// What `GET /admin/campaigns` adds about the campaigns' live state (spend,
+    /// pacing, paused): ignored when a set is read, so that the document `GET` returns
+    /// can be sent back with `PUT` as it is.
+    #[serde(default, skip_serializing)]
+    pub live: Ignored,
+}
+
+/// Any JSON value, read and dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Ignored;
+
+impl<'de> Deserialize<'de> for Ignored {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Ignored)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -50,14 +66,26 @@ pub struct Campaign {
     /// up to this. Absent: `bid_cpm`.
     #[serde(default)]
     pub max_cpm: Option<Micros>,
-    /// Win-notice URL template. `{campaign}` and `{creative}` are replaced when the table
-    /// is built; OpenRTB macros (`${AUCTION_PRICE}`, ...) are left for the exchange.
-    /// Absent: the server's default.
+    /// A third-party win tracker: a URL template (`{campaign}` and `{creative}`
+    /// replaced, OpenRTB macros such as `${AUCTION_PRICE}` filled from the notice) that
+    /// the win notice's event line carries for the campaign's own reporting. The bid's
+    /// own `nurl` is always shardbid's. Absent: the server's default.
     #[serde(default)]
     pub nurl: Option<String>,
-    /// Billing-notice URL template. Absent: the server's default.
+    /// A third-party billing tracker, like `nurl`. Absent: the server's default.
     #[serde(default)]
     pub burl: Option<String>,
+    /// Spend limits in USD: `{"total": "500.00", "daily": "50.00"}`, either or both.
+    /// Absent: no limit (`--check-config` warns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+    /// `asap` (the default) or `even`: spread the daily budget over the day.
+    #[serde(default, skip_serializing_if = "Pacing::is_asap")]
+    pub pacing: Pacing,
+    /// At most `impressions` per user in `window_s` seconds:
+    /// `{"impressions": 3, "window_s": 86400}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_cap: Option<FrequencyCap>,
     #[serde(default)]
     pub targeting: Targeting,
     /// At least one creative; the auction picks the first that fits the impression.

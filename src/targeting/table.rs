@@ -85,9 +85,12 @@ pub(crate) struct Ad {
     pub mime: Box<str>,
     pub duration: u32,
     pub protocol: u32,
-    /// The bid's campaign-side members, already JSON: `"adm":..,"nurl":..,"burl":..,
-    /// "cid":..,"crid":..,"adomain":[..],"cat":[..],"w":..,"h":..`.
+    /// The bid's campaign-side members, already JSON: `"adm":..,"cid":..,"crid":..,
+    /// "adomain":[..],"cat":[..],"w":..,"h":..` (the notice URLs are per bid).
     pub json: Box<[u8]>,
+    /// The campaign's own win and billing URL templates (third-party trackers),
+    /// `{campaign}` and `{creative}` replaced; empty for none.
+    pub trackers: [Box<str>; 2],
 }
 
 /// A buyer seat: its id and its id as a JSON string.
@@ -230,6 +233,11 @@ impl Table {
         self.set.campaigns.len()
     }
 
+    /// Number of entries (campaigns in price order); `Bid::campaign` is below it.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Number of campaigns that may bid.
     pub fn active_count(&self) -> usize {
         self.active
@@ -266,6 +274,23 @@ impl Table {
         self.campaign(campaign)?.creatives.get(creative as usize)
     }
 
+    /// The campaign's own win (`0`) or billing (`1`) tracker template of a creative,
+    /// by ids; "" when it has none.
+    pub fn tracker(&self, campaign: u32, creative_id: &str, which: usize) -> &str {
+        let Some(e) = self.entries.get(campaign as usize) else {
+            return "";
+        };
+        let Some(c) = self.set.campaigns.get(e.source as usize) else {
+            return "";
+        };
+        c.creatives
+            .iter()
+            .position(|cr| cr.id == creative_id)
+            .and_then(|i| e.ads.get(i))
+            .and_then(|ad| ad.trackers.get(which))
+            .map_or("", |t| &**t)
+    }
+
     /// The seat a campaign bids with.
     pub fn seat(&self, campaign: u32) -> Option<&str> {
         let e = self.entries.get(campaign as usize)?;
@@ -300,19 +325,6 @@ fn compile_ad(c: &Campaign, cr: &Creative, settings: &TableSettings) -> Ad {
     let mut json = Vec::with_capacity(cr.adm.len() + 256);
     json.extend_from_slice(b"\"adm\":");
     write_json_string(&mut json, &cr.adm);
-    for (key, own, default) in [
-        ("nurl", &c.nurl, &settings.nurl),
-        ("burl", &c.burl, &settings.burl),
-    ] {
-        let template = own.as_deref().unwrap_or(default);
-        if !template.is_empty() {
-            let url = template
-                .replace("{campaign}", &c.id)
-                .replace("{creative}", &cr.id);
-            json.extend_from_slice(format!(",\"{key}\":").as_bytes());
-            write_json_string(&mut json, &url);
-        }
-    }
     json.extend_from_slice(b",\"cid\":");
     write_json_string(&mut json, &c.id);
     json.extend_from_slice(b",\"crid\":");
@@ -324,7 +336,18 @@ fn compile_ad(c: &Campaign, cr: &Creative, settings: &TableSettings) -> Ad {
     if let (Some(w), Some(h)) = (cr.w, cr.h) {
         json.extend_from_slice(format!(",\"w\":{w},\"h\":{h}").as_bytes());
     }
+    let tracker = |own: &Option<String>, default: &str| -> Box<str> {
+        own.as_deref()
+            .unwrap_or(default)
+            .replace("{campaign}", &c.id)
+            .replace("{creative}", &cr.id)
+            .into()
+    };
     Ad {
+        trackers: [
+            tracker(&c.nurl, &settings.nurl),
+            tracker(&c.burl, &settings.burl),
+        ],
         kind: cr.kind,
         w: cr.w.unwrap_or(0),
         h: cr.h.unwrap_or(0),

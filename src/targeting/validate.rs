@@ -134,6 +134,21 @@ fn check_campaign(e: &mut Errors, c: &Campaign, settings: &TableSettings) {
     }
     check_url(e, "nurl", &c.nurl);
     check_url(e, "burl", &c.burl);
+    if let Some(b) = &c.budget {
+        for p in b.problems() {
+            e.push(&p);
+        }
+    }
+    if c.pacing == crate::money::budget::Pacing::Even
+        && c.budget.as_ref().is_none_or(|b| b.daily.is_none())
+    {
+        e.push("pacing \"even\" spreads a daily budget: it needs budget.daily");
+    }
+    if let Some(cap) = &c.frequency_cap {
+        for p in cap.problems() {
+            e.push(&p);
+        }
+    }
 
     let t = &c.targeting;
     for (i, name) in t.exchanges.iter().enumerate() {

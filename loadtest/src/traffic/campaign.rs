@@ -38,6 +38,7 @@ pub const FULL_SHARE_MIN_CAMPAIGNS: usize = BROAD_CAMPAIGNS + vocab::ANCHOR_DEAL
 pub fn generate(count: usize, seed: u64) -> CampaignSet {
     CampaignSet {
         campaigns: (0..count).map(|j| campaign(seed, j, count)).collect(),
+        ..CampaignSet::default()
     }
 }
 
@@ -99,6 +100,9 @@ fn base(j: usize, name: &str, bid_cents: u64) -> Campaign {
         max_cpm: None,
         nurl: None,
         burl: None,
+        budget: None,
+        pacing: Default::default(),
+        frequency_cap: None,
         targeting: Targeting {
             domains: unsafe_deny(),
             test_requests: true,

@@ -20,10 +20,12 @@ use anyhow::{Context, Result};
 use crossbeam_channel::Sender;
 use tracing::{info, warn};
 
+pub mod treasury;
+
 use crate::config::Config;
 use crate::metrics::ShardMetrics;
 use crate::net::Conns;
-use crate::shard::{Global, ShardMsg};
+use crate::shard::{self, Global, ShardMsg};
 use crate::targeting::{CampaignSet, Table, TableSettings};
 
 /// How long a table change waits for every shard to confirm the swap.
@@ -88,6 +90,8 @@ pub struct Control {
     version: Cell<u64>,
     /// Connections of the admin listener.
     pub conns: Conns,
+    /// Purses, pauses and the money figures (see [`treasury`]).
+    pub money: treasury::MoneyShared,
 }
 
 impl Control {
@@ -97,8 +101,8 @@ impl Control {
         shards: Vec<Sender<ShardMsg>>,
         metrics: Vec<Arc<ShardMetrics>>,
         global: Arc<Global>,
-        initial: Arc<CampaignSet>,
-        version: u64,
+        (version, initial): (u64, Arc<CampaignSet>),
+        money: treasury::MoneyShared,
     ) -> Control {
         Control {
             settings,
@@ -109,6 +113,7 @@ impl Control {
             current: RefCell::new(initial),
             version: Cell::new(version),
             conns: Conns::default(),
+            money,
         }
     }
 
@@ -125,7 +130,9 @@ impl Control {
         let campaigns = table.campaign_count();
         self.version.set(version);
         *self.current.borrow_mut() = table.shared_campaign_set();
-        self.broadcast(table);
+        let purses = self.money.registry.borrow_mut().purses(&table);
+        *self.money.pending.borrow_mut() = Some(purses.clone());
+        self.broadcast(table, purses);
 
         let deadline = Instant::now() + SWAP_CONFIRM;
         while !self
@@ -167,7 +174,7 @@ impl Control {
         }
     }
 
-    fn broadcast(&self, table: Table) {
+    fn broadcast(&self, table: Table, purses: shard::money::Purses) {
         let mut table = Some(table);
         for (i, tx) in self.shards.iter().enumerate() {
             // Each shard gets its own deep copy; the last one takes the original.
@@ -178,9 +185,27 @@ impl Control {
             };
             if let Some(t) = replica {
                 // A shard that already exited has dropped its receiver; nothing to do.
-                let _ = tx.send(ShardMsg::Table(Box::new(t)));
+                let _ = tx.send(ShardMsg::Table(Box::new(t), purses.clone()));
             }
         }
+    }
+
+    /// Pauses (or resumes) campaign `id` on every shard; `false` for an unknown id.
+    pub fn pause(&self, id: &str, paused: bool) -> bool {
+        let Some(purse) = self.money.registry.borrow().get(id) else {
+            return false;
+        };
+        let mut set = self.money.paused.borrow_mut();
+        if paused {
+            set.insert(purse);
+        } else {
+            set.remove(&purse);
+        }
+        for tx in &self.shards {
+            let _ = tx.send(ShardMsg::Paused { purse, paused });
+        }
+        info!(campaign = id, paused, "Campaign paused state changed");
+        true
     }
 
     /// Starts the drain: `/readyz` turns 503 now, shards stop accepting after
@@ -198,6 +223,21 @@ impl Control {
         for tx in &self.shards {
             let _ = tx.send(ShardMsg::Drain);
         }
+    }
+}
+
+/// The control thread's money loop: the bank's rounds every 10 ms, until `stop`.
+pub async fn money_loop(
+    control: Rc<Control>,
+    mut treasury: treasury::Treasury,
+    stop: Arc<AtomicBool>,
+) {
+    loop {
+        treasury.round(&control.money).await;
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        glommio::timer::sleep(Duration::from_millis(10)).await;
     }
 }
 
