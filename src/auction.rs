@@ -540,8 +540,7 @@ mod tests {
         let b = house[0].as_object().unwrap();
         let keys: Vec<&str> = b.keys().map(|k| k.as_str()).collect();
         let mut expected = vec![
-            "id", "impid", "price", "adm", "nurl", "burl", "cid", "crid", "adomain", "cat", "w",
-            "h",
+            "id", "impid", "price", "adm", "cid", "crid", "adomain", "cat", "w", "h",
         ];
         expected.sort();
         let mut sorted = keys.clone();
@@ -552,13 +551,15 @@ mod tests {
         // 1.25 USD in EUR, rounded down.
         assert_eq!(b["price"].to_string(), "1.157407");
         assert_eq!(b["adm"], "<a href=\"x\">\"quoted\"\n</a>");
+        // The campaign's own notice URLs are trackers, not the bid's nurl/burl (the
+        // money side writes those per bid).
         assert_eq!(
-            b["nurl"],
-            "https://n.example/win?c=house&cr=rect&p=${AUCTION_PRICE}"
+            t.tracker(0, "vid", 1),
+            "https://b.example/bill?c=agency&cr=vid&id=${AUCTION_ID}"
         );
         assert_eq!(
-            b["burl"],
-            "https://b.example/bill?c=house&cr=rect&id=${AUCTION_ID}"
+            t.tracker(1, "rect", 0),
+            "https://n.example/win?c=house&cr=rect&p=${AUCTION_PRICE}"
         );
         assert_eq!(b["cid"], "house");
         assert_eq!(b["crid"], "rect");
@@ -581,9 +582,5 @@ mod tests {
         assert_eq!(d["crid"], "vid");
         assert_eq!(d["adm"], "<VAST/>");
         assert!(d.get("nurl").is_none() && d.get("w").is_none() && d.get("cat").is_none());
-        assert_eq!(
-            d["burl"],
-            "https://b.example/bill?c=agency&cr=vid&id=${AUCTION_ID}"
-        );
     }
 }

@@ -371,9 +371,11 @@ impl Config {
                 }
                 "LOG_LEVEL" => self.log.level = value,
                 "NOTICE_KEY" => self.money.notice_key = Secret::new(value),
+                "EVENTS_DIR" => self.events.dir = PathBuf::from(value),
+                "NOTICE_BASE_URL" => self.money.notice_base_url = value,
                 // SHARDBID_CONFIG names the file itself and is read by the CLI.
                 "CONFIG" => {}
-                _ => bail!("{key}: unknown setting (known: SHARDBID_CONFIG, SHARDBID_LISTEN, SHARDBID_ADMIN_LISTEN, SHARDBID_SHARDS, SHARDBID_CAMPAIGNS, SHARDBID_LOG_FORMAT, SHARDBID_LOG_LEVEL, SHARDBID_NOTICE_KEY)"),
+                _ => bail!("{key}: unknown setting (known: SHARDBID_CONFIG, SHARDBID_LISTEN, SHARDBID_ADMIN_LISTEN, SHARDBID_SHARDS, SHARDBID_CAMPAIGNS, SHARDBID_LOG_FORMAT, SHARDBID_LOG_LEVEL, SHARDBID_NOTICE_KEY, SHARDBID_NOTICE_BASE_URL, SHARDBID_EVENTS_DIR)"),
             }
         }
         Ok(())

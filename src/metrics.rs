@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::auction::NoBidReason;
-use crate::events::EventType;
+use crate::events::record::EventType;
 use crate::money::notice::{NoticeKind, Rejection};
 use crate::money::wallet::Settled;
 
@@ -142,6 +142,16 @@ pub struct ShardMetrics {
     cap_evictions: Counter,
 }
 
+/// A shard's money side's own counts, published on its housekeeping tick.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MoneyCounts {
+    pub events_accepted: [u64; EventType::ALL.len()],
+    pub events_dropped: u64,
+    pub reservations_refused: u64,
+    pub cap_entries: u64,
+    pub cap_evictions: u64,
+}
+
 /// What a settled notice did, as metrics label it.
 const SETTLED: [&str; 6] = [
     "charged",
@@ -201,15 +211,14 @@ impl ShardMetrics {
     }
 
     /// Publishes the money side's own counts (the housekeeping tick).
-    pub fn publish_money(&self, m: &crate::shard::money::ShardMoney) {
-        for (c, n) in self.events.iter().zip(m.events.accepted()) {
-            c.set(n);
+    pub fn publish_money(&self, c: &MoneyCounts) {
+        for (counter, n) in self.events.iter().zip(c.events_accepted) {
+            counter.set(n);
         }
-        self.events_dropped.set(m.events.dropped());
-        self.reservations_refused.set(m.wallet.ledger_full.get());
-        let caps = m.caps.borrow();
-        self.cap_entries.set(caps.len() as u64);
-        self.cap_evictions.set(caps.evicted);
+        self.events_dropped.set(c.events_dropped);
+        self.reservations_refused.set(c.reservations_refused);
+        self.cap_entries.set(c.cap_entries);
+        self.cap_evictions.set(c.cap_evictions);
     }
 
     /// Events this shard handed to the log, by type.

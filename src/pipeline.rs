@@ -16,7 +16,7 @@ use std::rc::Rc;
 use bytes::Buf;
 
 use crate::auction::{self, Bid, Gate, NoBidReason};
-use crate::events::{Event, EventType};
+use crate::events::record::{Event, EventType};
 use crate::money::caps::Caps;
 use crate::money::ledger::BidKey;
 use crate::money::notice::{BidFacts, NoticeKey, UserHasher};

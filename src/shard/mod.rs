@@ -255,7 +255,7 @@ pub async fn housekeeping(shard: Rc<Shard>) {
         shard.global.health.shard_tick(shard.id, now); // systemd watchdog heartbeat
         shard.metrics.sends_stalled.set(shard.conns.send_stalls());
         shard.money.tick(&shard.table());
-        shard.metrics.publish_money(&shard.money);
+        shard.metrics.publish_money(&shard.money.counts());
         if now.duration_since(last_sweep) >= conns::SWEEP_EVERY {
             shard.conns.sweep(now);
             last_sweep = now;
@@ -275,7 +275,7 @@ pub fn finish(shard: &Shard) {
         }
     }
     shard.money.tick(&shard.table());
-    shard.metrics.publish_money(&shard.money);
+    shard.metrics.publish_money(&shard.money.counts());
     shard.money.events.close();
 }
 

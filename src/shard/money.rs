@@ -343,6 +343,18 @@ impl ShardMoney {
         });
     }
 
+    /// The counts the metrics page shows.
+    pub fn counts(&self) -> crate::metrics::MoneyCounts {
+        let caps = self.caps.borrow();
+        crate::metrics::MoneyCounts {
+            events_accepted: self.events.accepted(),
+            events_dropped: self.events.dropped(),
+            reservations_refused: self.wallet.ledger_full.get(),
+            cap_entries: caps.len() as u64,
+            cap_evictions: caps.evicted,
+        }
+    }
+
     /// Counts an impression another shard (or this one) settled.
     pub fn impression(&self, user: u64, purse: u32, cap: FrequencyCap, at: u64) {
         self.caps.borrow_mut().count(user, purse, cap, at);

@@ -38,7 +38,10 @@ pub struct Server {
     pub log: Arc<Mutex<String>>,
     /// Shards the server was started with.
     pub shards: usize,
+    /// Where its event log goes (a temporary folder unless the test chose one).
+    pub events_dir: PathBuf,
     _dir: Option<TempDir>,
+    _events: Option<TempDir>,
 }
 
 /// A temporary folder removed on drop.
@@ -132,9 +135,23 @@ impl Server {
             .env("SHARDBID_NOTICE_KEY", TEST_NOTICE_KEY)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        let events = (!opts.env.iter().any(|(k, _)| k == "SHARDBID_EVENTS_DIR"))
+            .then(|| TempDir::new("events"));
+        if let Some(e) = &events {
+            cmd.env("SHARDBID_EVENTS_DIR", &e.0);
+        }
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
+        let events_dir = match &events {
+            Some(e) => e.0.clone(),
+            None => opts
+                .env
+                .iter()
+                .find(|(k, _)| k == "SHARDBID_EVENTS_DIR")
+                .map(|(_, v)| PathBuf::from(v))
+                .unwrap_or_default(),
+        };
         let mut child = cmd.spawn().expect("start shardbid");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
@@ -173,7 +190,9 @@ impl Server {
             child,
             log,
             shards: opts.shards,
+            events_dir,
             _dir: dir,
+            _events: events,
         }
     }
 
