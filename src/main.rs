@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use shardbid::config::{Config, LogFormat};
+use shardbid::config::{Config, LogFormat, DEVELOPMENT_NOTICE_KEY};
 use shardbid::targeting::Table;
 use shardbid::{control, server, telemetry};
 
@@ -64,7 +64,16 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
+    let unlimited: Vec<&str> = table
+        .campaigns()
+        .iter()
+        .filter(|c| c.budget.is_none())
+        .map(|c| c.id.as_str())
+        .collect();
     if cli.check_config {
+        for id in &unlimited {
+            eprintln!("warning: campaign {id}: no budget, so no limit on what it spends");
+        }
         println!(
             "{}: ok ({} campaigns, {} shards)",
             cli.config.display(),
@@ -74,6 +83,23 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     telemetry::init(&cfg.log);
+    if !unlimited.is_empty() {
+        tracing::warn!(
+            campaigns = unlimited.len(),
+            first = unlimited[0],
+            "Campaigns without a budget: no limit on what they spend"
+        );
+    }
+    if cfg.money.notice_key.expose() == DEVELOPMENT_NOTICE_KEY && !cfg.server.listen.ip().is_loopback() {
+        for _ in 0..3 {
+            tracing::error!(
+                listen = %cfg.server.listen,
+                "THE DEVELOPMENT NOTICE KEY SIGNS NOTICES ON A NON-LOOPBACK ADDRESS: anyone who has \
+                 read config/shardbid.toml can forge win and billing notices. Set money.notice_key \
+                 or SHARDBID_NOTICE_KEY to a secret of your own."
+            );
+        }
+    }
     match server::run(cfg, table) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

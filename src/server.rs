@@ -100,6 +100,13 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
     }
     let mut registry = Registry::default();
     let purses = registry.purses(&table);
+    let mut treasury = Treasury::new(shard_count, peers.clone(), reports, day.clone());
+    let mut leases = futures_lite::future::block_on(treasury.open(
+        replay.spent,
+        &mut registry,
+        &purses,
+    ))
+    .into_iter();
     let mut listen = cfg.server.listen;
     let (balancer, inboxes) = Balancer::new(shard_count, cfg.server.balance_connections)
         .context("cannot create the connection hand-off sockets")?;
@@ -122,6 +129,7 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
                 money.wallet.remember(k, flags, until);
             }
         }
+        let first_leases = leases.next().unwrap_or_default();
         let purses = purses.clone();
         let (bound_tx, bound_rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
         let placement = match (cfg.server.pin_shards, cpus.is_empty()) {
@@ -155,6 +163,9 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
                 let _ = bound_tx.send(listener.local_addr().map_err(std::io::Error::from));
                 let settings = Rc::new(settings);
                 money.bind(&table, &purses);
+                for (p, amount) in first_leases {
+                    money.wallet.granted(p, amount);
+                }
                 let shard = Shard::new(id, settings, global, m2, table, money, rx);
                 let shard = Rc::new(shard);
                 glommio::spawn_local(shard_mod::housekeeping(shard.clone())).detach();
@@ -184,8 +195,6 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
     }
 
     drop(to_control);
-    let restored = replay.spent;
-    let treasury = Treasury::new(shard_count, peers.clone(), reports, day);
     let stop = Arc::new(AtomicBool::new(false));
     let admin_addr = cfg.server.admin_listen;
     let (bound_tx, bound_rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
@@ -214,8 +223,6 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
                 let _ = bound_tx.send(listener.local_addr().map_err(std::io::Error::from));
                 let shared = MoneyShared {
                     registry: RefCell::new(registry),
-                    restored: RefCell::new(restored),
-                    pending: RefCell::new(Some(purses)),
                     ..MoneyShared::default()
                 };
                 let control = Rc::new(Control::new(

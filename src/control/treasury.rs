@@ -17,7 +17,7 @@ use crate::money::bank::{Balance, Bank, LocalBank};
 use crate::money::budget::Pacing;
 use crate::money::day::DayClock;
 use crate::money::pacing::Pacer;
-use crate::money::wallet::Terms;
+use crate::money::wallet::{Report, Terms, WalletSettings};
 use crate::money::Nanos;
 use crate::shard::money::ControlMsg;
 use crate::shard::money::Purses;
@@ -57,9 +57,6 @@ pub struct MoneyShared {
     pub paused: RefCell<HashSet<u32>>,
     /// Terms of a table just installed, for the loop to pass to the bank.
     pub pending: RefCell<Option<Purses>>,
-    /// Spend settled before this process started (from the event log), by campaign:
-    /// in all, and on the current day.
-    pub restored: RefCell<Vec<(String, Nanos, Nanos)>>,
     pub snapshot: RefCell<Rc<Snapshot>>,
 }
 
@@ -81,15 +78,51 @@ impl Treasury {
         }
     }
 
+    /// Before the shards serve: the spend the event log restored, the first table's
+    /// terms, and a first lease of every budget for every shard, so that no shard
+    /// starts with nothing to bid with. Returns each shard's leases.
+    pub async fn open(
+        &mut self,
+        restored: Vec<(String, Nanos, Nanos)>,
+        registry: &mut Registry,
+        purses: &Purses,
+    ) -> Vec<Vec<(u32, Nanos)>> {
+        let day = self.day.at(unix_now() as i64).day;
+        for (id, total, today) in restored {
+            let p = registry.purse(&id);
+            self.bank.restore(p, total, today, day).await;
+        }
+        let mut leases = vec![Vec::new(); self.shards.len()];
+        for &(p, terms) in purses.iter() {
+            self.terms.insert(p, terms);
+            self.bank.set_limits(p, terms.limits).await;
+            if terms.pacing == Pacing::Even {
+                self.pacers.entry(p).or_default();
+            }
+            if !terms.limits.is_limited() {
+                continue;
+            }
+            let want = Nanos(terms.max_bid.0 * WalletSettings::LEASE_MIN_BIDS);
+            for (shard, l) in leases.iter_mut().enumerate() {
+                let ask = Report {
+                    purse: p,
+                    want,
+                    unit: terms.max_bid,
+                    ..Report::default()
+                };
+                let granted = self.bank.report(shard, &ask, day).await.granted;
+                if granted > Nanos::ZERO {
+                    l.push((p, granted));
+                }
+            }
+        }
+        leases
+    }
+
     /// One round (the control thread's 10 ms tick).
     pub async fn round(&mut self, shared: &MoneyShared) {
         let now = unix_now();
         let pos = self.day.at(now as i64);
-        let restored = std::mem::take(&mut *shared.restored.borrow_mut());
-        for (id, total, today) in restored {
-            let p = shared.registry.borrow_mut().purse(&id);
-            self.bank.restore(p, total, today, pos.day).await;
-        }
         let pending = shared.pending.borrow_mut().take();
         if let Some(purses) = pending {
             for &(p, terms) in purses.iter() {

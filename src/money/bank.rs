@@ -170,10 +170,17 @@ impl Bank for LocalBank {
         if r.want.0 <= 0 {
             return answer;
         }
-        let headroom = a.headroom();
-        let grant = match headroom {
+        // When the budget cannot cover every shard's ask, a shard gets its share of
+        // what is left (at least one bid's worth, if that much is left), so an idle
+        // shard never holds a small budget that a busy one needs.
+        let grant = match a.headroom() {
             None => r.want,
-            Some(h) => r.want.min(h).max(Nanos::ZERO),
+            Some(h) if h <= Nanos::ZERO => Nanos::ZERO,
+            Some(h) if r.want.0.saturating_mul(shards as i64) > h.0 => {
+                let share = Nanos(h.0 / shards.max(1) as i64);
+                r.want.min(share.max(r.unit.min(h)))
+            }
+            Some(_) => r.want,
         };
         if let Some(l) = a.leased.get_mut(shard) {
             *l += grant;

@@ -147,6 +147,8 @@ pub struct Report {
     pub returned: Nanos,
     /// More lease asked for (0: none).
     pub want: Nanos,
+    /// The smallest lease that is any use: one bid at the campaign's highest price.
+    pub unit: Nanos,
     pub stats: PurseStats,
 }
 
@@ -205,7 +207,7 @@ impl WalletSettings {
 /// A lease covers this many seconds of a shard's spend rate ...
 const LEASE_SECONDS: i64 = 2;
 /// ... and at least this many of the campaign's most expensive bids.
-const LEASE_MIN_BIDS: i64 = 4;
+const LEASE_MIN_BIDS: i64 = 64;
 /// Ticks per second (the shard's housekeeping tick, 10 ms).
 const TICKS_PER_SECOND: i64 = 100;
 
@@ -552,6 +554,7 @@ impl Wallet {
                     spent: Nanos(spent),
                     returned: Nanos(returned),
                     want: Nanos(want),
+                    unit: terms.max_bid,
                     stats: PurseStats {
                         reserved: Nanos(purse.reserved.get()),
                         ..purse.stats.get()
