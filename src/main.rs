@@ -90,7 +90,9 @@ fn main() -> ExitCode {
             "Campaigns without a budget: no limit on what they spend"
         );
     }
-    if cfg.money.notice_key.expose() == DEVELOPMENT_NOTICE_KEY && !cfg.server.listen.ip().is_loopback() {
+    if cfg.money.notice_key.expose() == DEVELOPMENT_NOTICE_KEY
+        && !cfg.server.listen.ip().is_loopback()
+    {
         for _ in 0..3 {
             tracing::error!(
                 listen = %cfg.server.listen,

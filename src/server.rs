@@ -101,12 +101,9 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
     let mut registry = Registry::default();
     let purses = registry.purses(&table);
     let mut treasury = Treasury::new(shard_count, peers.clone(), reports, day.clone());
-    let mut leases = futures_lite::future::block_on(treasury.open(
-        replay.spent,
-        &mut registry,
-        &purses,
-    ))
-    .into_iter();
+    let mut leases =
+        futures_lite::future::block_on(treasury.open(replay.spent, &mut registry, &purses))
+            .into_iter();
     let mut listen = cfg.server.listen;
     let (balancer, inboxes) = Balancer::new(shard_count, cfg.server.balance_connections)
         .context("cannot create the connection hand-off sockets")?;
