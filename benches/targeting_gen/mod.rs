@@ -15,8 +15,6 @@
 //!   bid share (the load generator's requests are built to bid or not against its own
 //!   campaigns).
 
-#![allow(dead_code)]
-
 use serde_json::{json, Value};
 use shardbid::money::Micros;
 use shardbid::targeting::campaign::{
@@ -34,8 +32,8 @@ const DEALS: usize = 2_000;
 const REGIONS: usize = 500;
 const CITIES: usize = 2_000;
 
-/// A country, popular first: the load generator's countries, those campaigns target
-/// first, then the others.
+/// A country code, popular first: the vocabulary's lit countries (USA first), then its
+/// dark ones.
 fn country(r: &mut Rng) -> &'static str {
     let (lit, dark) = (vocab::LIT_COUNTRIES, vocab::DARK_COUNTRIES);
     let i = r.skewed(lit.len() + dark.len());
