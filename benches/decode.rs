@@ -1,6 +1,8 @@
 //! Decode benchmark: serde_json vs sonic-rs vs simd-json's serde path vs shardbid's own
 //! `Decoder`, into the same borrowed model, on the IAB example requests and on a
-//! generated corpus of realistic 1-3 KB requests.
+//! generated corpus of realistic 1-3 KB requests (`shardbid-load corpus`'s generator,
+//! `shardbid_testkit::traffic`: site and app, several imps, deals, string numbers,
+//! escaped slashes, consent strings and the other fields a bidder skips).
 //!
 //! Every contender gets the same treatment per request: the body is copied into a
 //! reused buffer (simd-json and shardbid rewrite strings in place), decoded, and
@@ -11,36 +13,14 @@
 //! `src/openrtb/decode.rs`. Before timing, both check that all contenders decode every
 //! body to the same request and print the heap allocations each makes per request.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use shardbid::openrtb::{BidRequest, Decoder};
-
-/// Counts heap allocations, to report them per request.
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged from the caller, who upholds GlobalAlloc's contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged from the caller, who upholds GlobalAlloc's contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged from the caller, who upholds GlobalAlloc's contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use shardbid_testkit::alloc::{self, Counting};
+use shardbid_testkit::traffic::corpus;
+use shardbid_testkit::traffic::request::Mix;
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -186,13 +166,13 @@ fn check_and_count(name: &str, bodies: &[Vec<u8>]) {
             let ok = c.decode(body, &mut |r| assert_eq!(&format!("{r:?}"), want, "{name}"));
             assert!(ok, "{name} rejects {}", String::from_utf8_lossy(body));
         }
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = alloc::calls();
         for body in bodies {
             c.decode(body, &mut |r| {
                 black_box(r);
             });
         }
-        let n = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let n = alloc::calls() - before;
         println!(
             "  {}: {:.1} allocations per request",
             c.name(),
@@ -232,7 +212,8 @@ fn corpora() -> Vec<(String, Vec<Vec<u8>>)> {
             (format!("fixture/{name}"), vec![body])
         })
         .collect();
-    out.push(("generated".to_string(), corpus::generate(CORPUS, 0x5eed)));
+    let (generated, _) = corpus::generate(CORPUS, 0x5eed, &Mix::default());
+    out.push(("generated".to_string(), generated));
     out
 }
 
@@ -321,6 +302,3 @@ fn main() {
     criterion_benches(&mut c);
     c.final_summary();
 }
-
-#[path = "decode/corpus.rs"]
-mod corpus;

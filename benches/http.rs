@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, Criterion};
 
 use shardbid::shard::Shard;
+use shardbid_testkit::alloc::{self, Counting};
 
-#[path = "support/counting.rs"]
-mod counting;
 #[path = "support/pipeline.rs"]
 #[allow(dead_code)] // the pipeline runner is the pipeline bench's
 mod support;
@@ -27,16 +26,16 @@ mod wire;
 use wire::{request, serve, shard};
 
 #[global_allocator]
-static ALLOC: counting::Counting = counting::Counting;
+static ALLOC: Counting = Counting;
 
 /// µs and heap allocations per request over `n` requests, after a warm-up.
 fn measure(shard: &Rc<Shard>, request: &[u8], n: u64) -> (f64, f64, [u64; 6]) {
     serve(shard, request, 100);
-    let before = counting::calls();
+    let before = alloc::calls();
     let started = Instant::now();
     let statuses = serve(shard, request, n);
     let took = started.elapsed();
-    let allocs = (counting::calls() - before) as f64 / n as f64;
+    let allocs = (alloc::calls() - before) as f64 / n as f64;
     (took.as_secs_f64() * 1e6 / n as f64, allocs, statuses)
 }
 

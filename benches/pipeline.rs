@@ -6,14 +6,13 @@
 //! generated corpus and campaign set (see `shardbid-load corpus` / `campaigns`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use shardbid_testkit::alloc::{self, Counting};
 
-#[path = "support/counting.rs"]
-mod counting;
 #[path = "support/pipeline.rs"]
 mod support;
 
 #[global_allocator]
-static ALLOC: counting::Counting = counting::Counting;
+static ALLOC: Counting = Counting;
 
 fn pipeline(c: &mut Criterion) {
     let table = support::table();
@@ -31,9 +30,9 @@ fn pipeline(c: &mut Criterion) {
     );
     let mut total = 0;
     for (name, body) in &bodies {
-        let before = counting::calls();
+        let before = alloc::calls();
         let (answer, _) = support::run(&mut scratch, &table, body, &mut buf);
-        let n = counting::calls() - before;
+        let n = alloc::calls() - before;
         total += n;
         println!("  {name:<28} {n:>3}  {answer:?}");
     }

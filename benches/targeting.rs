@@ -15,9 +15,7 @@
 //! what they carry (where the tail comes from), and `TARGETING_BENCH_ONLY=419,863` to
 //! time only those requests.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -26,44 +24,12 @@ use shardbid::money::Micros;
 use shardbid::openrtb::request::BidRequest;
 use shardbid::targeting::MatchContext;
 use shardbid::targeting::{Table, TableSettings};
+use shardbid_testkit::alloc::{self, Counting};
+use shardbid_testkit::rng::Rng;
 
 mod targeting_gen;
 
-use targeting_gen::{campaigns, requests, Rng};
-
-/// Counts live heap bytes and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grow(n: usize) {
-    let live = LIVE.fetch_add(n, Ordering::Relaxed) + n;
-    PEAK.fetch_max(live, Ordering::Relaxed);
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grow(layout.size());
-        // SAFETY: forwarded unchanged from the caller, who upholds GlobalAlloc's contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: forwarded unchanged from the caller, who upholds GlobalAlloc's contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size >= layout.size() {
-            grow(new_size - layout.size());
-        } else {
-            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged from the caller, who upholds GlobalAlloc's contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use targeting_gen::{campaigns, requests};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -115,7 +81,7 @@ fn main() {
         .configure_from_args();
     let runs: usize = env_or("TARGETING_BENCH_RUNS", 100_000);
     let mut bodies = requests(2_000, 7);
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     let mut contexts: Vec<MatchContext> = (0..bodies.len())
         .map(|_| MatchContext {
             exchange: [None, Some(0), Some(1)][rng.below(3)],
@@ -146,19 +112,19 @@ fn main() {
     let mut group = criterion.benchmark_group("match");
     group.throughput(Throughput::Elements(1));
     for n in sizes() {
-        let before_set = LIVE.load(Ordering::Relaxed);
+        let before_set = alloc::live_bytes();
         let set = campaigns(n, 42);
-        let set_bytes = LIVE.load(Ordering::Relaxed) - before_set;
+        let set_bytes = alloc::live_bytes() - before_set;
 
-        let base = LIVE.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
+        let base = alloc::live_bytes();
+        alloc::reset_peak();
         let t0 = Instant::now();
         let table = Table::build(&set, &settings(), 1).expect("generated campaigns are valid");
         let build = t0.elapsed();
-        let peak = PEAK.load(Ordering::Relaxed) - base;
-        let before_clone = LIVE.load(Ordering::Relaxed);
+        let peak = alloc::peak_bytes() - base;
+        let before_clone = alloc::live_bytes();
         let replica = table.clone();
-        let replica_bytes = LIVE.load(Ordering::Relaxed) - before_clone;
+        let replica_bytes = alloc::live_bytes() - before_clone;
         drop(table);
 
         let mut bids = Vec::with_capacity(8);

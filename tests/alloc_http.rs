@@ -5,8 +5,8 @@
 //! a copy of a custom header name (`x-openrtb-version`). The server adds glommio's I/O
 //! source for each read, which this in-memory connection does not have.
 
-#[path = "../benches/support/counting.rs"]
-mod counting;
+use shardbid_testkit::alloc::{self, Counting};
+
 #[path = "../benches/support/pipeline.rs"]
 #[allow(dead_code)] // the pipeline runner is the pipeline tests'
 mod support;
@@ -14,7 +14,7 @@ mod support;
 mod wire;
 
 #[global_allocator]
-static ALLOC: counting::Counting = counting::Counting;
+static ALLOC: Counting = Counting;
 
 /// The most allocations any IAB example may cost on this path. Lower it when hyper or
 /// the model stops allocating; never raise it without a reason in the commit.
@@ -36,10 +36,10 @@ fn steady_state_allocations_per_request_on_the_http_path_are_bounded() {
         // Two connections of different lengths: the difference is what the extra
         // requests cost, without the connection's own set-up.
         let calls = |n: u64| {
-            let before = counting::calls();
+            let before = alloc::calls();
             let statuses = wire::serve(&shard, &req, n);
             assert_eq!(statuses[2], n, "{name}: every request answered 2xx");
-            counting::calls() - before
+            alloc::calls() - before
         };
         let (short, long) = (calls(REQUESTS), calls(2 * REQUESTS));
         let per_request = long.saturating_sub(short) as f64 / REQUESTS as f64;

@@ -6,15 +6,14 @@
 //! first imp and short lists of strings and numbers (`format`, `mimes`, `cat`, `battr`,
 //! `bcat` ...) live inline in the model.
 
-#[path = "../benches/support/counting.rs"]
-mod counting;
 #[path = "../benches/support/pipeline.rs"]
 mod support;
 
 use shardbid::pipeline::{Answer, Scratch};
+use shardbid_testkit::alloc::{self, Counting};
 
 #[global_allocator]
-static ALLOC: counting::Counting = counting::Counting;
+static ALLOC: Counting = Counting;
 
 /// The most allocations any IAB example may cost. Lower it when the model stops
 /// allocating; never raise it without a reason in the commit.
@@ -34,9 +33,9 @@ fn steady_state_allocations_per_request_are_bounded() {
     let mut worst = 0;
     for round in 0..3 {
         for (name, body) in &bodies {
-            let before = counting::calls();
+            let before = alloc::calls();
             let (answer, sent) = support::run(&mut scratch, &table, body, &mut buf);
-            let n = counting::calls() - before;
+            let n = alloc::calls() - before;
             assert_eq!(
                 answer,
                 Answer::Bid,

@@ -7,12 +7,10 @@ use shardbid::auction;
 use shardbid::openrtb::request::BidRequest;
 use shardbid::targeting::MatchContext;
 use shardbid::targeting::{CampaignSet, Table, TableSettings};
-
-#[path = "../benches/support/counting.rs"]
-mod counting;
+use shardbid_testkit::alloc::{self, Counting};
 
 #[global_allocator]
-static ALLOC: counting::Counting = counting::Counting;
+static ALLOC: Counting = Counting;
 
 #[test]
 fn auction_and_encoding_do_not_allocate() {
@@ -59,13 +57,13 @@ fn auction_and_encoding_do_not_allocate() {
     let mut warm = 0;
     pass(&mut warm);
     assert_eq!(warm, 36, "every fixture bids in every context");
-    let before = counting::calls() as usize;
+    let before = alloc::calls() as usize;
     let mut counted = 0;
     for _ in 0..10 {
         pass(&mut counted);
     }
     assert_eq!(
-        counting::calls() as usize - before,
+        alloc::calls() as usize - before,
         0,
         "heap calls in {counted} auctions"
     );

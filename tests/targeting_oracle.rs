@@ -6,67 +6,24 @@
 //! floor.
 
 mod targeting_reference;
-
-use std::collections::BTreeMap;
+mod targeting_support;
 
 use serde_json::{json, Value};
 use shardbid::auction;
 use shardbid::money::Micros;
 use shardbid::openrtb::request::BidRequest;
 use shardbid::targeting::MatchContext;
-use shardbid::targeting::{CampaignSet, Table, TableSettings};
+use shardbid::targeting::{CampaignSet, Table};
+use shardbid_testkit::rng::Rng;
 use targeting_reference::{bid_of, reference, Expected};
+use targeting_support::settings;
 
-/// splitmix64: a tiny deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())].clone()
-    }
-    /// Up to `max` distinct items.
-    fn some<T: Clone + PartialEq>(&mut self, items: &[T], max: usize) -> Vec<T> {
-        let mut out = Vec::new();
-        for _ in 0..self.below(max + 1) {
-            let v = self.pick(items);
-            if !out.contains(&v) {
-                out.push(v);
-            }
-        }
-        out
-    }
-    /// With `percent` chance, up to `max` distinct items; else none.
-    fn opt<T: Clone + PartialEq>(&mut self, items: &[T], percent: u64, max: usize) -> Vec<T> {
-        if self.chance(percent) {
-            self.some(items, max)
-        } else {
-            Vec::new()
-        }
-    }
-    /// A string with random ASCII case.
-    fn case(&mut self, s: &str) -> String {
-        s.chars()
-            .map(|c| {
-                if self.chance(30) {
-                    c.to_ascii_uppercase()
-                } else {
-                    c
-                }
-            })
-            .collect()
+/// With probability `p`, up to `max` distinct items (see `Rng::pick_some`); else none.
+fn opt<T: Clone + PartialEq>(r: &mut Rng, items: &[T], p: f64, max: usize) -> Vec<T> {
+    if r.chance(p) {
+        r.pick_some(items, max)
+    } else {
+        Vec::new()
     }
 }
 
@@ -93,8 +50,8 @@ fn segments(big: bool) -> Vec<String> {
 }
 
 fn filter(r: &mut Rng, pool: &[&str]) -> Value {
-    json!({"allow": r.opt(pool, 30, 2),
-           "deny": r.opt(pool, 20, 1)})
+    json!({"allow": opt(r, pool, 0.3, 2),
+           "deny": opt(r, pool, 0.2, 1)})
 }
 
 fn campaign(r: &mut Rng, i: usize, segs: &[String]) -> Value {
@@ -104,43 +61,43 @@ fn campaign(r: &mut Rng, i: usize, segs: &[String]) -> Value {
         let (w, h) = r.pick(&SIZES);
         creatives.push(json!({
             "id": format!("cr{k}"), "kind": kind, "w": w, "h": h, "adm": "<ad>",
-            "cat": r.some(&CATS, 2), "attr": r.some(&[1u32, 13, 14], 1),
+            "cat": r.pick_some(&CATS, 2), "attr": r.pick_some(&[1u32, 13, 14], 1),
             "mime": r.pick(&MIMES), "duration": r.pick(&[15u32, 30, 60]),
-            "protocol": r.pick(&[2u32, 3, 7]), "secure": r.chance(80),
+            "protocol": r.pick(&[2u32, 3, 7]), "secure": r.chance(0.8),
         }));
     }
     let bid = r.pick(&PRICES);
     let mut c = json!({
-        "id": format!("c{i:05}"), "active": r.chance(95), "adomain": [r.pick(&ADOMAINS)],
+        "id": format!("c{i:05}"), "active": r.chance(0.95), "adomain": [r.pick(&ADOMAINS)],
         "bid_cpm": bid, "creatives": creatives,
         "targeting": {
-            "exchanges": r.opt(&["adx", "example"], 20, 1),
+            "exchanges": opt(r, &["adx", "example"], 0.2, 1),
             "inventory": r.pick(&["any", "any", "site", "app"]),
             "domains": filter(r, &DOMAINS), "bundles": filter(r, &BUNDLES),
             "publishers": filter(r, &PUBS), "categories": filter(r, &CATS),
-            "device_types": r.opt(&[1u32, 2, 4, 5], 30, 2),
-            "os": r.opt(&OS, 30, 2),
-            "countries": r.opt(&COUNTRIES, 30, 2),
-            "regions": r.opt(&REGIONS, 15, 1),
-            "cities": r.opt(&CITIES, 15, 1),
-            "segments": r.opt(segs, if segs.len() > 300 { 90 } else { 30 }, 3),
-            "deals": r.opt(&DEALS, 20, 2),
-            "test_requests": r.chance(80),
+            "device_types": opt(r, &[1u32, 2, 4, 5], 0.3, 2),
+            "os": opt(r, &OS, 0.3, 2),
+            "countries": opt(r, &COUNTRIES, 0.3, 2),
+            "regions": opt(r, &REGIONS, 0.15, 1),
+            "cities": opt(r, &CITIES, 0.15, 1),
+            "segments": opt(r, segs, if segs.len() > 300 { 0.9 } else { 0.3 }, 3),
+            "deals": opt(r, &DEALS, 0.2, 2),
+            "test_requests": r.chance(0.8),
         }
     });
-    if r.chance(30) {
+    if r.chance(0.3) {
         c["max_cpm"] = json!(r.pick(&["2", "3.33", "5"]));
         if Micros::parse(c["max_cpm"].as_str().unwrap()) < Micros::parse(bid) {
             c["max_cpm"] = json!(bid);
         }
     }
-    if r.chance(40) {
+    if r.chance(0.4) {
         c["seat"] = json!(r.pick(&SEATS));
     }
-    if r.chance(30) {
+    if r.chance(0.3) {
         c["bundle"] = json!(r.pick(&BUNDLES));
     }
-    if r.chance(20) {
+    if r.chance(0.2) {
         let from = r.below(23);
         c["targeting"]["dayparts"] = json!([{"days": [r.pick(&["mon", "tue", "sun"])], "from": from, "to": from + 1 + r.below(24 - from)}]);
     }
@@ -151,17 +108,17 @@ fn request(r: &mut Rng, segs: &[String]) -> Value {
     let mut imps = Vec::new();
     for k in 0..1 + r.below(3) {
         let mut imp = json!({"id": format!("i{k}"), "bidfloor": r.pick(&FLOORS)});
-        if r.chance(30) {
+        if r.chance(0.3) {
             imp["bidfloorcur"] = json!(r.pick(&["USD", "EUR", "GBP", "JPY"]));
         }
-        if r.chance(30) {
+        if r.chance(0.3) {
             imp["secure"] = json!(1);
         }
-        if r.chance(70) {
-            let mut b = json!({"battr": r.some(&[1u32, 13], 1)});
-            if r.chance(50) {
+        if r.chance(0.7) {
+            let mut b = json!({"battr": r.pick_some(&[1u32, 13], 1)});
+            if r.chance(0.5) {
                 let f: Vec<Value> = r
-                    .some(&SIZES, 3)
+                    .pick_some(&SIZES, 3)
                     .iter()
                     .map(|(w, h)| json!({"w": w, "h": h}))
                     .collect();
@@ -172,22 +129,22 @@ fn request(r: &mut Rng, segs: &[String]) -> Value {
             b["h"] = json!(h);
             imp["banner"] = b;
         }
-        if r.chance(30) {
-            imp["video"] = json!({"mimes": r.some(&MIMES, 2), "minduration": r.pick(&[0u32, 15, 20]),
-                "maxduration": r.pick(&[30u32, 60]), "protocols": r.some(&[2u32, 3, 7], 2),
-                "battr": r.some(&[13u32, 14], 1)});
+        if r.chance(0.3) {
+            imp["video"] = json!({"mimes": r.pick_some(&MIMES, 2), "minduration": r.pick(&[0u32, 15, 20]),
+                "maxduration": r.pick(&[30u32, 60]), "protocols": r.pick_some(&[2u32, 3, 7], 2),
+                "battr": r.pick_some(&[13u32, 14], 1)});
         }
-        if r.chance(20) {
-            imp["native"] = json!({"request": "{}", "battr": r.some(&[14u32], 1)});
+        if r.chance(0.2) {
+            imp["native"] = json!({"request": "{}", "battr": r.pick_some(&[14u32], 1)});
         }
-        if r.chance(30) {
+        if r.chance(0.3) {
             let deals: Vec<Value> = r
-                .some(&DEALS, 3)
+                .pick_some(&DEALS, 3)
                 .iter()
                 .map(|d| {
                     let mut deal =
-                        json!({"id": d, "bidfloor": r.pick(&FLOORS), "wseat": r.some(&SEATS, 1)});
-                    if r.chance(30) {
+                        json!({"id": d, "bidfloor": r.pick(&FLOORS), "wseat": r.pick_some(&SEATS, 1)});
+                    if r.chance(0.3) {
                         deal["bidfloorcur"] = json!(r.pick(&["USD", "EUR", "JPY"]));
                     }
                     deal
@@ -198,35 +155,38 @@ fn request(r: &mut Rng, segs: &[String]) -> Value {
         imps.push(imp);
     }
     let domain = r.pick(&DOMAINS);
-    let domain = r.case(domain);
+    let domain = r.mixed_case(domain, 0.3);
     let place = json!({"domain": domain, "bundle": r.pick(&BUNDLES),
-        "cat": r.some(&CATS, 2), "publisher": {"id": r.pick(&PUBS)}});
+        "cat": r.pick_some(&CATS, 2), "publisher": {"id": r.pick(&PUBS)}});
     let country = r.pick(&COUNTRIES);
-    let country = r.case(country);
+    let country = r.mixed_case(country, 0.3);
     let geo = json!({"country": country, "region": r.pick(&REGIONS), "city": r.pick(&CITIES)});
     let os = r.pick(&OS);
-    let os = r.case(os);
-    let many = segs.len() > 300 && r.chance(50);
+    let os = r.mixed_case(os, 0.3);
+    let many = segs.len() > 300 && r.chance(0.5);
     let seg_ids: Vec<Value> = if many {
         segs.iter().map(|s| json!({"id": s})).collect()
     } else {
-        r.some(segs, 3).iter().map(|s| json!({"id": s})).collect()
+        r.pick_some(segs, 3)
+            .iter()
+            .map(|s| json!({"id": s}))
+            .collect()
     };
     let mut req = json!({
         "id": "r", "imp": imps, "test": r.below(2),
         "device": {"devicetype": r.pick(&[1u32, 2, 4, 5]), "os": os},
         "user": {"data": [{"segment": seg_ids}]},
         "cur": r.pick(&[json!([]), json!(["USD"]), json!(["EUR"]), json!(["GBP", "EUR"]), json!(["JPY"])]),
-        "bcat": r.some(&CATS, 1), "badv": r.some(&["adv1.com", "adv2.com", "shop.adv2.com"], 1),
-        "bapp": r.some(&BUNDLES, 1), "wseat": r.opt(&["shardbid", "Agency1", "Agency2"], 20, 2),
-        "bseat": r.opt(&SEATS, 20, 1),
+        "bcat": r.pick_some(&CATS, 1), "badv": r.pick_some(&["adv1.com", "adv2.com", "shop.adv2.com"], 1),
+        "bapp": r.pick_some(&BUNDLES, 1), "wseat": opt(r, &["shardbid", "Agency1", "Agency2"], 0.2, 2),
+        "bseat": opt(r, &SEATS, 0.2, 1),
     });
     match r.below(3) {
         0 => req["site"] = place,
         1 => req["app"] = place,
         _ => {}
     }
-    if r.chance(50) {
+    if r.chance(0.5) {
         req["device"]["geo"] = geo;
     } else {
         req["user"]["geo"] = geo;
@@ -234,22 +194,9 @@ fn request(r: &mut Rng, segs: &[String]) -> Value {
     req
 }
 
-fn settings() -> TableSettings {
-    TableSettings {
-        exchanges: vec!["adx".into(), "example".into()],
-        currencies: BTreeMap::from([
-            ("EUR".into(), Micros(1_080_000)),
-            ("GBP".into(), Micros(1_270_000)),
-        ]),
-        default_seat: "shardbid".into(),
-        nurl: String::new(),
-        burl: String::new(),
-    }
-}
-
 /// Runs `requests` random requests against a random table; returns (imps, imps with a bid).
 fn compare(seed: u64, campaigns: usize, requests: usize, big_segments: bool) -> (usize, usize) {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     let segs = segments(big_segments);
     let set: CampaignSet = serde_json::from_value(json!({
         "campaigns": (0..campaigns).map(|i| campaign(&mut r, i, &segs)).collect::<Vec<_>>()

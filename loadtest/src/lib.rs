@@ -1,8 +1,9 @@
 //! shardbid-load: a load generator and benchmark driver for OpenRTB bidders.
 //!
 //! # Layout
-//! - [`traffic`]: deterministic, seeded OpenRTB 2.6 request and campaign generators
-//!   that draw from one shared vocabulary, so a known share of requests bids.
+//! - [`campaigns`]: campaign files: the generated campaigns of `shardbid_testkit::traffic`
+//!   (whose requests and campaigns draw from one vocabulary, so a known share of
+//!   requests bids), read into shardbid's own types and written with serde.
 //! - [`http`]: target URLs, pre-serialised HTTP/1.1 requests, a minimal response parser.
 //! - [`control`]: client-side rate limiting, adaptive headroom, retry backoff and the
 //!   bounded pending queue (pure, time is injected).
@@ -11,8 +12,8 @@
 //! - [`report`]: outcome counters, HDR histograms, the live progress line, the summary
 //!   table, the JSON summary and the SVG chart.
 
+pub mod campaigns;
 pub mod control;
 pub mod engine;
 pub mod http;
 pub mod report;
-pub mod traffic;

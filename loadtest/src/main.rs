@@ -10,14 +10,15 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use shardbid_load::campaigns;
 use shardbid_load::control::backoff::Backoff;
 use shardbid_load::engine::{self, RunSpec};
 use shardbid_load::http::target;
 use shardbid_load::report::plot;
 use shardbid_load::report::summary::{progress_line, Summary};
-use shardbid_load::traffic::campaign::{self, FULL_SHARE_MIN_CAMPAIGNS};
-use shardbid_load::traffic::corpus;
-use shardbid_load::traffic::request::Mix;
+use shardbid_testkit::traffic::campaign::FULL_SHARE_MIN_CAMPAIGNS;
+use shardbid_testkit::traffic::corpus;
+use shardbid_testkit::traffic::request::Mix;
 
 #[derive(Parser)]
 #[command(
@@ -206,7 +207,7 @@ fn campaigns_cmd(a: CampaignArgs) -> Result<()> {
             let f =
                 File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             let mut w = BufWriter::with_capacity(1 << 20, f);
-            campaign::write_json(&mut w, a.count, a.seed)
+            campaigns::write_json(&mut w, a.count, a.seed)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             eprintln!(
@@ -219,7 +220,7 @@ fn campaigns_cmd(a: CampaignArgs) -> Result<()> {
         None => {
             let stdout = std::io::stdout();
             let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
-            campaign::write_json(&mut w, a.count, a.seed)
+            campaigns::write_json(&mut w, a.count, a.seed)
                 .context("cannot write to standard output")?;
             w.flush()?;
         }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use shardbid_load::control::backoff::Backoff;
 use shardbid_load::engine::{self, RunResult, RunSpec};
 use shardbid_load::http::target;
-use shardbid_load::traffic::corpus;
-use shardbid_load::traffic::request::Mix;
+use shardbid_testkit::traffic::corpus;
+use shardbid_testkit::traffic::request::Mix;
 
 /// What the test server received.
 struct Request {

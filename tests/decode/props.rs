@@ -7,6 +7,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use shardbid::openrtb::{BidRequest, Decoder};
+use shardbid_testkit::rng::Rng;
 
 use super::fixture;
 
@@ -138,19 +139,6 @@ fn request() -> impl Strategy<Value = Gen> {
         })
 }
 
-/// SplitMix64, for the writing choices.
-struct Rng(u64);
-
-impl Rng {
-    fn chance(&mut self, percent: u64) -> bool {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % 100 < percent
-    }
-}
-
 /// Builds one JSON object, writing its members in a random order with unknown members
 /// and random whitespace mixed in.
 struct Obj<'r> {
@@ -179,7 +167,7 @@ impl<'r> Obj<'r> {
     }
     /// A number, sometimes written as a string.
     fn num(&mut self, key: &str, value: String) -> &mut Self {
-        let v = if self.rng.chance(30) {
+        let v = if self.rng.chance(0.3) {
             format!("\"{value}\"")
         } else {
             value
@@ -187,20 +175,20 @@ impl<'r> Obj<'r> {
         self.raw(key, v)
     }
     fn finish(&mut self) -> String {
-        if self.rng.chance(40) {
+        if self.rng.chance(0.4) {
             self.members
                 .push(r#""ext":{"id":"junk","imp":[{"id":""}],"n":[1.5e3,null,true]}"#.into());
         }
-        if self.rng.chance(20) {
+        if self.rng.chance(0.2) {
             self.members.push(r#""unknown":"\u00e9\/""#.into());
         }
         let n = self.members.len();
         for i in (1..n).rev() {
-            if self.rng.chance(50) {
+            if self.rng.chance(0.5) {
                 self.members.swap(i, i - 1);
             }
         }
-        let sep = if self.rng.chance(30) { ",\n  " } else { "," };
+        let sep = if self.rng.chance(0.3) { ",\n  " } else { "," };
         format!("{{{}}}", self.members.join(sep))
     }
 }
@@ -212,9 +200,9 @@ fn quote(rng: &mut Rng, s: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str(if rng.chance(50) { "\\n" } else { "\\u000a" }),
-            '/' if rng.chance(50) => out.push_str("\\/"),
-            c if !c.is_ascii() && rng.chance(50) => {
+            '\n' => out.push_str(if rng.chance(0.5) { "\\n" } else { "\\u000a" }),
+            '/' if rng.chance(0.5) => out.push_str("\\/"),
+            c if !c.is_ascii() && rng.chance(0.5) => {
                 let mut units = [0u16; 2];
                 for u in c.encode_utf16(&mut units) {
                     let _ = write!(out, "\\u{u:04x}");
@@ -233,7 +221,7 @@ fn decimal(cents: u32) -> String {
 
 impl Gen {
     fn to_json(&self) -> String {
-        let mut rng = Rng(self.seed);
+        let mut rng = Rng::new(self.seed);
         let imps: Vec<String> = self.imps.iter().map(|imp| imp.to_json(&mut rng)).collect();
         let site = self
             .page

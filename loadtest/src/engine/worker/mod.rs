@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mio::{Events, Poll, Token};
+use shardbid_testkit::rng::Rng;
 
 mod dispatch;
 
@@ -24,7 +25,6 @@ use crate::control::queue::{PendingQueue, Rejected};
 use crate::control::{queue::Pending, SECOND};
 use crate::http::price::scan_prices;
 use crate::report::stats::{self, Counters, Outcome, Stats};
-use crate::traffic::rng::Rng;
 
 const TIMER: Token = Token(usize::MAX - 1);
 const TICK: u64 = 10_000_000;

@@ -2,8 +2,8 @@
 
 use super::json::Obj;
 use super::request::{is, NoBidKind, Plan};
-use super::rng::Rng;
 use super::vocab;
+use crate::rng::Rng;
 
 pub(super) fn write_site(o: &mut Obj<'_>, r: &mut Rng, plan: &Plan<'_>) {
     let (domain, publisher) = if is(plan.intent, NoBidKind::UnsafeDomain) {

@@ -6,7 +6,7 @@ use shardbid::money::Micros;
 use shardbid::openrtb::request::{BidRequest, Imp};
 use shardbid::targeting::campaign::{Campaign, Creative, CreativeKind, Inventory, ListFilter};
 
-use super::vocab;
+use shardbid_testkit::traffic::vocab;
 
 fn eq(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)

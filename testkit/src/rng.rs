@@ -1,9 +1,13 @@
-//! A small deterministic random number generator (SplitMix64).
+//! A small deterministic random number generator (SplitMix64), the one every test,
+//! bench and generator of the workspace draws from.
 //!
 //! Output depends only on the seed, never on the platform or a crate version, so a
-//! corpus generated with `--seed S` is the same everywhere, byte for byte.
+//! corpus generated with `--seed S` is the same everywhere, byte for byte. Every draw
+//! below is defined in terms of [`Rng::next_u64`]; the sequence for a seed is pinned by
+//! a test, because `shardbid-load`'s files and the benches' inputs depend on it.
 
-/// SplitMix64: fast, statistically good enough for traffic generation, trivially seedable.
+/// SplitMix64: fast, statistically good enough for traffic and test data, trivially
+/// seedable.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 
@@ -32,12 +36,17 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// Uniform in `[0, 1)`, with 53 random bits.
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// Uniform in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: usize) -> usize {
         ((self.next_u64() as u128 * n as u128) >> 64) as usize
     }
 
-    /// Uniform in `lo..=hi`.
+    /// Uniform in `lo..=hi` (`lo` when `hi <= lo`).
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         if hi <= lo {
             return lo;
@@ -49,14 +58,29 @@ impl Rng {
         lo + ((self.next_u64() as u128 * span as u128) >> 64) as u64
     }
 
-    /// True with probability `p`.
+    /// True with probability `p` (0..=1).
     pub fn chance(&mut self, p: f64) -> bool {
-        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+        self.f64() < p
+    }
+
+    /// An index below `n` (0 when `n` is 0), low indexes much more likely: the cube of
+    /// a uniform draw, so index 0 is as likely as the top 50% of `0..n` together. Models
+    /// popularity: a few domains, segments or advertisers are in most of the traffic,
+    /// the long tail in little of it.
+    pub fn skewed(&mut self, n: usize) -> usize {
+        let x = self.f64();
+        ((x * x * x * n as f64) as usize).min(n.saturating_sub(1))
     }
 
     /// A uniformly chosen element; `xs` must not be empty.
     pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len())]
+    }
+
+    /// An element chosen popular-first ([`Rng::skewed`]): the first elements of `xs`
+    /// are the common ones. `xs` must not be empty.
+    pub fn pick_skewed<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.skewed(xs.len())]
     }
 
     /// An element chosen by weight: `xs` holds `(weight, value)` pairs.
@@ -70,6 +94,19 @@ impl Rng {
             x -= *w as u64;
         }
         &xs[xs.len() - 1].1
+    }
+
+    /// Up to `max` distinct elements of `xs`, in the order drawn: `0..=max` uniform
+    /// picks, repeats dropped (so small pools give fewer). `xs` must not be empty.
+    pub fn pick_some<T: Clone + PartialEq>(&mut self, xs: &[T], max: usize) -> Vec<T> {
+        let mut out: Vec<T> = Vec::new();
+        for _ in 0..self.below(max + 1) {
+            let v = self.pick(xs);
+            if !out.contains(v) {
+                out.push(v.clone());
+            }
+        }
+        out
     }
 
     /// `k` distinct indices of `0..n` in increasing order (all of them when `k >= n`).
@@ -92,6 +129,20 @@ impl Rng {
     pub fn sample(&mut self, n: usize, lo: u64, hi: u64) -> Vec<usize> {
         let k = self.range(lo, hi) as usize;
         self.sample_indices(n, k)
+    }
+
+    /// `s` with each ASCII letter upper-cased with probability `p`, for matching that
+    /// must ignore case.
+    pub fn mixed_case(&mut self, s: &str, p: f64) -> String {
+        s.chars()
+            .map(|c| {
+                if self.chance(p) {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect()
     }
 
     /// `len` lowercase hex digits.
@@ -128,6 +179,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_sequence_is_pinned() {
+        // SplitMix64 from state 0x6A09E667F3BCC908 (seed 0): changing any of these
+        // changes every generated corpus, campaign file and bench input.
+        let mut r = Rng::new(0);
+        let got: Vec<u64> = (0..4).map(|_| r.next_u64()).collect();
+        assert_eq!(
+            got,
+            [
+                0x1ac0_46dd_a8e8_6e2a,
+                0xbe2c_3b00_b1d3_48c8,
+                0x9b1a_66a9_5412_ff75,
+                0xc448_c2b1_f05f_7e4c,
+            ]
+        );
+        assert_eq!(Rng::for_item(1, 5).next_u64(), 0xeef5_379e_0aa8_bbf7);
+        let mut r = Rng::new(42);
+        let draws = (
+            r.below(1000),
+            r.range(10, 20),
+            r.chance(0.5),
+            r.skewed(1000),
+        );
+        assert_eq!(draws, (210, 14, false, 212));
+        assert_eq!(r.hex(12), "854926c3f189");
+        assert_eq!(r.uuid(), "b706851a-566e-4cf4-ae7c-c6f0b698a5ca");
+    }
+
+    #[test]
     fn same_seed_same_stream_and_items_are_independent_of_order() {
         let a: Vec<u64> = (0..8).map(|_| Rng::new(7).next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
@@ -149,11 +228,18 @@ mod tests {
             assert!((3..=12).contains(&v));
             seen[(v - 3) as usize] = true;
             assert!(r.below(7) < 7);
+            assert!(r.skewed(7) < 7);
+            assert!((0.0..1.0).contains(&r.f64()));
         }
         assert!(seen.iter().all(|s| *s));
+        assert_eq!((r.below(0), r.skewed(0), r.range(5, 5)), (0, 0, 5));
         let s = r.sample_indices(50, 5);
         assert_eq!(s.len(), 5);
         assert!(s.windows(2).all(|w| w[0] < w[1]));
+        for _ in 0..100 {
+            let some = r.pick_some(&[1, 2, 3], 2);
+            assert!(some.len() <= 2 && (some.len() < 2 || some[0] != some[1]));
+        }
     }
 
     #[test]
@@ -161,5 +247,21 @@ mod tests {
         let mut r = Rng::new(3);
         let hits = (0..100_000).filter(|_| r.chance(0.25)).count();
         assert!((24_000..26_000).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn skewed_picks_favour_the_first_elements() {
+        let mut r = Rng::new(4);
+        let mut counts = [0usize; 10];
+        for _ in 0..100_000 {
+            counts[r.skewed(10)] += 1;
+        }
+        // P(index 0) = P(x^3 < 0.1) = 0.1^(1/3) ~ 46%; P(index 9) = 1 - 0.9^(1/3) ~ 3.5%.
+        assert!((45_000..48_000).contains(&counts[0]), "{counts:?}");
+        assert!((3_000..4_000).contains(&counts[9]), "{counts:?}");
+        assert!(counts.windows(2).all(|w| w[0] > w[1]), "{counts:?}");
+        let xs = ["a", "b", "c"];
+        let firsts = (0..1000).filter(|_| *r.pick_skewed(&xs) == "a").count();
+        assert!(firsts > 600, "{firsts}");
     }
 }

@@ -3,8 +3,8 @@
 
 use super::json::Obj;
 use super::request::Plan;
-use super::rng::Rng;
 use super::vocab;
+use crate::rng::Rng;
 
 fn write_geo(o: &mut Obj<'_>, r: &mut Rng, plan: &Plan<'_>, kind: u32) {
     let region = &plan.country.regions[plan.region];

@@ -3,8 +3,8 @@
 
 use super::json::{object, Arr, Obj};
 use super::request::{is, Intent, NoBidKind, Plan};
-use super::rng::Rng;
 use super::vocab;
+use crate::rng::Rng;
 
 /// A decimal amount from cents, written like exchanges do (number or string).
 fn write_amount(o: &mut Obj<'_>, r: &mut Rng, key: &str, cents: u64) {

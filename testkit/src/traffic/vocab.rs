@@ -5,7 +5,7 @@
 //! (no generated campaign ever targets or accepts them). A request built to get no bid
 //! carries a dark value in one dimension; a request built to bid carries only lit ones.
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// A region (ISO 3166-2) and some of its cities.
 pub struct Region {
