@@ -18,6 +18,7 @@ pub fn campaign(seed: u64, j: usize, count: usize) -> Campaign {
 pub fn generate(count: usize, seed: u64) -> CampaignSet {
     CampaignSet {
         campaigns: (0..count).map(|j| campaign(seed, j, count)).collect(),
+        ..CampaignSet::default()
     }
 }
 
