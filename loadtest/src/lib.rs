@@ -9,6 +9,8 @@
 //!   bounded pending queue (pure, time is injected).
 //! - [`engine`]: worker threads, each a non-blocking event loop over its connections,
 //!   in closed loop (maximum throughput) or open loop (constant arrival rate).
+//! - [`notices`]: `run --notices`, the exchange's win, billing and loss notices for the
+//!   bids a run gets (with duplicates, forgeries and over-price notices).
 //! - [`report`]: outcome counters, HDR histograms, the live progress line, the summary
 //!   table, the JSON summary and the SVG chart.
 
@@ -16,4 +18,5 @@ pub mod campaigns;
 pub mod control;
 pub mod engine;
 pub mod http;
+pub mod notices;
 pub mod report;

@@ -14,6 +14,7 @@ use shardbid_load::campaigns;
 use shardbid_load::control::backoff::Backoff;
 use shardbid_load::engine::{self, RunSpec};
 use shardbid_load::http::target;
+use shardbid_load::notices;
 use shardbid_load::report::plot;
 use shardbid_load::report::summary::{progress_line, Summary};
 use shardbid_testkit::traffic::campaign::FULL_SHARE_MIN_CAMPAIGNS;
@@ -137,6 +138,23 @@ struct RunArgs {
     /// Largest retry delay.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     backoff_max: Duration,
+    /// Act as the exchange after the auction: call the notices of the bids received
+    /// (win and billing for `--win-share` of them, loss for the rest), with duplicates,
+    /// forgeries and over-price notices, and report what the server answered.
+    #[arg(long)]
+    notices: bool,
+    /// With --notices: share of bids that win.
+    #[arg(long, default_value_t = 0.3)]
+    win_share: f64,
+    /// With --notices: share of wins whose billing notice is retried.
+    #[arg(long, default_value_t = 0.1)]
+    duplicate_share: f64,
+    /// With --notices: share of wins followed by a forged billing notice.
+    #[arg(long, default_value_t = 0.05)]
+    forged_share: f64,
+    /// With --notices: share of wins followed by a billing notice above the bid.
+    #[arg(long, default_value_t = 0.05)]
+    over_price_share: f64,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -246,7 +264,22 @@ fn run_cmd(a: RunArgs) -> Result<()> {
         (None, Some(n)) if n > 0 => corpus::generate(n, a.seed, &check_share(a.bid_share)?).0,
         _ => bail!("give --corpus DIR or --generate N (N >= 1)"),
     };
-    let spec = RunSpec {
+    let notifier = a.notices.then(|| {
+        let first = &targets[0];
+        notices::Notifier::start(
+            first.addr,
+            notices::NoticePlan {
+                win_share: a.win_share,
+                duplicates: a.duplicate_share,
+                forgeries: a.forged_share,
+                over_price: a.over_price_share,
+                connections: 4,
+                seed: a.seed,
+            },
+        )
+    });
+    let mut spec = RunSpec {
+        notices: notifier.as_ref().map(|n| n.sink()),
         targets,
         bodies,
         gzip: a.gzip,
@@ -275,10 +308,22 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     };
     let result = engine::run(spec.clone(), &mut on_second)?;
     let summary = Summary::new(&spec, &result);
+    drop(spec.notices.take());
+    let notices = notifier.map(notices::Notifier::finish);
     if a.json {
-        println!("{}", summary.to_json());
+        match &notices {
+            Some(n) => {
+                let mut v: serde_json::Value = serde_json::from_str(&summary.to_json())?;
+                v["notices"] = serde_json::to_value(n)?;
+                println!("{v}");
+            }
+            None => println!("{}", summary.to_json()),
+        }
     } else {
         print!("{}", summary.to_table());
+        if let Some(n) = &notices {
+            print!("{}", n.to_table());
+        }
     }
     if let Some(path) = &a.plot {
         let title = format!(

@@ -131,6 +131,7 @@ fn spec(addr: SocketAddr, rate: Option<f64>, connections: usize, ms: u64) -> Run
         limit: None,
         latency_target: None,
         queue: 10_000,
+        notices: None,
         backoff: Backoff {
             retries: 0,
             base: 1_000_000,

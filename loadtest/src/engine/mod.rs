@@ -59,6 +59,8 @@ pub struct RunSpec {
     /// Pending queue capacity (total over threads and targets).
     pub queue: usize,
     pub backoff: Backoff,
+    /// Where bids go for their notices (`run --notices`).
+    pub notices: Option<crate::notices::NoticeSink>,
 }
 
 impl RunSpec {

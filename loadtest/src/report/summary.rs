@@ -365,6 +365,7 @@ mod tests {
             limit: None,
             latency_target: None,
             queue: 10,
+            notices: None,
             backoff: Backoff {
                 retries: 0,
                 base: 1,

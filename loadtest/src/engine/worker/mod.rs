@@ -417,7 +417,11 @@ impl Worker {
             }
         } else {
             let prices = if resp.status == 200 {
-                scan_prices(self.conns[i].body(&resp))
+                let body = self.conns[i].body(&resp);
+                if let Some(sink) = &self.shared.spec.notices {
+                    sink.bids(body);
+                }
+                scan_prices(body)
             } else {
                 Default::default()
             };
