@@ -194,7 +194,7 @@ fn budgets_hold_and_spend_is_the_sum_of_accepted_prices_under_load() {
     }
     // The small budgets ran out: the server refused bids for want of budget.
     assert!(all["shardbid_nobid_total{reason=\"budget\"}"] > 0.0);
-    assert!(money["tiny"].0 > 15_000.0, "tiny spent {}", money["tiny"].0);
+    assert!(money["tiny"].0 > 10_000.0, "tiny spent {}", money["tiny"].0);
     // Nothing but the original billing notices charged.
     let n = |s: &str| all[s] as u64;
     assert_eq!(
@@ -214,7 +214,7 @@ fn budgets_hold_and_spend_is_the_sum_of_accepted_prices_under_load() {
         sent("billing over price", "400")
     );
     assert!(sent("billing duplicate", "200") > 10 && sent("billing forged", "403") > 5);
-    assert_eq!(sent("billing", "200") + sent("loss", "200") > 100, true);
+    assert!(sent("billing", "200") + sent("loss", "200") > 100);
 }
 
 #[test]
