@@ -23,6 +23,9 @@ Settings (environment):
                           19102): the profile-guided builds of `bash loadtest/pgo-build.sh`
                floor-base, shardbid-base = the same from BASE_DIR (ports 18086, 18087;
                           admin 19103): an earlier build, to measure a change before/after
+               shardbid-plain = shardbid (this build) with the sample campaigns' budgets,
+                          pacing and frequency caps removed (port 18088, admin 19104): what
+                          the money checks cost on the bid path
   ROUNDS       measured runs per server                  (default: 3)
   DURATION     seconds per run                           (default: 10)
   CONNECTIONS  wrk connections                           (default: 64)
@@ -38,7 +41,8 @@ Settings (environment):
   PGO_DIR      where floor-pgo and shardbid-pgo are looked up (default: ./target/pgo;
                never built by this script: run loadtest/pgo-build.sh first)
   BASE_DIR     where floor-base and shardbid-base are looked up (BASE_DIR/release/...;
-               never built by this script: copy an earlier build's binaries there)
+               never built by this script: copy an earlier build's binaries there, and
+               its config/ folder to BASE_DIR/config if the config format changed since)
   OPEN_LOOP    1 = after the closed-loop rounds, measure open-loop latency with
                shardbid-load at one offered rate for every server (default: 1)
   OPEN_SHARE   that rate as a share of the slowest server's median req/s (default: 0.5)
@@ -93,11 +97,11 @@ for n in ROUNDS DURATION CONNECTIONS THREADS WARMUP; do
 done
 [[ -z $SHARDS || $SHARDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: SHARDS must be a positive number" >&2; exit 64; }
 for s in $SERVERS; do
-    case $s in nginx | floor | shardbid | floor-pgo | shardbid-pgo | floor-base | shardbid-base) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, shardbid, floor-pgo, shardbid-pgo, floor-base, shardbid-base)" >&2; exit 64 ;; esac
+    case $s in nginx | floor | shardbid | floor-pgo | shardbid-pgo | floor-base | shardbid-base | shardbid-plain) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, shardbid, floor-pgo, shardbid-pgo, floor-base, shardbid-base, shardbid-plain)" >&2; exit 64 ;; esac
 done
 
 declare -A PORT=([nginx]=18082 [floor]=18083 [shardbid]=18081 [floor-pgo]=18084 [shardbid-pgo]=18085
-    [floor-base]=18086 [shardbid-base]=18087)
+    [floor-base]=18086 [shardbid-base]=18087 [shardbid-plain]=18088)
 declare -A PID=()        # main PID of each running server
 WRK_PID=                 # the running client, if any
 declare -A FAILED=()     # server -> reason it was dropped
@@ -200,13 +204,32 @@ run_floor() {
     PID[$name]=$!
 }
 
+# run_shardbid NAME BINARY ADMIN_PORT [HINT [CAMPAIGNS [CONFIG_DIR]]]: a build of shardbid with
+# CONFIG_DIR's shardbid.toml and campaigns (default: config/); its event log goes to the
+# work folder.
 run_shardbid() {
-    local name=$1 bin=$2 admin=$3
+    local name=$1 bin=$2 admin=$3 campaigns=${5:-} dir=${6:-config}
     [[ -x $bin ]] || { FAILED[$name]="$bin not found (${4:-build it or unset NO_BUILD})"; return 1; }
-    ${SHARDS:+env SHARDBID_SHARDS="$SHARDS"} "$bin" --config config/shardbid.toml \
+    mkdir -p "$WORK/events-$name"
+    local events=()
+    grep -q '^\[events\]' "$dir/shardbid.toml" && events=(SHARDBID_EVENTS_DIR="$WORK/events-$name")
+    env ${SHARDS:+SHARDBID_SHARDS="$SHARDS"} "${events[@]}" \
+        "$bin" --config "$dir/shardbid.toml" --campaigns "${campaigns:-$dir/campaigns.json}" \
         --listen 127.0.0.1:${PORT[$name]} --admin-listen 127.0.0.1:$admin \
         >"$WORK/$name.log" 2>&1 &
     PID[$name]=$!
+}
+
+# The sample campaigns without budgets, pacing and frequency caps (shardbid-plain).
+plain_campaigns() {
+    python3 - config/campaigns.json "$WORK/plain-campaigns.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for c in doc["campaigns"]:
+    for k in ("budget", "pacing", "frequency_cap"):
+        c.pop(k, None)
+json.dump(doc, open(sys.argv[2], "w"))
+PY
 }
 
 PGO_HINT="run bash loadtest/pgo-build.sh first"
@@ -216,7 +239,17 @@ start_floor-pgo() { run_floor floor-pgo "$PGO_DIR/release/shardbid-floor" "$PGO_
 start_shardbid-pgo() { run_shardbid shardbid-pgo "$PGO_DIR/release/shardbid" 19102 "$PGO_HINT"; }
 BASE_HINT="copy an earlier build's binaries to BASE_DIR/release"
 start_floor-base() { run_floor floor-base "$BASE_DIR/release/shardbid-floor" "$BASE_HINT"; }
-start_shardbid-base() { run_shardbid shardbid-base "$BASE_DIR/release/shardbid" 19103 "$BASE_HINT"; }
+# An earlier build runs with its own configuration when BASE_DIR/config has one (the
+# config format may have changed since).
+start_shardbid-base() {
+    local dir=config
+    [[ -f $BASE_DIR/config/shardbid.toml ]] && dir=$BASE_DIR/config
+    run_shardbid shardbid-base "$BASE_DIR/release/shardbid" 19103 "$BASE_HINT" "" "$dir"
+}
+start_shardbid-plain() {
+    plain_campaigns || { FAILED[shardbid-plain]="cannot write the campaigns without money terms (python3)"; return 1; }
+    run_shardbid shardbid-plain "$TARGET_DIR/release/shardbid" 19104 "" "$WORK/plain-campaigns.json"
+}
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -470,7 +503,8 @@ echo
 echo "== ratios (requests/s: higher is better; cpu_us/req: lower is better)"
 RATIO_LINES=()
 for pair in shardbid/floor shardbid/nginx floor/nginx shardbid-pgo/floor-pgo shardbid-pgo/nginx \
-    floor-pgo/nginx shardbid-pgo/shardbid floor-pgo/floor shardbid/shardbid-base floor/floor-base; do
+    floor-pgo/nginx shardbid-pgo/shardbid floor-pgo/floor shardbid/shardbid-base floor/floor-base \
+    shardbid/shardbid-plain; do
     a=${pair%/*} b=${pair#*/}
     [[ -n ${RPS_MED[$a]:-} && -n ${RPS_MED[$b]:-} ]] || continue
     r=$(awk -v x="${RPS_MED[$a]}" -v y="${RPS_MED[$b]}" 'BEGIN {printf "%.3f", x / y}')
