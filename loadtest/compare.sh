@@ -18,11 +18,15 @@ Settings (environment):
   SERVERS      servers to run, in alternation order      (default: "nginx floor shardbid")
                nginx    = nginx fixed response, loadtest/nginx-static.conf, port 18082
                floor    = shardbid-floor, port 18083
-               shardbid = shardbid --config config/shardbid.toml, port 18081 (admin 19101)
+               shardbid = shardbid --config config/shardbid.toml, port 18081 (admin 19101), the
+                          sample campaigns with their budgets raised 100,000-fold so that no
+                          run spends them (wrk sends no notices)
                floor-pgo, shardbid-pgo = the same from PGO_DIR (ports 18084, 18085; admin
                           19102): the profile-guided builds of `bash loadtest/pgo-build.sh`
                floor-base, shardbid-base = the same from BASE_DIR (ports 18086, 18087;
                           admin 19103): an earlier build, to measure a change before/after
+               shardbid-base2 = shardbid from BASE2_DIR, the same way (port 18089, admin
+                          19105): a second earlier build in the same run
                shardbid-plain = shardbid (this build) with the sample campaigns' budgets,
                           pacing and frequency caps removed (port 18088, admin 19104): what
                           the money checks cost on the bid path
@@ -40,6 +44,7 @@ Settings (environment):
   CARGO_TARGET_DIR  where release binaries are looked up (default: ./target)
   PGO_DIR      where floor-pgo and shardbid-pgo are looked up (default: ./target/pgo;
                never built by this script: run loadtest/pgo-build.sh first)
+  BASE2_DIR    where shardbid-base2 is looked up, like BASE_DIR
   BASE_DIR     where floor-base and shardbid-base are looked up (BASE_DIR/release/...;
                never built by this script: copy an earlier build's binaries there, and
                its config/ folder to BASE_DIR/config if the config format changed since)
@@ -91,17 +96,19 @@ PGO_DIR=${PGO_DIR:-$ROOT/target/pgo}
 [[ $PGO_DIR == /* ]] || PGO_DIR=$ROOT/$PGO_DIR
 BASE_DIR=${BASE_DIR:-$ROOT/target/base}
 [[ $BASE_DIR == /* ]] || BASE_DIR=$ROOT/$BASE_DIR
+BASE2_DIR=${BASE2_DIR:-$ROOT/target/base2}
+[[ $BASE2_DIR == /* ]] || BASE2_DIR=$ROOT/$BASE2_DIR
 
 for n in ROUNDS DURATION CONNECTIONS THREADS WARMUP; do
     [[ ${!n} =~ ^[0-9]+$ ]] || { echo "compare.sh: $n must be a whole number, got '${!n}'" >&2; exit 64; }
 done
 [[ -z $SHARDS || $SHARDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: SHARDS must be a positive number" >&2; exit 64; }
 for s in $SERVERS; do
-    case $s in nginx | floor | shardbid | floor-pgo | shardbid-pgo | floor-base | shardbid-base | shardbid-plain) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, shardbid, floor-pgo, shardbid-pgo, floor-base, shardbid-base, shardbid-plain)" >&2; exit 64 ;; esac
+    case $s in nginx | floor | shardbid | floor-pgo | shardbid-pgo | floor-base | shardbid-base | shardbid-base2 | shardbid-plain) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, shardbid, floor-pgo, shardbid-pgo, floor-base, shardbid-base, shardbid-base2, shardbid-plain)" >&2; exit 64 ;; esac
 done
 
 declare -A PORT=([nginx]=18082 [floor]=18083 [shardbid]=18081 [floor-pgo]=18084 [shardbid-pgo]=18085
-    [floor-base]=18086 [shardbid-base]=18087 [shardbid-plain]=18088)
+    [floor-base]=18086 [shardbid-base]=18087 [shardbid-plain]=18088 [shardbid-base2]=18089)
 declare -A PID=()        # main PID of each running server
 WRK_PID=                 # the running client, if any
 declare -A FAILED=()     # server -> reason it was dropped
@@ -220,21 +227,31 @@ run_shardbid() {
     PID[$name]=$!
 }
 
-# The sample campaigns without budgets, pacing and frequency caps (shardbid-plain).
-plain_campaigns() {
-    python3 - config/campaigns.json "$WORK/plain-campaigns.json" <<'PY'
+# The sample campaigns for a benchmark: with their budgets, pacing and frequency caps,
+# budgets raised so that no run spends them (wrk sends no notices, so every bid's
+# reservation stands for the win timeout), or (plain) without any of these.
+bench_campaigns() {
+    python3 - config/campaigns.json "$WORK/money-campaigns.json" "$WORK/plain-campaigns.json" <<'PY'
 import json, sys
+from decimal import Decimal
 doc = json.load(open(sys.argv[1]))
+for c in doc["campaigns"]:
+    for k, v in c.get("budget", {}).items():
+        c["budget"][k] = str(Decimal(v) * 100000)
+json.dump(doc, open(sys.argv[2], "w"))
 for c in doc["campaigns"]:
     for k in ("budget", "pacing", "frequency_cap"):
         c.pop(k, None)
-json.dump(doc, open(sys.argv[2], "w"))
+json.dump(doc, open(sys.argv[3], "w"))
 PY
 }
 
 PGO_HINT="run bash loadtest/pgo-build.sh first"
 start_floor() { run_floor floor "$TARGET_DIR/release/shardbid-floor"; }
-start_shardbid() { run_shardbid shardbid "$TARGET_DIR/release/shardbid" 19101; }
+start_shardbid() {
+    bench_campaigns || { FAILED[shardbid]="cannot write the benchmark campaigns (python3)"; return 1; }
+    run_shardbid shardbid "$TARGET_DIR/release/shardbid" 19101 "" "$WORK/money-campaigns.json"
+}
 start_floor-pgo() { run_floor floor-pgo "$PGO_DIR/release/shardbid-floor" "$PGO_HINT"; }
 start_shardbid-pgo() { run_shardbid shardbid-pgo "$PGO_DIR/release/shardbid" 19102 "$PGO_HINT"; }
 BASE_HINT="copy an earlier build's binaries to BASE_DIR/release"
@@ -246,8 +263,13 @@ start_shardbid-base() {
     [[ -f $BASE_DIR/config/shardbid.toml ]] && dir=$BASE_DIR/config
     run_shardbid shardbid-base "$BASE_DIR/release/shardbid" 19103 "$BASE_HINT" "" "$dir"
 }
+start_shardbid-base2() {
+    local dir=config
+    [[ -f $BASE2_DIR/config/shardbid.toml ]] && dir=$BASE2_DIR/config
+    run_shardbid shardbid-base2 "$BASE2_DIR/release/shardbid" 19105 "$BASE_HINT" "" "$dir"
+}
 start_shardbid-plain() {
-    plain_campaigns || { FAILED[shardbid-plain]="cannot write the campaigns without money terms (python3)"; return 1; }
+    bench_campaigns || { FAILED[shardbid-plain]="cannot write the campaigns without money terms (python3)"; return 1; }
     run_shardbid shardbid-plain "$TARGET_DIR/release/shardbid" 19104 "" "$WORK/plain-campaigns.json"
 }
 
@@ -424,8 +446,8 @@ echo "shards:      floor=${SHARDS:-$(nproc)} shardbid=${SHARDS:-config} nginx=2 
 if selected floor-pgo || selected shardbid-pgo; then
     echo "binaries:    $TARGET_DIR/release, and $PGO_DIR/release for the -pgo servers"
 fi
-if selected floor-base || selected shardbid-base; then
-    echo "baseline:    $BASE_DIR/release for the -base servers"
+if selected floor-base || selected shardbid-base || selected shardbid-base2; then
+    echo "baseline:    $BASE_DIR/release for the -base servers, $BASE2_DIR/release for shardbid-base2"
 fi
 echo "rounds:      $ROUNDS, alternating: ${ACTIVE[*]:-none}"
 echo "other%:      CPU used by anything but the server and wrk during a run (incl. steal), % of all CPUs"
@@ -504,7 +526,7 @@ echo "== ratios (requests/s: higher is better; cpu_us/req: lower is better)"
 RATIO_LINES=()
 for pair in shardbid/floor shardbid/nginx floor/nginx shardbid-pgo/floor-pgo shardbid-pgo/nginx \
     floor-pgo/nginx shardbid-pgo/shardbid floor-pgo/floor shardbid/shardbid-base floor/floor-base \
-    shardbid/shardbid-plain; do
+    shardbid/shardbid-plain shardbid-base2/shardbid-base shardbid/shardbid-base2; do
     a=${pair%/*} b=${pair#*/}
     [[ -n ${RPS_MED[$a]:-} && -n ${RPS_MED[$b]:-} ]] || continue
     r=$(awk -v x="${RPS_MED[$a]}" -v y="${RPS_MED[$b]}" 'BEGIN {printf "%.3f", x / y}')
