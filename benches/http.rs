@@ -29,7 +29,7 @@ use wire::{request, serve, shard};
 static ALLOC: Counting = Counting;
 
 /// µs and heap allocations per request over `n` requests, after a warm-up.
-fn measure(shard: &Rc<Shard>, request: &[u8], n: u64) -> (f64, f64, [u64; 6]) {
+fn measure(shard: &Rc<Shard>, request: &[u8], n: u64) -> (f64, f64, wire::Statuses) {
     serve(shard, request, 100);
     let before = alloc::calls();
     let started = Instant::now();
@@ -48,10 +48,14 @@ fn report(shard: &Rc<Shard>, bodies: &[(String, Vec<u8>)], n: u64) {
     for (name, body) in bodies {
         let (us, allocs, st) = measure(shard, &request(body), n);
         println!(
-            "  {name:<28} {us:>8.3} {allocs:>8.2}  2xx {} 4xx {} 5xx {}",
-            st[2], st[4], st[5]
+            "  {name:<28} {us:>8.3} {allocs:>8.2}  200 {} 204 {} 4xx {} 5xx {}",
+            st.bid, st.no_bid, st.client_error, st.server_error
         );
-        assert_eq!(st[2], n, "{name}: every request answered 2xx");
+        assert_eq!(
+            st.answered(),
+            n,
+            "{name}: every request answered 200 or 204"
+        );
     }
 }
 

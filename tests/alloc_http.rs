@@ -38,7 +38,11 @@ fn steady_state_allocations_per_request_on_the_http_path_are_bounded() {
         let calls = |n: u64| {
             let before = alloc::calls();
             let statuses = wire::serve(&shard, &req, n);
-            assert_eq!(statuses[2], n, "{name}: every request answered 2xx");
+            assert_eq!(
+                statuses.answered(),
+                n,
+                "{name}: every request answered 200 or 204"
+            );
             alloc::calls() - before
         };
         let (short, long) = (calls(REQUESTS), calls(2 * REQUESTS));

@@ -20,13 +20,35 @@ use shardbid::shard::{Global, Shard, ShardSettings};
 
 use super::support;
 
+/// The answers a connection got, by status.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Statuses {
+    /// 200: a bid.
+    pub bid: u64,
+    /// 204: no bid.
+    pub no_bid: u64,
+    /// 4xx.
+    pub client_error: u64,
+    /// 5xx.
+    pub server_error: u64,
+    /// Anything else.
+    pub other: u64,
+}
+
+impl Statuses {
+    /// 200s and 204s.
+    pub fn answered(&self) -> u64 {
+        self.bid + self.no_bid
+    }
+}
+
 /// One keep-alive client connection in memory: each read gets the next whole request
 /// (until `left` runs out, then EOF); writes are counted and the responses' status
 /// codes tallied.
 struct Wire<'r> {
     request: &'r [u8],
     left: u64,
-    statuses: [u64; 6],
+    statuses: Statuses,
 }
 
 impl<'r> Wire<'r> {
@@ -34,7 +56,7 @@ impl<'r> Wire<'r> {
         Wire {
             request,
             left: requests,
-            statuses: [0; 6],
+            statuses: Statuses::default(),
         }
     }
 }
@@ -60,9 +82,15 @@ impl hyper::rt::Write for Wire<'_> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         // Each response is written whole by one call (`writev(false)`, small bodies).
-        if buf.len() > 9 && buf.starts_with(b"HTTP/1.1 ") {
-            let class = (buf[9] - b'0') as usize;
-            self.statuses[class.min(5)] += 1;
+        if buf.len() > 12 && buf.starts_with(b"HTTP/1.1 ") {
+            let st = &mut self.statuses;
+            match &buf[9..12] {
+                b"200" => st.bid += 1,
+                b"204" => st.no_bid += 1,
+                [b'4', ..] => st.client_error += 1,
+                [b'5', ..] => st.server_error += 1,
+                _ => st.other += 1,
+            }
         }
         Poll::Ready(Ok(buf.len()))
     }
@@ -106,8 +134,8 @@ pub fn request(body: &[u8]) -> Vec<u8> {
     r
 }
 
-/// Serves `n` requests on one connection; returns the status classes seen (1xx..5xx).
-pub fn serve(shard: &Rc<Shard>, request: &[u8], n: u64) -> [u64; 6] {
+/// Serves `n` requests on one connection; returns the answers it got.
+pub fn serve(shard: &Rc<Shard>, request: &[u8], n: u64) -> Statuses {
     let mut wire = Wire::new(request, n);
     let service = service_fn(|req| {
         let shard = shard.clone();

@@ -229,13 +229,26 @@ impl NoticeKey {
         Some(NoticeKey { mac, prefix })
     }
 
-    /// Writes `,"nurl":"..","burl":"..","lurl":".."` for a bid into `out`.
+    /// Writes `,"nurl":"..","burl":"..","lurl":".."` for a bid into `out`. The three
+    /// URLs share their query and the MAC of its fields: both are computed once.
     pub fn write_urls(&self, facts: &BidFacts<'_>, out: &mut Vec<u8>) {
+        let fields = self.fields_mac(facts);
+        let mut query: Option<std::ops::Range<usize>> = None;
         for kind in NoticeKind::ALL {
             out.extend_from_slice(b",\"");
             out.extend_from_slice(kind.member().as_bytes());
             out.extend_from_slice(b"\":\"");
-            self.write_url(kind, facts, out);
+            out.extend_from_slice(&self.prefix);
+            out.extend_from_slice(kind.label().as_bytes());
+            match &query {
+                Some(q) => out.extend_from_within(q.clone()),
+                None => {
+                    let from = out.len();
+                    write_query(facts, out);
+                    query = Some(from..out.len());
+                }
+            }
+            write_tail(kind, sign_kind(fields.clone(), kind), out);
             out.push(b'"');
         }
     }
@@ -244,52 +257,39 @@ impl NoticeKey {
     pub fn write_url(&self, kind: NoticeKind, facts: &BidFacts<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(kind.label().as_bytes());
-        let mut num = [0u8; 20];
-        let fields: [(&[u8], &[u8]); 5] = [
-            (b"?a=", facts.auction_id.as_bytes()),
-            (b"&i=", facts.imp_id.as_bytes()),
-            (b"&b=", facts.bid_id.as_bytes()),
-            (b"&c=", facts.campaign.as_bytes()),
-            (b"&r=", facts.creative.as_bytes()),
-        ];
-        for (key, value) in fields {
-            out.extend_from_slice(key);
-            percent_encode(value, out);
-        }
-        out.extend_from_slice(b"&p=");
-        out.extend_from_slice(fmt_u64(&mut num, facts.bid.0.max(0) as u64));
-        if !facts.currency.is_empty() {
-            out.extend_from_slice(b"&y=");
-            percent_encode(facts.currency.as_bytes(), out);
-        }
-        out.extend_from_slice(b"&x=");
-        percent_encode(facts.exchange.as_bytes(), out);
-        out.extend_from_slice(b"&t=");
-        out.extend_from_slice(fmt_u64(&mut num, facts.issued));
-        out.extend_from_slice(b"&u=");
-        out.extend_from_slice(fmt_u64(&mut num, facts.user));
-        out.extend_from_slice(b"&s=");
-        let sig = self.sign(kind, facts);
-        let mut b64 = [0u8; 24];
-        let n = URL_SAFE_NO_PAD
-            .encode_slice(sig, &mut b64)
-            .unwrap_or_default();
-        out.extend_from_slice(&b64[..n]);
-        out.extend_from_slice(b"&price=${AUCTION_PRICE}");
-        if kind == NoticeKind::Loss {
-            out.extend_from_slice(b"&loss=${AUCTION_LOSS}");
-        }
+        write_query(facts, out);
+        write_tail(kind, self.sign(kind, facts), out);
     }
 
-    /// The signature of a notice: the MAC over its kind and every signed field, each
-    /// length-prefixed so that no two different notices sign the same bytes.
+    /// The signature of a notice: the MAC over every signed field and then its kind,
+    /// each length-prefixed so that no two different notices sign the same bytes.
     fn sign(&self, kind: NoticeKind, f: &BidFacts<'_>) -> [u8; SIG_BYTES] {
+        sign_kind(self.fields_mac(f), kind)
+    }
+
+    /// The MAC with a bid's signed fields fed in: what its three notices share. The
+    /// fields go in through a stack buffer: one `update` for a typical bid instead of
+    /// twenty small ones.
+    fn fields_mac(&self, f: &BidFacts<'_>) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
-        let mut field = |bytes: &[u8]| {
-            mac.update(&(bytes.len() as u32).to_le_bytes());
-            mac.update(bytes);
+        let mut buf = [0u8; 256];
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            if len + bytes.len() > buf.len() {
+                mac.update(&buf[..len]);
+                len = 0;
+                if bytes.len() > buf.len() {
+                    mac.update(bytes);
+                    return;
+                }
+            }
+            buf[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
         };
-        field(kind.label().as_bytes());
+        let mut field = |bytes: &[u8]| {
+            put(&(bytes.len() as u32).to_le_bytes());
+            put(bytes);
+        };
         field(f.auction_id.as_bytes());
         field(f.imp_id.as_bytes());
         field(f.bid_id.as_bytes());
@@ -300,10 +300,8 @@ impl NoticeKey {
         field(f.exchange.as_bytes());
         field(&f.issued.to_le_bytes());
         field(&f.user.to_le_bytes());
-        let tag = mac.finalize().into_bytes();
-        let mut out = [0u8; SIG_BYTES];
-        out.copy_from_slice(&tag[..SIG_BYTES]);
-        out
+        mac.update(&buf[..len]);
+        mac
     }
 
     /// Verifies a notice's query string, as received for `kind` at `now` (Unix
@@ -377,6 +375,59 @@ impl NoticeKey {
 
 /// Seconds a notice may be dated ahead of the local clock.
 const CLOCK_SKEW_S: u64 = 60;
+
+/// Finishes a notice's MAC with its kind.
+fn sign_kind(mut mac: Hmac<Sha256>, kind: NoticeKind) -> [u8; SIG_BYTES] {
+    let label = kind.label().as_bytes();
+    mac.update(&(label.len() as u32).to_le_bytes());
+    mac.update(label);
+    let tag = mac.finalize().into_bytes();
+    let mut out = [0u8; SIG_BYTES];
+    out.copy_from_slice(&tag[..SIG_BYTES]);
+    out
+}
+
+/// A notice URL's signed query fields, `?a=` to `&u=` (the same for every kind).
+fn write_query(facts: &BidFacts<'_>, out: &mut Vec<u8>) {
+    let mut num = [0u8; 20];
+    let fields: [(&[u8], &[u8]); 5] = [
+        (b"?a=", facts.auction_id.as_bytes()),
+        (b"&i=", facts.imp_id.as_bytes()),
+        (b"&b=", facts.bid_id.as_bytes()),
+        (b"&c=", facts.campaign.as_bytes()),
+        (b"&r=", facts.creative.as_bytes()),
+    ];
+    for (key, value) in fields {
+        out.extend_from_slice(key);
+        percent_encode(value, out);
+    }
+    out.extend_from_slice(b"&p=");
+    out.extend_from_slice(fmt_u64(&mut num, facts.bid.0.max(0) as u64));
+    if !facts.currency.is_empty() {
+        out.extend_from_slice(b"&y=");
+        percent_encode(facts.currency.as_bytes(), out);
+    }
+    out.extend_from_slice(b"&x=");
+    percent_encode(facts.exchange.as_bytes(), out);
+    out.extend_from_slice(b"&t=");
+    out.extend_from_slice(fmt_u64(&mut num, facts.issued));
+    out.extend_from_slice(b"&u=");
+    out.extend_from_slice(fmt_u64(&mut num, facts.user));
+}
+
+/// A notice URL's signature and the exchange's macros.
+fn write_tail(kind: NoticeKind, sig: [u8; SIG_BYTES], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"&s=");
+    let mut b64 = [0u8; 24];
+    let n = URL_SAFE_NO_PAD
+        .encode_slice(sig, &mut b64)
+        .unwrap_or_default();
+    out.extend_from_slice(&b64[..n]);
+    out.extend_from_slice(b"&price=${AUCTION_PRICE}");
+    if kind == NoticeKind::Loss {
+        out.extend_from_slice(b"&loss=${AUCTION_LOSS}");
+    }
+}
 
 fn is_unfilled_macro(v: &str) -> bool {
     v.starts_with("${") || v.starts_with("%24%7B") || v.starts_with("%24{")
@@ -565,16 +616,19 @@ fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Percent-encodes everything but the unreserved bytes.
+/// Percent-encodes everything but the unreserved bytes (runs of those are copied
+/// whole: ids rarely need an escape).
 pub fn percent_encode(value: &[u8], out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in value {
-        if unreserved(b) {
-            out.push(b);
-        } else {
+    let mut from = 0;
+    for (i, &b) in value.iter().enumerate() {
+        if !unreserved(b) {
+            out.extend_from_slice(&value[from..i]);
             out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+            from = i + 1;
         }
     }
+    out.extend_from_slice(&value[from..]);
 }
 
 /// Decodes `%XX` escapes (and `+` as a space); `None` for a broken escape or bytes that
@@ -818,6 +872,27 @@ mod tests {
             .as_str()
             .unwrap()
             .ends_with("&loss=${AUCTION_LOSS}"));
+        // The three URLs share their query and the MAC of its fields, and each is the
+        // URL of its kind on its own, which verifies as that kind only.
+        for kind in NoticeKind::ALL {
+            let mut alone = Vec::new();
+            key().write_url(kind, &facts(), &mut alone);
+            let url = json[kind.member()].as_str().unwrap();
+            assert_eq!(url.as_bytes(), &alone[..]);
+            let q = url
+                .split_once('?')
+                .unwrap()
+                .1
+                .replace("${AUCTION_PRICE}", "1.5");
+            for other in NoticeKind::ALL {
+                let got = key().verify(other, &q, 1_000_010, 3600, |_| PriceFormat::Plain);
+                assert_eq!(
+                    got.is_ok(),
+                    other == kind,
+                    "{kind:?} URL as {other:?}: {got:?}"
+                );
+            }
+        }
         assert!(NoticeKey::new(b"", "https://x.example").is_none());
         assert!(NoticeKey::new(b"k", "ftp://x.example").is_none());
         assert!(NoticeKey::new(b"k", "https://x.example/\"").is_none());

@@ -131,6 +131,13 @@ impl ShardMoney {
         let m = ShardMoney::from_config(cfg, 0, 1, ShardEvents::off(0), vec![tx], to_control)?;
         let purses = Registry::default().purses(table);
         m.bind(table, &purses);
+        // Funded as if the bank had leased each budgeted campaign its whole budget.
+        for &(p, terms) in purses.iter() {
+            let l = terms.limits;
+            if let Some(amount) = [l.daily, l.total].into_iter().flatten().min() {
+                m.wallet.granted(p, amount);
+            }
+        }
         Ok(m)
     }
 
