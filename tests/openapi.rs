@@ -77,8 +77,16 @@ fn a_405_allows_exactly_the_documented_methods() {
         (server.admin, "/healthz", "GET"),
         (server.admin, "/metrics", "GET"),
         (server.admin, "/admin/campaigns", "GET, PUT"),
-        (server.admin, "/admin/campaigns/acme-shoes-300x250/pause", "POST"),
-        (server.admin, "/admin/campaigns/no-such-campaign/resume", "POST"),
+        (
+            server.admin,
+            "/admin/campaigns/acme-shoes-300x250/pause",
+            "POST",
+        ),
+        (
+            server.admin,
+            "/admin/campaigns/no-such-campaign/resume",
+            "POST",
+        ),
         (server.admin, "/admin/reload", "POST"),
     ];
     for (addr, path, allow) in cases {
