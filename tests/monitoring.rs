@@ -637,6 +637,16 @@ fn expect(server: &Server, notice: &str, status: u16, reason: &str) {
     assert_eq!(resp.text().trim_end(), reason, "{notice}");
 }
 
+/// A campaign's spend, in micros.
+fn spend(server: &Server, campaign: &str) -> f64 {
+    let series = format!("shardbid_campaign_spend_micros_total{{campaign=\"{campaign}\"}} ");
+    let page = server.admin().get("/metrics").text();
+    page.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -676,12 +686,19 @@ fn drive_money(server: &Server) {
     }
 
     // A bid on /openrtb2/bid, which charges on billing: charged, then a duplicate; the
-    // win notice only marks it; a loss after the charge is noted. Then every reason to
-    // refuse a notice that a bid's own URLs can show.
+    // win notice only marks it; a loss after the charge is noted. A notice that reaches
+    // another shard than the bid's is settled on that shard's next tick, so the loss
+    // waits until the charge shows. Then every reason to refuse a notice that a bid's
+    // own URLs can show.
     let bid = bid_on(&mut conn, "/openrtb2/bid", "spend", None);
     for _ in 0..2 {
         expect(server, &notice(&bid, "burl", "1.50"), 200, "");
         expect(server, &notice(&bid, "nurl", "1.50"), 200, "");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while spend(server, "spend") == 0.0 {
+        assert!(Instant::now() < deadline, "the charge did not show in 5 s");
+        std::thread::sleep(Duration::from_millis(10));
     }
     expect(server, &notice(&bid, "lurl", ""), 200, "");
     expect(
