@@ -71,9 +71,22 @@ fn a_405_allows_exactly_the_documented_methods() {
         (server.traffic, "/openrtb2/bid/example", "POST"),
         (server.traffic, "/healthz", "GET, HEAD"),
         (server.traffic, "/readyz", "GET, HEAD"),
+        (server.traffic, "/notice/win", "GET, POST"),
+        (server.traffic, "/notice/billing", "GET, POST"),
+        (server.traffic, "/notice/loss", "GET, POST"),
         (server.admin, "/healthz", "GET"),
         (server.admin, "/metrics", "GET"),
         (server.admin, "/admin/campaigns", "GET, PUT"),
+        (
+            server.admin,
+            "/admin/campaigns/acme-shoes-300x250/pause",
+            "POST",
+        ),
+        (
+            server.admin,
+            "/admin/campaigns/no-such-campaign/resume",
+            "POST",
+        ),
         (server.admin, "/admin/reload", "POST"),
     ];
     for (addr, path, allow) in cases {
