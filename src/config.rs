@@ -517,6 +517,30 @@ impl Config {
         }
     }
 
+    /// What is valid but almost certainly wrong in production, said at start (and by
+    /// `--check-config`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let ip = self.server.listen.ip();
+        if self.money.notice_key.expose() == DEVELOPMENT_NOTICE_KEY && !ip.is_loopback() {
+            out.push(format!(
+                "THE DEVELOPMENT NOTICE KEY SIGNS NOTICES ON A NON-LOOPBACK ADDRESS ({}): anyone \
+                 who has read config/shardbid.toml can forge win and billing notices. Set \
+                 money.notice_key or SHARDBID_NOTICE_KEY to a secret of your own.",
+                self.server.listen
+            ));
+        }
+        if self.money.notice_base_url.is_empty() && ip.is_unspecified() {
+            out.push(format!(
+                "money.notice_base_url is not set, so notice URLs name {}, which no exchange \
+                 can call: set it (or SHARDBID_NOTICE_BASE_URL) to the address exchanges reach \
+                 this server at, e.g. https://bid.example.com",
+                self.notice_base_url()
+            ));
+        }
+        out
+    }
+
     /// Shards to run: the configured count, or one per online CPU.
     pub fn shard_count(&self) -> usize {
         if self.server.shards > 0 {
@@ -570,6 +594,21 @@ mod tests {
         assert_eq!(cfg.money.notice_key.expose(), DEVELOPMENT_NOTICE_KEY);
         expected.money.notice_key = cfg.money.notice_key.clone();
         assert_eq!(cfg, expected);
+    }
+
+    #[test]
+    fn production_mistakes_are_warned_of() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/shardbid.toml");
+        let mut cfg = Config::from_file(&path).unwrap();
+        assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+        cfg.server.listen = "0.0.0.0:8080".parse().unwrap();
+        let w = cfg.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("DEVELOPMENT NOTICE KEY") && !w[0].contains(DEVELOPMENT_NOTICE_KEY));
+        assert!(w[1].contains("http://0.0.0.0:8080"), "{}", w[1]);
+        cfg.money.notice_key = Secret::new("a key of our own");
+        cfg.money.notice_base_url = "https://bid.example.com".into();
+        assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
     }
 
     #[test]

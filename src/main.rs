@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use shardbid::config::{Config, LogFormat, DEVELOPMENT_NOTICE_KEY};
+use shardbid::config::{Config, LogFormat};
 use shardbid::targeting::Table;
 use shardbid::{control, server, telemetry};
 
@@ -74,6 +74,9 @@ fn main() -> ExitCode {
         for id in &unlimited {
             eprintln!("warning: campaign {id}: no budget, so no limit on what it spends");
         }
+        for warning in cfg.warnings() {
+            eprintln!("warning: {warning}");
+        }
         println!(
             "{}: ok ({} campaigns, {} shards)",
             cli.config.display(),
@@ -90,17 +93,8 @@ fn main() -> ExitCode {
             "Campaigns without a budget: no limit on what they spend"
         );
     }
-    if cfg.money.notice_key.expose() == DEVELOPMENT_NOTICE_KEY
-        && !cfg.server.listen.ip().is_loopback()
-    {
-        for _ in 0..3 {
-            tracing::error!(
-                listen = %cfg.server.listen,
-                "THE DEVELOPMENT NOTICE KEY SIGNS NOTICES ON A NON-LOOPBACK ADDRESS: anyone who has \
-                 read config/shardbid.toml can forge win and billing notices. Set money.notice_key \
-                 or SHARDBID_NOTICE_KEY to a secret of your own."
-            );
-        }
+    for warning in cfg.warnings() {
+        tracing::error!("{warning}");
     }
     match server::run(cfg, table) {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,7 +10,8 @@
 //!
 //! Prices are CPM micros, as in OpenRTB; `charged_micros` is what the notice charged
 //! (one impression: the price over 1,000, so `price_micros / 1000`, exact to three
-//! decimals). A rejected notice has a `reason`.
+//! decimals). A rejected notice has a `reason` and says which `notice` it was (`win`,
+//! `billing` or `loss`).
 
 #![forbid(unsafe_code)]
 
@@ -84,6 +85,8 @@ pub struct Event<'a> {
     pub late: bool,
     /// Why a notice was refused.
     pub reason: &'a str,
+    /// Which notice a rejected event was (`win`, `billing`, `loss`).
+    pub notice: &'a str,
     /// The campaign's own tracker URL for this notice (its `nurl` or `burl` template,
     /// macros filled in), for its own reporting; empty for none.
     pub tracker: &'a str,
@@ -107,6 +110,7 @@ impl<'a> Event<'a> {
             charged_nanos: None,
             late: false,
             reason: "",
+            notice: "",
             tracker: "",
         }
     }
@@ -129,6 +133,7 @@ impl<'a> Event<'a> {
             self.exchange,
             self.reason,
             self.tracker,
+            self.notice,
         ] {
             let mut cut = s.len().min(u16::MAX as usize);
             while !s.is_char_boundary(cut) {
@@ -150,7 +155,7 @@ impl<'a> Event<'a> {
         let (price, rest) = take_i64(rest)?;
         let (charged, rest) = take_i64(rest)?;
         let (&late, mut rest) = rest.split_first()?;
-        let mut strs = [""; 8];
+        let mut strs = [""; 9];
         for s in &mut strs {
             let (len, r) = rest.split_first_chunk::<2>()?;
             let len = u16::from_le_bytes(*len) as usize;
@@ -172,6 +177,7 @@ impl<'a> Event<'a> {
                 exchange: strs[5],
                 reason: strs[6],
                 tracker: strs[7],
+                notice: strs[8],
                 bid_micros,
                 price_micros: some(price),
                 charged_nanos: some(charged),
@@ -220,6 +226,10 @@ impl<'a> Event<'a> {
         if !self.reason.is_empty() {
             out.extend_from_slice(b",\"reason\":");
             write_json_string(out, self.reason);
+        }
+        if !self.notice.is_empty() {
+            out.extend_from_slice(b",\"notice\":");
+            write_json_string(out, self.notice);
         }
         if !self.tracker.is_empty() {
             out.extend_from_slice(b",\"tracker\":");
@@ -325,11 +335,23 @@ mod tests {
         };
         let mut buf = Vec::new();
         e.encode(&mut buf);
-        Event::new(EventType::Rejected, 5, 0).encode(&mut buf);
+        let refused = Event {
+            reason: "above_bid",
+            notice: "win",
+            ..Event::new(EventType::Rejected, 5, 0)
+        };
+        refused.encode(&mut buf);
         let (back, rest) = Event::decode(&buf).unwrap();
         assert_eq!(back, e);
         let (second, rest) = Event::decode(rest).unwrap();
-        assert!(rest.is_empty() && second.kind == EventType::Rejected);
+        assert!(rest.is_empty() && second == refused);
+        let mut line = Vec::new();
+        second.write_json(&mut line);
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            (&v["reason"], &v["notice"]),
+            (&"above_bid".into(), &"win".into())
+        );
         let mut line = Vec::new();
         back.write_json(&mut line);
         assert_eq!(line.last(), Some(&b'\n'));

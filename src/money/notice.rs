@@ -331,7 +331,8 @@ impl NoticeKey {
             bid_id: need(&q.b)?,
             campaign: need(&q.c)?,
             creative: need(&q.r)?,
-            bid: Micros(number(&q.p)? as i64),
+            // Above i64's range it was never signed.
+            bid: Micros(i64::try_from(number(&q.p)?).map_err(|_| Rejection::Forged)?),
             currency: text(&q.y).unwrap_or_default(),
             exchange: text(&q.x).unwrap_or_default(),
             issued: number(&q.t)?,
@@ -356,7 +357,9 @@ impl NoticeKey {
             None | Some("") => return Err(Rejection::BadPrice),
             Some(p) => Some(read_price(p, &price_format(&facts.exchange))?),
         };
-        if price.is_some_and(|p| p > facts.bid) {
+        // A loss's price is the winner's (or the clearing price), above our bid as a
+        // rule: only what we are charged is held to the bid.
+        if kind != NoticeKind::Loss && price.is_some_and(|p| p > facts.bid) {
             return Err(Rejection::AbovePrice);
         }
         let loss_reason = q
@@ -793,6 +796,13 @@ mod tests {
             "dated in the future"
         );
         assert!(at("1", 1_003_600).is_ok());
+        // A loss carries the winner's price, above ours as a rule: it is not refused.
+        let loss = verify(
+            NoticeKind::Loss,
+            &query(NoticeKind::Loss, &facts(), "3.1"),
+            1_000_000,
+        );
+        assert_eq!(loss.unwrap().price, Some(Micros(3_100_000)));
     }
 
     #[test]

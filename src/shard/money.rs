@@ -253,7 +253,7 @@ impl ShardMoney {
             Ok(v) => v,
             Err(rejection) => {
                 metrics.notice_rejected(rejection);
-                self.log_rejection(query, rejection, now_ms);
+                self.log_rejection(kind, query, rejection, now_ms);
                 return Err(NoticeError::Rejected(rejection));
             }
         };
@@ -283,11 +283,28 @@ impl ShardMoney {
             .price
             .map(|p| to_usd(p, &f.currency, table))
             .unwrap_or(Micros::ZERO);
+        let kind = match n.notice.kind {
+            NoticeKind::Win => EventType::Win,
+            NoticeKind::Billing => EventType::Billing,
+            NoticeKind::Loss => EventType::Loss,
+        };
+        let event = Event {
+            auction_id: &f.auction_id,
+            imp_id: &f.imp_id,
+            bid_id: &f.bid_id,
+            campaign: &f.campaign,
+            creative: &f.creative,
+            exchange: &f.exchange,
+            bid_micros: f.bid.0,
+            price_micros: n.notice.price.map(|p| p.0),
+            ..Event::new(kind, now_ms, self.shard as u16)
+        };
         let Some(purse) = purse else {
-            // A campaign this process never loaded (removed before a restart): its
-            // spend is logged but has no budget to count against.
+            // A campaign this process does not know (removed before a restart): the
+            // notice is logged, charging nothing, as there is no budget to charge.
             warn!(campaign = %f.campaign, "Notice for an unknown campaign");
             metrics.notice_settled(n.notice.kind, Settled::Noted);
+            self.events.push(&event);
             return;
         };
         let s = Settlement {
@@ -320,11 +337,6 @@ impl ShardMoney {
             Settled::Charged { price, late } => (Some(price.0), late),
             _ => (None, false),
         };
-        let kind = match n.notice.kind {
-            NoticeKind::Win => EventType::Win,
-            NoticeKind::Billing => EventType::Billing,
-            NoticeKind::Loss => EventType::Loss,
-        };
         let tracker = match n.notice.kind {
             NoticeKind::Loss => String::new(),
             k => {
@@ -335,18 +347,10 @@ impl ShardMoney {
             }
         };
         self.events.push(&Event {
-            auction_id: &f.auction_id,
-            imp_id: &f.imp_id,
-            bid_id: &f.bid_id,
-            campaign: &f.campaign,
-            creative: &f.creative,
-            exchange: &f.exchange,
-            bid_micros: f.bid.0,
-            price_micros: n.notice.price.map(|p| p.0),
             charged_nanos: charged,
             late,
             tracker: &tracker,
-            ..Event::new(kind, now_ms, self.shard as u16)
+            ..event
         });
     }
 
@@ -367,7 +371,7 @@ impl ShardMoney {
         self.caps.borrow_mut().count(user, purse, cap, at);
     }
 
-    fn log_rejection(&self, query: &str, why: Rejection, now_ms: i64) {
+    fn log_rejection(&self, kind: NoticeKind, query: &str, why: Rejection, now_ms: i64) {
         // What the refused notice claims, unverified, for whoever investigates.
         let field = |k: &str| {
             query
@@ -385,6 +389,7 @@ impl ShardMoney {
             exchange: field("x"),
             bid_micros: field("p").parse().unwrap_or(0),
             reason: why.label(),
+            notice: kind.label(),
             ..Event::new(EventType::Rejected, now_ms, self.shard as u16)
         });
     }
