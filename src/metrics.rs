@@ -507,7 +507,7 @@ pub fn render_money(shards: &[&ShardMetrics], campaigns: &[CampaignFigures], out
         (
             "shardbid_campaign_spend_micros_total",
             "counter",
-            "Spend charged, in micros (1,000,000 = 1 USD), counted once, when charged.",
+            "Spend charged since the process started, in micros (1,000,000 = 1 USD), counted once, when charged.",
             |c| Some(c.spend_micros),
         ),
         (

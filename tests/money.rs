@@ -545,6 +545,8 @@ fn spend_survives_a_restart() {
     let live =
         |s: &Server| s.admin().get("/admin/campaigns").json()["live"]["campaigns"]["c"].clone();
     eventually("restored spend", || live(&second)["spend_micros"] == 1750);
+    // The counter counts this process's charges: a restart reads as a reset, not a spike.
+    assert_eq!(metric_f64(&second, SPEND), 0.0);
     assert_eq!(call(&second, &billing), 200);
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(

@@ -229,7 +229,9 @@ pub fn figures(snapshot: &Snapshot) -> Vec<CampaignFigures> {
             let (total, daily) = b.remaining();
             CampaignFigures {
                 id: id.clone(),
-                spend_micros: micros(b.spent_total),
+                // Since this process started, so that a restart reads as a counter
+                // reset from 0 (the restored total is in the remaining budget).
+                spend_micros: micros(b.stats.spent),
                 reserved_micros: micros(b.reserved),
                 remaining_total_micros: total.map(micros),
                 remaining_daily_micros: daily.map(micros),
