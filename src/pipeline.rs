@@ -196,10 +196,14 @@ pub fn process(
     if let Err(e) = scratch.decoder.decode_into(body, &mut req) {
         return Answer::Bad(e);
     }
+    // The user's keyed hash, for caps and the notices (0: no user key).
+    let user = match (money.as_deref(), req.user_key()) {
+        (Some(m), Some(k)) => m.users.hash(k),
+        _ => 0,
+    };
     let ran = match money.as_deref() {
         None => auction::run(table, &req, ctx, &mut (), &mut scratch.bids),
         Some(m) => {
-            let user = req.user_key().map_or(0, |k| m.users.hash(k));
             let exchange = m.exchange.map_or(0, |e| e as u16 + 1);
             let mut gate = WalletGate {
                 money: m,
@@ -223,7 +227,7 @@ pub fn process(
     match money.as_deref() {
         None => auction::encode(&req, table, bids, cur, out),
         Some(m) => {
-            write_notes(&req, table, bids, cur, m, notes, spans);
+            write_notes(&req, table, bids, cur, m, user, notes, spans);
             auction::encode_with(&req, table, bids, cur, notes, spans, out);
         }
     }
@@ -274,18 +278,19 @@ fn bid_strings<'r>(req: &'r BidRequest<'_>, table: &'r Table, b: &Bid) -> BidStr
 }
 
 /// Writes each bid's id and its signed nurl, burl and lurl into `notes`.
+#[allow(clippy::too_many_arguments)]
 fn write_notes(
     req: &BidRequest<'_>,
     table: &Table,
     bids: &[Bid],
     cur: &str,
     m: &Money<'_>,
+    user: u64,
     notes: &mut Vec<u8>,
     spans: &mut Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
 ) {
     notes.clear();
     spans.clear();
-    let user = req.user_key().map_or(0, |k| m.users.hash(k));
     for b in bids {
         let mut idbuf = [0u8; 48];
         let bid_id = b.key.map_or("", |k| k.fmt_into(&mut idbuf));

@@ -4,9 +4,9 @@
 //! A notice URL carries what settling the bid needs: the auction, imp and bid ids, the
 //! campaign and creative, the bid price in micros (and its currency when not USD), the
 //! exchange, when the bid was made, and the user for frequency caps (a keyed hash, never
-//! the id itself). All of it is signed with HMAC-SHA256 under `money.notice_key`, the
-//! notice's kind included, so a notice cannot be made up, altered, or turned from a win
-//! into a billing notice. The exchange fills in the clearing price (`${AUCTION_PRICE}`)
+//! the id itself). All of it is signed with HMAC-SHA256 under `money.notice_key`, and
+//! each kind of notice carries its own part of the MAC, so a notice cannot be made up,
+//! altered, or turned from a win into a billing notice. The exchange fills in the clearing price (`${AUCTION_PRICE}`)
 //! and for a loss its reason (`${AUCTION_LOSS}`); those are not signed, and are checked
 //! instead: a price that is not a number, negative, or above the bid is refused.
 //!
@@ -16,7 +16,11 @@
 //! ```
 //!
 //! Query values are percent-encoded; `y=CUR` follows `p` for a bid not priced in USD.
-//! The signature is the first 16 bytes of the MAC, in unpadded web-safe base64.
+//! The signature is the notice kind's 10 bytes of the 32-byte MAC (win: bytes 0-9,
+//! billing: 10-19, loss: 20-29), in unpadded web-safe base64. The three parts of one
+//! pseudo-random output are independent: a bid's win URL tells nothing of its billing
+//! URL's signature, and guessing one takes 2^80 tries on average, each a request. One
+//! MAC per bid signs all three URLs.
 
 use std::borrow::Cow;
 
@@ -212,8 +216,8 @@ impl std::fmt::Debug for NoticeKey {
     }
 }
 
-/// Bytes of the MAC a URL carries.
-const SIG_BYTES: usize = 16;
+/// Bytes of the MAC a URL carries: its kind's part of the 32.
+const SIG_BYTES: usize = 10;
 
 impl NoticeKey {
     /// A key for notices under `base_url` (`https://bid.example.com`, no trailing
@@ -230,9 +234,9 @@ impl NoticeKey {
     }
 
     /// Writes `,"nurl":"..","burl":"..","lurl":".."` for a bid into `out`. The three
-    /// URLs share their query and the MAC of its fields: both are computed once.
+    /// URLs share their query and their MAC: both are computed once.
     pub fn write_urls(&self, facts: &BidFacts<'_>, out: &mut Vec<u8>) {
-        let fields = self.fields_mac(facts);
+        let mac = self.mac_of(facts);
         let mut query: Option<std::ops::Range<usize>> = None;
         for kind in NoticeKind::ALL {
             out.extend_from_slice(b",\"");
@@ -248,7 +252,7 @@ impl NoticeKey {
                     query = Some(from..out.len());
                 }
             }
-            write_tail(kind, sign_kind(fields.clone(), kind), out);
+            write_tail(kind, part(&mac, kind), out);
             out.push(b'"');
         }
     }
@@ -258,18 +262,17 @@ impl NoticeKey {
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(kind.label().as_bytes());
         write_query(facts, out);
-        write_tail(kind, self.sign(kind, facts), out);
+        write_tail(kind, part(&self.mac_of(facts), kind), out);
     }
 
-    /// The signature of a notice: the MAC over every signed field and then its kind,
-    /// each length-prefixed so that no two different notices sign the same bytes.
-    fn sign(&self, kind: NoticeKind, f: &BidFacts<'_>) -> [u8; SIG_BYTES] {
-        sign_kind(self.fields_mac(f), kind)
+    /// The MAC of a bid's signed fields (each length-prefixed, so that no two
+    /// different bids sign the same bytes).
+    fn mac_of(&self, f: &BidFacts<'_>) -> [u8; 32] {
+        self.fields_mac(f).finalize().into_bytes().into()
     }
 
-    /// The MAC with a bid's signed fields fed in: what its three notices share. The
-    /// fields go in through a stack buffer: one `update` for a typical bid instead of
-    /// twenty small ones.
+    /// The MAC with a bid's signed fields fed in. The fields go in through a stack
+    /// buffer: one `update` for a typical bid instead of twenty small ones.
     fn fields_mac(&self, f: &BidFacts<'_>) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
         let mut buf = [0u8; 256];
@@ -344,7 +347,7 @@ impl NoticeKey {
             Ok(SIG_BYTES) => {}
             _ => return Err(Rejection::Forged),
         }
-        let expected = self.sign(kind, &facts.borrow());
+        let expected = part(&self.mac_of(&facts.borrow()), kind);
         if !constant_time_eq(&expected, &given[..SIG_BYTES]) {
             return Err(Rejection::Forged);
         }
@@ -379,14 +382,11 @@ impl NoticeKey {
 /// Seconds a notice may be dated ahead of the local clock.
 const CLOCK_SKEW_S: u64 = 60;
 
-/// Finishes a notice's MAC with its kind.
-fn sign_kind(mut mac: Hmac<Sha256>, kind: NoticeKind) -> [u8; SIG_BYTES] {
-    let label = kind.label().as_bytes();
-    mac.update(&(label.len() as u32).to_le_bytes());
-    mac.update(label);
-    let tag = mac.finalize().into_bytes();
+/// A notice kind's part of its bid's MAC.
+fn part(mac: &[u8; 32], kind: NoticeKind) -> [u8; SIG_BYTES] {
+    let at = kind as usize * SIG_BYTES;
     let mut out = [0u8; SIG_BYTES];
-    out.copy_from_slice(&tag[..SIG_BYTES]);
+    out.copy_from_slice(&mac[at..at + SIG_BYTES]);
     out
 }
 
