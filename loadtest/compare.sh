@@ -20,7 +20,8 @@ Settings (environment):
                floor    = shardbid-floor, port 18083
                shardbid = shardbid --config config/shardbid.toml, port 18081 (admin 19101), the
                           sample campaigns with their budgets raised 100,000-fold so that no
-                          run spends them (wrk sends no notices)
+                          run spends them, and reservations expiring after 10 s (wrk sends
+                          no notices)
                floor-pgo, shardbid-pgo = the same from PGO_DIR (ports 18084, 18085; admin
                           19102): the profile-guided builds of `bash loadtest/pgo-build.sh`
                floor-base, shardbid-base = the same from BASE_DIR (ports 18086, 18087;
@@ -244,16 +245,27 @@ for c in doc["campaigns"]:
         c.pop(k, None)
 json.dump(doc, open(sys.argv[3], "w"))
 PY
+    # wrk sends no notices, so every bid's reservation would stand for the sample's
+    # 300 s win timeout: at tens of thousands of bids a second that fills a shard's
+    # ledger (money.reservations_per_shard) and stops the bids. 10 s keeps it well
+    # inside.
+    mkdir -p "$WORK/config"
+    sed 's/^win_timeout_ms = .*/win_timeout_ms = 10000/' config/shardbid.toml >"$WORK/config/shardbid.toml"
+    grep -q '^win_timeout_ms = 10000$' "$WORK/config/shardbid.toml" \
+        || { echo "compare.sh: config/shardbid.toml has no win_timeout_ms line to set" >&2; return 1; }
 }
 
 PGO_HINT="run bash loadtest/pgo-build.sh first"
 start_floor() { run_floor floor "$TARGET_DIR/release/shardbid-floor"; }
 start_shardbid() {
     bench_campaigns || { FAILED[shardbid]="cannot write the benchmark campaigns (python3)"; return 1; }
-    run_shardbid shardbid "$TARGET_DIR/release/shardbid" 19101 "" "$WORK/money-campaigns.json"
+    run_shardbid shardbid "$TARGET_DIR/release/shardbid" 19101 "" "$WORK/money-campaigns.json" "$WORK/config"
 }
 start_floor-pgo() { run_floor floor-pgo "$PGO_DIR/release/shardbid-floor" "$PGO_HINT"; }
-start_shardbid-pgo() { run_shardbid shardbid-pgo "$PGO_DIR/release/shardbid" 19102 "$PGO_HINT"; }
+start_shardbid-pgo() {
+    bench_campaigns || { FAILED[shardbid-pgo]="cannot write the benchmark campaigns (python3)"; return 1; }
+    run_shardbid shardbid-pgo "$PGO_DIR/release/shardbid" 19102 "$PGO_HINT" "$WORK/money-campaigns.json" "$WORK/config"
+}
 BASE_HINT="copy an earlier build's binaries to BASE_DIR/release"
 start_floor-base() { run_floor floor-base "$BASE_DIR/release/shardbid-floor" "$BASE_HINT"; }
 # An earlier build runs with its own configuration when BASE_DIR/config has one (the
@@ -270,7 +282,7 @@ start_shardbid-base2() {
 }
 start_shardbid-plain() {
     bench_campaigns || { FAILED[shardbid-plain]="cannot write the campaigns without money terms (python3)"; return 1; }
-    run_shardbid shardbid-plain "$TARGET_DIR/release/shardbid" 19104 "" "$WORK/plain-campaigns.json"
+    run_shardbid shardbid-plain "$TARGET_DIR/release/shardbid" 19104 "" "$WORK/plain-campaigns.json" "$WORK/config"
 }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -307,6 +307,10 @@ impl Wallet {
             }
         }
         if terms.limits.is_limited() && purse.avail.get() < cost.0 {
+            // Demand the lease could not meet still counts towards the spend rate that
+            // sizes the next lease: a shard whose traffic jumps gets a lease that fits
+            // the new rate at once, not one grown from what the last lease allowed.
+            purse.window.set(purse.window.get() + cost.0);
             return Err(Hold::Budget);
         }
         if terms.pacing == Pacing::Even && self.draw() > purse.pace.get() {
