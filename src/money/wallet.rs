@@ -207,7 +207,7 @@ impl WalletSettings {
 /// A lease covers this many seconds of a shard's spend rate ...
 const LEASE_SECONDS: i64 = 2;
 /// ... and at least this many of the campaign's most expensive bids.
-const LEASE_MIN_BIDS: i64 = 64;
+const LEASE_MIN_BIDS: i64 = 1024;
 /// Ticks per second (the shard's housekeeping tick, 10 ms).
 const TICKS_PER_SECOND: i64 = 100;
 
