@@ -140,6 +140,9 @@ pub struct ServerConfig {
     /// Even out connections across shards: a shard serving two or more connections
     /// above the least-loaded one hands a newly accepted connection to it.
     pub balance_connections: bool,
+    /// Open traffic connections per shard; a connection over it is closed at once,
+    /// unread. 0: as many as the open-files limit leaves room for (at most 32,768).
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -156,6 +159,12 @@ pub struct HttpConfig {
     pub keep_alive_timeout_ms: Duration,
     /// Set TCP_NODELAY on accepted connections.
     pub tcp_nodelay: bool,
+    /// Largest request head (request line and headers), in bytes; larger gets 431.
+    pub max_head_bytes: usize,
+    /// Most headers in a request; more gets 431.
+    pub max_headers: usize,
+    /// Most imps in a bid request; more gets 400.
+    pub max_imps: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -242,6 +251,7 @@ impl Default for ServerConfig {
             io_memory: 2 << 20,
             ring_depth: 128,
             balance_connections: true,
+            max_connections: 0,
         }
     }
 }
@@ -253,6 +263,9 @@ impl Default for HttpConfig {
             header_read_timeout_ms: Duration::from_secs(10),
             keep_alive_timeout_ms: Duration::from_secs(150),
             tcp_nodelay: true,
+            max_head_bytes: 16 * 1024,
+            max_headers: 100,
+            max_imps: 50,
         }
     }
 }
@@ -403,6 +416,15 @@ impl Config {
         }
         if self.http.max_body_bytes < 1024 {
             errors.push("http.max_body_bytes: must be at least 1024".into());
+        }
+        if self.http.max_head_bytes < 8192 {
+            errors.push("http.max_head_bytes: must be at least 8192".into());
+        }
+        if !(1..=10_000).contains(&self.http.max_headers) {
+            errors.push("http.max_headers: must be 1-10000".into());
+        }
+        if !(1..=10_000).contains(&self.http.max_imps) {
+            errors.push("http.max_imps: must be 1-10000".into());
         }
         if self.http.header_read_timeout_ms.is_zero() {
             errors.push("http.header_read_timeout_ms: must be positive".into());

@@ -140,6 +140,36 @@ pub struct ShardMetrics {
     reservations_refused: Counter,
     cap_entries: Gauge,
     cap_evictions: Counter,
+    /// What ended or kept out this shard's connections (see [`ConnCounts`]).
+    conn: [Counter; 6],
+}
+
+/// A shard's connection counts, published on its housekeeping tick.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnCounts {
+    /// Closed by each timeout: the request one (answered 408), idle keep-alive, and a
+    /// client that took no bytes of a response.
+    pub request_timeouts: u64,
+    pub idle_timeouts: u64,
+    pub send_timeouts: u64,
+    /// Closed unread over `server.max_connections`.
+    pub refused: u64,
+    /// Failed accepts: out of descriptors (EMFILE/ENFILE), anything else.
+    pub accept_no_descriptors: u64,
+    pub accept_other: u64,
+}
+
+impl ConnCounts {
+    fn array(&self) -> [u64; 6] {
+        [
+            self.request_timeouts,
+            self.idle_timeouts,
+            self.send_timeouts,
+            self.refused,
+            self.accept_no_descriptors,
+            self.accept_other,
+        ]
+    }
 }
 
 /// A shard's money side's own counts, published on its housekeeping tick.
@@ -195,6 +225,7 @@ impl ShardMetrics {
             reservations_refused: Counter::default(),
             cap_entries: Gauge::default(),
             cap_evictions: Counter::default(),
+            conn: Default::default(),
         }
     }
 
@@ -211,6 +242,13 @@ impl ShardMetrics {
     }
 
     /// Publishes the money side's own counts (the housekeeping tick).
+    /// Takes the shard's connection counts (its housekeeping tick).
+    pub fn publish_conns(&self, c: &ConnCounts) {
+        for (counter, v) in self.conn.iter().zip(c.array()) {
+            counter.set(v);
+        }
+    }
+
     pub fn publish_money(&self, c: &MoneyCounts) {
         for (counter, n) in self.events.iter().zip(c.events_accepted) {
             counter.set(n);
@@ -371,6 +409,40 @@ pub fn render(shards: &[&ShardMetrics], exchanges: &[String], out: &mut String) 
         "Responses the client's socket did not take in full at once (a slow reader); the rest followed as the socket drained.",
         |s| s.sends_stalled.get(),
     );
+    header(
+        out,
+        "shardbid_connections_timed_out_total",
+        "counter",
+        "Traffic connections closed by a timeout: request (a new connection's first request, or a started one, not in full within http.header_read_timeout_ms; answered 408), idle (keep-alive), send (the client took none of a response for its timeout).",
+    );
+    for (i, t) in ["request", "idle", "send"].iter().enumerate() {
+        let v = sum(&|s| s.conn[i].get());
+        let _ = writeln!(
+            out,
+            "shardbid_connections_timed_out_total{{timeout=\"{t}\"}} {v}"
+        );
+    }
+    header(
+        out,
+        "shardbid_connections_refused_total",
+        "counter",
+        "Traffic connections closed unread because their shard had server.max_connections open.",
+    );
+    let _ = writeln!(
+        out,
+        "shardbid_connections_refused_total {}",
+        sum(&|s| s.conn[3].get())
+    );
+    header(
+        out,
+        "shardbid_accept_errors_total",
+        "counter",
+        "Failed accepts on the traffic listener: no_descriptors (EMFILE/ENFILE: the open-files limit), other.",
+    );
+    for (i, cause) in ["no_descriptors", "other"].iter().enumerate() {
+        let v = sum(&|s| s.conn[4 + i].get());
+        let _ = writeln!(out, "shardbid_accept_errors_total{{cause=\"{cause}\"}} {v}");
+    }
     per_shard(
         out,
         shards,

@@ -79,6 +79,14 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// Scratch space around a decoder set up by the caller (its imp limit).
+    pub fn with_decoder(decoder: Decoder) -> Scratch {
+        Scratch {
+            decoder,
+            ..Scratch::default()
+        }
+    }
+
     /// Hands the encoded response in `out` over as a body without copying it: `out`
     /// continues with a spare buffer, and the body's buffer becomes a spare again once
     /// the HTTP layer has written and dropped it. Steady state allocates nothing, and

@@ -22,7 +22,7 @@ use crate::events::{self, writer::EventLog};
 use crate::http::{admin, traffic};
 use crate::metrics::ShardMetrics;
 use crate::money::day::DayClock;
-use crate::net::{self, ConnLimits};
+use crate::net;
 use crate::shard::balance::Balancer;
 use crate::shard::money::{ControlMsg, ShardMoney};
 use crate::shard::{self as shard_mod, Global, Shard, ShardMsg, ShardSettings};
@@ -56,7 +56,24 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
         health: Arc::new(crate::notify::Health::new(shard_count)), // systemd watchdog
         ..Global::default()
     });
-    let shard_settings = ShardSettings::from_config(&cfg);
+    let mut shard_settings = ShardSettings::from_config(&cfg);
+    let nofile = raise_nofile();
+    let (per_shard, lowered) =
+        connections_per_shard(nofile, shard_count, cfg.server.max_connections);
+    if lowered {
+        warn!(
+            configured = cfg.server.max_connections,
+            open_files = nofile,
+            max_connections = per_shard,
+            "server.max_connections lowered to what the open-files limit leaves room for"
+        );
+    }
+    info!(
+        open_files = nofile,
+        max_connections = per_shard,
+        "Connections per shard"
+    );
+    shard_settings.max_connections = per_shard;
     let cpus = online_cpus();
     let mut senders = Vec::new();
     let mut metrics = Vec::new();
@@ -199,11 +216,7 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
         let (stop, signal, global) = (stop.clone(), signal.clone(), global.clone());
         let (senders, metrics, file) =
             (senders.clone(), metrics.clone(), cfg.campaigns.file.clone());
-        let limits = ConnLimits {
-            keep_alive: cfg.http.keep_alive_timeout_ms,
-            header_read: cfg.http.header_read_timeout_ms,
-            nodelay: true,
-        };
+        let limits = shard_mod::conn_limits(&cfg);
         let drain_delay = cfg.server.drain_delay_ms;
         LocalExecutorBuilder::new(Placement::Unbound)
             .name("sb-control")
@@ -249,6 +262,12 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
     };
     match bound_rx.recv() {
         Ok(Ok(addr)) => {
+            // Ready means serving: every shard's accept loop runs (the listeners are
+            // bound already, so connections made meanwhile wait in their queues).
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !global.is_ready() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             info!(traffic = %listen, admin = %addr, shards = shard_count, "Listening");
             let status = format!(
                 "Serving {listen} on {shard_count} shards; campaigns v{} ({} campaigns)",
@@ -373,6 +392,49 @@ fn memlock() -> (u64, u64) {
 /// Raises the soft locked-memory limit towards the hard limit when the estimate needs
 /// it, and warns when even the hard limit is below it (io_uring may still work: recent
 /// kernels account its rings to the memory cgroup instead).
+/// Descriptors kept for everything but traffic connections: the admin listener and
+/// its connections, the event log, campaign files, io_uring, the inboxes.
+const RESERVED_DESCRIPTORS: u64 = 1024;
+
+/// The most traffic connections one shard serves when none is configured.
+const AUTO_MAX_CONNECTIONS: usize = 32_768;
+
+/// Traffic connections per shard given `nofile` descriptors: the configured number (0:
+/// the automatic one), lowered to what the limit leaves room for (then `true`).
+fn connections_per_shard(nofile: u64, shards: usize, configured: usize) -> (usize, bool) {
+    let room = nofile.saturating_sub(RESERVED_DESCRIPTORS) / shards.max(1) as u64;
+    let room = (room as usize).max(1);
+    match configured {
+        0 => (room.min(AUTO_MAX_CONNECTIONS), false),
+        n if n > room => (room, true),
+        n => (n, false),
+    }
+}
+
+/// Raises the open-files limit to its hard limit; returns the limit now in force.
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on 64-bit Linux only
+fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we own; soft raised to the hard limit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return raised.rlim_cur as u64;
+        }
+    }
+    lim.rlim_cur as u64
+}
+
 fn raise_memlock(needed: usize) {
     let (soft, hard) = memlock();
     let needed = needed as u64;
@@ -417,5 +479,22 @@ fn online_cpus() -> Vec<usize> {
             cpus
         }
         Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_fit_the_open_files_limit() {
+        // Automatic: what the limit leaves after the reserve, at most 32,768.
+        assert_eq!(connections_per_shard(20_000, 2, 0), (9_488, false));
+        assert_eq!(connections_per_shard(1 << 20, 4, 0), (32_768, false));
+        // Configured within the room: as configured; above it: lowered, and said.
+        assert_eq!(connections_per_shard(20_000, 2, 5_000), (5_000, false));
+        assert_eq!(connections_per_shard(20_000, 2, 50_000), (9_488, true));
+        // A limit below the reserve still leaves each shard one connection.
+        assert_eq!(connections_per_shard(512, 2, 0), (1, false));
     }
 }

@@ -14,7 +14,7 @@ use hyper::service::service_fn;
 use shardbid::config::Config;
 use shardbid::http::router;
 use shardbid::metrics::ShardMetrics;
-use shardbid::net::http1_builder;
+use shardbid::net::{http1_builder, ConnLimits};
 use shardbid::shard::money::ShardMoney;
 use shardbid::shard::{Global, Shard, ShardSettings};
 
@@ -141,8 +141,9 @@ pub fn serve(shard: &Rc<Shard>, request: &[u8], n: u64) -> Statuses {
         let shard = shard.clone();
         async move { Ok::<_, std::convert::Infallible>(router::route(&shard, req).await) }
     });
-    let served =
-        futures_lite::future::block_on(http1_builder().serve_connection(&mut wire, service));
+    let served = futures_lite::future::block_on(
+        http1_builder(&ConnLimits::default()).serve_connection(&mut wire, service),
+    );
     served.expect("connection served");
     wire.statuses
 }

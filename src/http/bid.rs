@@ -6,7 +6,7 @@
 //! |---|---|
 //! | 200 + BidResponse | at least one imp got a bid |
 //! | 204, empty | no bid (reason counted in `shardbid_nobid_total`), or the deadline passed |
-//! | 400 + reason | the body is not JSON, or not a valid bid request |
+//! | 400 + reason | the body is not JSON, or not a valid bid request; the reason names the field (`imp[0].banner.w: invalid type: ...`) or the byte of a JSON error |
 //! | 413 | the body is larger than `http.max_body_bytes` |
 //! | 415 | a `Content-Type` that is not JSON (see `is_json`), or a `Content-Encoding` |
 //!
@@ -64,6 +64,10 @@ pub async fn handle(
         (Reply::Bid, Some(out)) => {
             headers.insert(CONTENT_TYPE, JSON);
             out
+        }
+        (Reply::Refused(_), Some(why)) => {
+            headers.insert(CONTENT_TYPE, TEXT);
+            why
         }
         _ if reply.text().is_empty() => Chunk::Bytes(Bytes::new()),
         _ => {
@@ -204,7 +208,16 @@ fn bid(
         elapsed < settings.budget(tmax, exchange)
     });
     let reply = Reply::from(answer);
-    let out = (reply == Reply::Bid).then(|| Chunk::Out(scratch.take_out()));
+    let out = match answer {
+        pipeline::Answer::Bid => Some(Chunk::Out(scratch.take_out())),
+        // Only a refused request pays for saying where it went wrong.
+        pipeline::Answer::Bad(e) => {
+            let mut why = scratch.decoder.explain(e, body);
+            why.push('\n');
+            Some(Chunk::Bytes(Bytes::from(why)))
+        }
+        _ => None,
+    };
     (reply, out)
 }
 

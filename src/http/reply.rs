@@ -39,7 +39,8 @@ pub enum Reply {
 pub enum Refusal {
     /// The body is not JSON, or a field has the wrong type.
     Malformed,
-    /// JSON, but not a bid request: no `id`, no `imp`, or an `imp` without `id`.
+    /// JSON, but not a bid request: no `id`, no `imp`, an `imp` without `id`, two imps
+    /// with one id, or more imps than `http.max_imps`.
     NotABidRequest,
     /// The body could not be read (a broken chunked encoding).
     UnreadableBody,
@@ -119,8 +120,8 @@ impl From<Answer> for Reply {
             Answer::Bid => Reply::Bid,
             Answer::NoBid(reason) => Reply::NoBid(reason),
             Answer::Late => Reply::Late,
-            Answer::Bad(DecodeError::Syntax) => Reply::Refused(Refusal::Malformed),
-            Answer::Bad(DecodeError::Invalid) => Reply::Refused(Refusal::NotABidRequest),
+            Answer::Bad(DecodeError::Syntax { .. }) => Reply::Refused(Refusal::Malformed),
+            Answer::Bad(DecodeError::Invalid(_)) => Reply::Refused(Refusal::NotABidRequest),
         }
     }
 }

@@ -12,9 +12,12 @@ use hyper::service::service_fn;
 use tracing::{debug, info, warn};
 
 use super::router;
-use crate::net::{self, ConnLimits};
+use crate::net::{self, conns::ConnStats};
 use crate::shard::balance::{self, Balancer, Inbox};
 use crate::shard::Shard;
+
+/// A failing accept is logged at most this often (the failures are counted).
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Accepts connections until the shard drains, then waits (up to `drain_timeout`) for
 /// open connections to finish. Every shard binds the same address: glommio sets
@@ -44,8 +47,16 @@ pub async fn serve(
     })
     .detach();
 
+    let stats = shard.conns.stats().clone();
     let accepted = |stream: TcpStream| {
         let to = balancer.place(shard.id);
+        if balancer.load(to) > shard.settings.max_connections {
+            // Full: closed unread, while the open connections go on being served.
+            balancer.closed(to);
+            ConnStats::count(&stats.refused);
+            drop(stream);
+            return;
+        }
         let stream = if to == shard.id {
             stream
         } else {
@@ -62,9 +73,20 @@ pub async fn serve(
         };
         glommio::spawn_local(connection(shard.clone(), stream, balancer.clone())).detach();
     };
+    let mut warned: Option<Instant> = None;
     let failed = |e: std::io::Error| {
-        // Out of file descriptors or memory: the loop backs off instead of spinning.
-        warn!(shard = shard.id, error = %e, "Accept failed");
+        // Out of file descriptors or memory: the loop backs off instead of spinning,
+        // and says so at most every ACCEPT_WARN_EVERY, not once per failure.
+        let cell = match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE) => &stats.accept_no_descriptors,
+            _ => &stats.accept_other,
+        };
+        ConnStats::count(cell);
+        if warned.is_none_or(|at| at.elapsed() >= ACCEPT_WARN_EVERY) {
+            warned = Some(Instant::now());
+            let failed = stats.accept_no_descriptors.get() + stats.accept_other.get();
+            warn!(shard = shard.id, error = %e, failed, "Accept failing; backing off");
+        }
         true
     };
     net::accept_tcp(&listener, &shard.conns, accepted, failed).await;
@@ -88,12 +110,7 @@ async fn connection(shard: Rc<Shard>, stream: TcpStream, balancer: Arc<Balancer>
         let shard = svc_shard.clone();
         async move { Ok::<_, Infallible>(router::route(&shard, req).await) }
     });
-    let s = &shard.settings;
-    let limits = ConnLimits {
-        keep_alive: s.keep_alive_timeout,
-        header_read: s.header_read_timeout,
-        nodelay: s.tcp_nodelay,
-    };
+    let limits = shard.settings.conn;
     if let Err(e) = net::serve_connection(&shard.conns, limits, stream, service).await {
         // Client resets and timeouts are routine for a bidder; keep them at debug.
         debug!(shard = shard.id, error = %e, "Connection ended");

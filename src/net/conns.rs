@@ -23,6 +23,28 @@ struct Entry {
     drain_waker: Option<Waker>,
 }
 
+/// What ended or kept out connections, counted by the thread that owns them.
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    /// Answered 408: a request (or a new connection's first one) did not arrive in time.
+    pub request_timeouts: Cell<u64>,
+    /// Idle keep-alive connections closed after `keep_alive`.
+    pub idle_timeouts: Cell<u64>,
+    /// Clients that took none of a response's bytes for their timeout.
+    pub send_timeouts: Cell<u64>,
+    /// Connections closed unread because the thread already had `max_connections`.
+    pub refused: Cell<u64>,
+    /// Failed accepts, by cause.
+    pub accept_no_descriptors: Cell<u64>,
+    pub accept_other: Cell<u64>,
+}
+
+impl ConnStats {
+    pub fn count(cell: &Cell<u64>) {
+        cell.set(cell.get() + 1);
+    }
+}
+
 /// Every open connection of one shard, plus the shard's drain flag.
 #[derive(Default)]
 pub struct Conns {
@@ -33,6 +55,7 @@ pub struct Conns {
     /// Wakers of the shard-level drain waits (the accept loop, the connection inbox).
     accept_wakers: RefCell<Vec<Waker>>,
     outbox: Rc<Outbox>,
+    stats: Rc<ConnStats>,
 }
 
 /// A connection's place in the registry; removes it when dropped.
@@ -65,6 +88,11 @@ impl Conns {
     /// The outbox this shard's connections send their responses through.
     pub fn outbox(&self) -> Rc<Outbox> {
         self.outbox.clone()
+    }
+
+    /// The counts of timeouts, refusals and failed accepts.
+    pub fn stats(&self) -> &Rc<ConnStats> {
+        &self.stats
     }
 
     /// Responses whose bytes the client's socket did not take at once.

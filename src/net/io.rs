@@ -5,12 +5,14 @@
 //!   straight into hyper's (uninitialised) buffer: no per-read zero-fill. Writes go
 //!   to the shard's [`Outbox`], which sends them after the current pass.
 //! - [`ConnState`] is the connection's clock of what it is waiting for, kept by `Io`
-//!   from what it reads and writes: after a response (or the accept) it waits for the
-//!   next request, up to `keep_alive`; from the first byte of a request, the whole
-//!   request (head and body) must arrive within `header_read` (slowloris protection).
-//!   No runtime timer is armed per request and hyper gets no timer: the shard's sweeper
-//!   (see `shard::conns`) wakes a read whose deadline passed a few times a second, and
-//!   that read fails with `TimedOut`, which ends the connection. The clock is the
+//!   from what it reads and writes: a new connection's first request, and any request
+//!   from its first byte, must arrive in full (head and body) within `header_read`
+//!   (slowloris protection); after a response, the connection may idle for
+//!   `keep_alive`. No runtime timer is armed per request and hyper gets no timer: the
+//!   shard's sweeper (see `shard::conns`) wakes a read whose deadline passed a few
+//!   times a second, and that read fails with `TimedOut`, which ends the connection. A
+//!   request that did not arrive in time is answered `408` first (nothing else can have
+//!   been written for it); an idle keep-alive connection just closes. The clock is the
 //!   thread's [`coarse_now`], so the per-request bookkeeping reads no clock.
 
 use std::cell::{Cell, RefCell};
@@ -27,6 +29,7 @@ use glommio::net::TcpStream;
 use hyper::rt::ReadBufCursor;
 
 use super::clock::coarse_now;
+use super::conns::ConnStats;
 use super::outbox::{Outbox, SendState};
 
 /// What a connection is waiting for, and since when (see the module docs).
@@ -37,6 +40,9 @@ pub struct ConnState {
     since: Cell<Instant>,
     /// A request has started arriving and its response has not been written yet.
     in_request: Cell<bool>,
+    /// A response has been written: idling is allowed (before it, the first request
+    /// is awaited with the request timeout).
+    served: Cell<bool>,
     /// The connection task's waker, left by a read that is waiting for bytes.
     read_waker: RefCell<Option<Waker>>,
     keep_alive: Duration,
@@ -48,6 +54,7 @@ impl ConnState {
         Rc::new(ConnState {
             since: Cell::new(coarse_now()),
             in_request: Cell::new(false),
+            served: Cell::new(false),
             read_waker: RefCell::new(None),
             keep_alive,
             header_read,
@@ -56,12 +63,17 @@ impl ConnState {
 
     /// When the current wait times out.
     pub fn deadline(&self) -> Instant {
-        let limit = if self.in_request.get() {
+        let limit = if self.awaits_request() {
             self.header_read
         } else {
             self.keep_alive
         };
         self.since.get() + limit
+    }
+
+    /// Waiting for a request that is owed: the first one, or one that has started.
+    fn awaits_request(&self) -> bool {
+        self.in_request.get() || !self.served.get()
     }
 
     /// Wakes the connection's waiting read if its deadline has passed (the sweeper).
@@ -92,6 +104,7 @@ impl ConnState {
     }
 
     fn on_write(&self) {
+        self.served.set(true);
         if self.in_request.replace(false) {
             self.since.set(coarse_now());
         }
@@ -105,19 +118,48 @@ pub struct Io {
     state: Rc<ConnState>,
     outbox: Rc<Outbox>,
     send: Rc<SendState>,
+    stats: Rc<ConnStats>,
     fd: RawFd,
 }
 
+/// What a request that did not arrive in time is answered before the connection closes.
+const REQUEST_TIMEOUT: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+
 impl Io {
-    pub fn new(stream: TcpStream, state: Rc<ConnState>, outbox: Rc<Outbox>) -> Io {
+    pub fn new(
+        stream: TcpStream,
+        state: Rc<ConnState>,
+        outbox: Rc<Outbox>,
+        stats: Rc<ConnStats>,
+    ) -> Io {
         let fd = stream.as_raw_fd();
         Io {
             stream,
             state,
             outbox,
             send: Rc::default(),
+            stats,
             fd,
         }
+    }
+
+    /// The read's deadline passed: a request owed is answered 408 (nothing else is on
+    /// its way to the client then), an idle keep-alive connection just closes. Either
+    /// way the read fails and the connection ends.
+    fn timed_out(&mut self) -> io::Error {
+        if self.state.awaits_request() && !self.send.queued() && !self.send.has_stalled() {
+            self.outbox.push(&self.send, self.fd, REQUEST_TIMEOUT);
+            self.outbox.flush();
+            self.stats
+                .request_timeouts
+                .set(self.stats.request_timeouts.get() + 1);
+        } else {
+            self.stats
+                .idle_timeouts
+                .set(self.stats.idle_timeouts.get() + 1);
+        }
+        io::ErrorKind::TimedOut.into()
     }
 
     /// Sends the connection's stalled bytes (see [`outbox`](super::outbox)) until none
@@ -133,6 +175,9 @@ impl Io {
         while !stalled.is_empty() {
             if self.state.expired() {
                 self.send.fail(io::ErrorKind::TimedOut);
+                self.stats
+                    .send_timeouts
+                    .set(self.stats.send_timeouts.get() + 1);
                 return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
             }
             match Pin::new(&mut self.stream).poll_write(cx, &stalled) {
@@ -167,7 +212,8 @@ impl hyper::rt::Read for Io {
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         if self.state.expired() {
-            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+            let e = self.timed_out();
+            return Poll::Ready(Err(e));
         }
         // A response whose bytes stalled goes on leaving while the next request is
         // read; only a failure to send ends the read.
@@ -233,11 +279,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keep_alive_while_idle_then_header_read_from_the_first_byte() {
+    fn the_first_request_and_every_started_one_get_the_request_timeout() {
         let state = ConnState::new(Duration::from_secs(150), Duration::from_secs(10));
         assert!(!state.in_request.get());
         let accepted = state.since.get();
-        assert_eq!(state.deadline(), accepted + Duration::from_secs(150));
+        // A new connection owes its first request within the request timeout, not the
+        // keep-alive time: a connection that never sends a byte is closed early.
+        assert_eq!(state.deadline(), accepted + Duration::from_secs(10));
+        assert!(state.awaits_request());
         state.on_read();
         let first = state.since.get();
         assert!(state.in_request.get());
@@ -246,9 +295,9 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         state.on_read();
         assert_eq!(state.since.get(), first);
-        // The response starts the next idle wait.
+        // The response starts the next idle wait, which keep-alive bounds.
         state.on_write();
-        assert!(!state.in_request.get());
+        assert!(!state.in_request.get() && !state.awaits_request());
         assert!(state.since.get() >= first);
         assert_eq!(
             state.deadline(),

@@ -54,6 +54,11 @@ impl SendState {
     }
 
     /// The bytes the connection must send itself before anything else.
+    /// Bytes of an earlier response still wait for the socket.
+    pub fn has_stalled(&self) -> bool {
+        !self.stalled().borrow().is_empty()
+    }
+
     pub fn stalled(&self) -> &RefCell<Vec<u8>> {
         &self.stalled
     }

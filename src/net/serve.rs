@@ -22,9 +22,10 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr).map_err(io::Error::from)
 }
 
-/// How long the accept loop pauses after a failed accept (out of descriptors or
-/// memory), so that a lasting failure does not spin.
+/// How long the accept loop pauses after a failed accept, so that a lasting failure
+/// does not spin; out of descriptors, longer (closing connections must free some).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_NO_DESCRIPTORS: Duration = Duration::from_millis(50);
 
 /// Accepts from `next` until `conns` drains or `next` ends (`None`), handing each
 /// accepted item to `serve`. A failed accept goes to `failed`, which says whether to
@@ -45,10 +46,14 @@ pub async fn accept_until_drained<T>(
         match accepted {
             Some(Some(Ok(item))) => serve(item),
             Some(Some(Err(e))) => {
+                let pause = match e.raw_os_error() {
+                    Some(libc::EMFILE | libc::ENFILE) => ACCEPT_BACKOFF_NO_DESCRIPTORS,
+                    _ => ACCEPT_BACKOFF,
+                };
                 if !failed(e) {
                     return;
                 }
-                glommio::timer::sleep(ACCEPT_BACKOFF).await;
+                glommio::timer::sleep(pause).await;
             }
             Some(None) | None => return,
         }
@@ -66,18 +71,46 @@ pub async fn accept_tcp(
     accept_until_drained(conns, next, serve, failed).await
 }
 
-/// Timeouts and socket options of a served connection.
+/// Timeouts, size limits and socket options of a served connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
     pub keep_alive: Duration,
     pub header_read: Duration,
     pub nodelay: bool,
+    /// Largest request head, in bytes (431 above it).
+    pub max_head_bytes: usize,
+    /// Most headers in a request (431 above it).
+    pub max_headers: usize,
 }
+
+impl Default for ConnLimits {
+    fn default() -> ConnLimits {
+        ConnLimits {
+            keep_alive: Duration::from_secs(150),
+            header_read: Duration::from_secs(10),
+            nodelay: true,
+            max_head_bytes: 16 * 1024,
+            max_headers: HYPER_DEFAULT_MAX_HEADERS,
+        }
+    }
+}
+
+/// hyper keeps up to this many headers on the stack; more costs a heap allocation per
+/// request.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// hyper's HTTP/1.1 settings for every connection (traffic and admin; `benches/http.rs`
 /// measures the request path with them).
-pub fn http1_builder() -> http1::Builder {
+pub fn http1_builder(limits: &ConnLimits) -> http1::Builder {
     let mut b = http1::Builder::new();
+    // A head over the limit is answered 431 and the connection closes. The read buffer
+    // holds at most twice that: a head, or body bytes on their way to the handler, so
+    // a connection's buffer memory stays bounded whatever the client sends.
+    let head = limits.max_head_bytes.max(8192);
+    b.max_header_size(head).max_buf_size(2 * head);
+    if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        b.max_headers(limits.max_headers);
+    }
     b.keep_alive(true)
         // Do not read ahead while a request is in the handler just to notice a client
         // that hung up: a bid takes microseconds, so there is nothing to cancel, and that
@@ -109,8 +142,8 @@ where
     }
     let state = ConnState::new(limits.keep_alive, limits.header_read);
     let handle = conns.register(state.clone());
-    let mut conn =
-        pin!(http1_builder().serve_connection(Io::new(stream, state, conns.outbox()), service));
+    let io = Io::new(stream, state, conns.outbox(), conns.stats().clone());
+    let mut conn = pin!(http1_builder(&limits).serve_connection(io, service));
 
     let finished = future::or(async { Some(conn.as_mut().await) }, async {
         handle.drained().await;

@@ -53,9 +53,11 @@ mod cursor;
 mod model;
 mod scan;
 
+use serde_json::error::Category;
+
 use self::cursor::Cursor;
 use self::scan::Tokens;
-use super::request::BidRequest;
+use super::request::{BidRequest, Invalid};
 
 /// The body is not JSON, or not of the shape the model expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,29 +69,34 @@ impl From<crate::openrtb::lenient::BadNumber> for Malformed {
     }
 }
 
-/// Why a body is not a bid request. Maps to 400.
+/// Why a body is not a bid request. Maps to 400; [`Decoder::explain`] says where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
-    /// Not JSON, or JSON of the wrong shape.
-    Syntax,
+    /// Not JSON, or JSON of the wrong shape, found at this body offset.
+    Syntax { at: usize },
     /// JSON, but not a valid bid request (no `id`, no `imp`, an `imp` or a deal
-    /// without `id`).
-    Invalid,
+    /// without `id`, too many imps, an imp id twice).
+    Invalid(Invalid),
 }
 
 impl DecodeError {
-    /// A short description, fit for the body of the 400 response.
-    pub const fn as_str(&self) -> &'static str {
-        match self {
-            DecodeError::Syntax => "malformed bid request JSON",
-            DecodeError::Invalid => "invalid bid request: missing id, imp, imp.id or deal id",
-        }
+    /// Not JSON, or not of the request's shape.
+    pub fn is_syntax(&self) -> bool {
+        matches!(self, DecodeError::Syntax { .. })
+    }
+
+    /// JSON of the right shape that is not a valid bid request.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, DecodeError::Invalid(_))
     }
 }
 
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            DecodeError::Syntax { at } => write!(f, "malformed JSON near byte {at}"),
+            DecodeError::Invalid(why) => why.fmt(f),
+        }
     }
 }
 
@@ -107,17 +114,42 @@ pub const PADDING: usize = 64;
 /// few requests, decoding allocates nothing but the request's own `Vec`s. Nothing of one
 /// request outlives it: each call reads only the body it is given, so a body buffer
 /// reused from request to request (or one that failed to decode) cannot leak into the next.
-#[derive(Default)]
 pub struct Decoder {
     /// Where each token and escape of the body being decoded is; kept between
     /// requests for its allocations.
     tokens: Tokens,
+    /// The most imps a request may have.
+    max_imps: usize,
+    /// The last failed decode rewrote its body (see [`Decoder::explain`]).
+    rewrote: bool,
+}
+
+/// Imps a request may have unless set otherwise (`http.max_imps`).
+pub const DEFAULT_MAX_IMPS: usize = 50;
+
+impl Default for Decoder {
+    fn default() -> Decoder {
+        Decoder {
+            tokens: Tokens::default(),
+            max_imps: DEFAULT_MAX_IMPS,
+            rewrote: false,
+        }
+    }
 }
 
 impl Decoder {
     /// A decoder; its buffer grows to the largest body seen.
     pub fn new() -> Self {
         Decoder::default()
+    }
+
+    /// A decoder that refuses requests of more than `max_imps` imps, without reading
+    /// past the limit.
+    pub fn with_max_imps(max_imps: usize) -> Self {
+        Decoder {
+            max_imps: max_imps.max(1),
+            ..Decoder::default()
+        }
     }
 
     /// Decodes `body` in place and validates it. Strings with escapes are unescaped
@@ -143,11 +175,58 @@ impl Decoder {
     ) -> Result<(), DecodeError> {
         let len = body.len();
         body.resize(len + PADDING, b' ');
-        scan::tokens(body, len, &mut self.tokens).map_err(|_| DecodeError::Syntax)?;
+        self.rewrote = false;
+        if scan::tokens(body, len, &mut self.tokens).is_err() {
+            // Offsets of a failed scan are not kept; explain() finds the place again.
+            return Err(DecodeError::Syntax { at: 0 });
+        }
         // SAFETY: the tokens were just scanned from this body.
         let mut cursor = unsafe { Cursor::new(&self.tokens, &mut body[..]) };
-        model::request(&mut cursor, req).map_err(|_| DecodeError::Syntax)?;
-        req.validate().map_err(|_| DecodeError::Invalid)
+        let mut too_many = false;
+        if model::request(&mut cursor, req, self.max_imps, &mut too_many).is_err() {
+            self.rewrote = cursor.rewrote_body();
+            return Err(match too_many {
+                true => DecodeError::Invalid(Invalid::TooManyImps(self.max_imps)),
+                false => DecodeError::Syntax {
+                    at: cursor.stopped_at(),
+                },
+            });
+        }
+        req.validate().map_err(DecodeError::Invalid)
+    }
+
+    /// What is wrong with the body whose decode just failed with `err`, for the 400's
+    /// body: the field path and what was expected (`imp[0].banner.w: invalid type:
+    /// string "300", expected u32`), or the byte offset of a JSON error. Only failed
+    /// requests pay for it: the body is read again by serde_json into the reference
+    /// model, which tracks the path; when the decoder had already unescaped strings in
+    /// place, only the path and offset the decoder stopped at are given.
+    pub fn explain(&self, err: DecodeError, body: &[u8]) -> String {
+        let DecodeError::Syntax { at } = err else {
+            return err.to_string();
+        };
+        let json = body.strip_suffix(&[b' '; PADDING]).unwrap_or(body);
+        if !self.rewrote {
+            let mut de = serde_json::Deserializer::from_slice(json);
+            let read: Result<BidRequest<'_>, _> = serde_path_to_error::deserialize(&mut de);
+            match read {
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let inner = e.into_inner();
+                    return match (inner.classify(), path.as_str()) {
+                        (Category::Syntax | Category::Eof, _) => format!("malformed JSON: {inner}"),
+                        (_, "." | "" | "?") => inner.to_string(),
+                        _ => format!("{path}: {inner}"),
+                    };
+                }
+                Ok(_) => {
+                    if let Err(e) = de.end() {
+                        return format!("malformed JSON: {e}");
+                    }
+                }
+            }
+        }
+        format!("malformed JSON near byte {at}")
     }
 }
 
@@ -186,7 +265,7 @@ mod tests {
     fn duplicate_modelled_keys_are_rejected() {
         let mut d = Decoder::new();
         let mut body = br#"{"id":"r","imp":[{"id":"i","bidfloor":1,"bidfloor":2}]}"#.to_vec();
-        assert_eq!(d.decode(&mut body).err(), Some(DecodeError::Syntax));
+        assert!(d.decode(&mut body).is_err_and(|e| e.is_syntax()));
         let mut body = br#"{"id":"r","imp":[{"id":"i","ext":1,"ext":2}]}"#.to_vec();
         assert!(d.decode(&mut body).is_ok());
     }

@@ -353,10 +353,31 @@ pub enum Invalid {
     MissingId,
     /// `imp` is absent, `null` or empty.
     NoImp,
-    /// An `imp` has no `id`: a bid could not name it.
-    ImpWithoutId,
-    /// A deal has no `id`: a deal bid could not name it.
-    DealWithoutId,
+    /// An `imp` (this one) has no `id`: a bid could not name it.
+    ImpWithoutId(usize),
+    /// A deal of an imp (this one) has no `id`: a deal bid could not name it.
+    DealWithoutId(usize),
+    /// More imps than the decoder's limit (this one).
+    TooManyImps(usize),
+    /// Two imps (these) share an id: one bid per imp could not be told apart.
+    DuplicateImpId(usize, usize),
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Invalid::MissingId => f.write_str("id: required, and not empty"),
+            Invalid::NoImp => f.write_str("imp: at least one imp is required"),
+            Invalid::ImpWithoutId(i) => write!(f, "imp[{i}].id: required, and not empty"),
+            Invalid::DealWithoutId(i) => {
+                write!(f, "imp[{i}].pmp.deals: every deal needs a non-empty id")
+            }
+            Invalid::TooManyImps(max) => write!(f, "imp: more than {max} imps (http.max_imps)"),
+            Invalid::DuplicateImpId(a, b) => {
+                write!(f, "imp[{b}].id: duplicate of imp[{a}].id")
+            }
+        }
+    }
 }
 
 impl<'a> BidRequest<'a> {
@@ -381,13 +402,17 @@ impl<'a> BidRequest<'a> {
         if self.imp.is_empty() {
             return Err(Invalid::NoImp);
         }
-        for imp in &self.imp {
+        for (i, imp) in self.imp.iter().enumerate() {
             if imp.id.is_empty() {
-                return Err(Invalid::ImpWithoutId);
+                return Err(Invalid::ImpWithoutId(i));
             }
             let mut deals = imp.pmp.iter().flat_map(|p| p.deals.iter());
             if deals.any(|d| d.id.is_empty()) {
-                return Err(Invalid::DealWithoutId);
+                return Err(Invalid::DealWithoutId(i));
+            }
+            // A handful of imps: comparing each with those before it is cheapest.
+            if let Some(first) = self.imp.iter().take(i).position(|o| o.id == imp.id) {
+                return Err(Invalid::DuplicateImpId(first, i));
             }
         }
         Ok(())

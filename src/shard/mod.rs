@@ -23,6 +23,8 @@ use crate::config::Config;
 use crate::metrics::ShardMetrics;
 use crate::net::clock::set_coarse_now;
 use crate::net::conns::{self, Conns};
+use crate::net::ConnLimits;
+use crate::openrtb::Decoder;
 use crate::pipeline::{BufPool, Scratch};
 use crate::targeting::Table;
 
@@ -77,13 +79,27 @@ impl Global {
     }
 }
 
+/// A served connection's limits, from `[http]` (traffic and admin listeners alike).
+pub fn conn_limits(cfg: &Config) -> ConnLimits {
+    ConnLimits {
+        keep_alive: cfg.http.keep_alive_timeout_ms,
+        header_read: cfg.http.header_read_timeout_ms,
+        nodelay: cfg.http.tcp_nodelay,
+        max_head_bytes: cfg.http.max_head_bytes,
+        max_headers: cfg.http.max_headers,
+    }
+}
+
 /// The settings every shard reads on the request path, resolved once from the config.
 #[derive(Debug, Clone)]
 pub struct ShardSettings {
     pub max_body_bytes: usize,
-    pub header_read_timeout: Duration,
-    pub keep_alive_timeout: Duration,
-    pub tcp_nodelay: bool,
+    /// Timeouts and head limits of each traffic connection.
+    pub conn: ConnLimits,
+    /// Open connections this shard serves at most (resolved against the open-files
+    /// limit at start).
+    pub max_connections: usize,
+    pub max_imps: usize,
     pub default_tmax_ms: u32,
     pub network_margin_ms: u32,
     /// Exchange names in config order; an exchange's id is its index.
@@ -97,9 +113,9 @@ impl ShardSettings {
         let margin = cfg.bidding.network_margin_ms;
         ShardSettings {
             max_body_bytes: cfg.http.max_body_bytes,
-            header_read_timeout: cfg.http.header_read_timeout_ms,
-            keep_alive_timeout: cfg.http.keep_alive_timeout_ms,
-            tcp_nodelay: cfg.http.tcp_nodelay,
+            conn: conn_limits(cfg),
+            max_connections: cfg.server.max_connections,
+            max_imps: cfg.http.max_imps,
             default_tmax_ms: cfg.bidding.default_tmax_ms,
             network_margin_ms: margin,
             exchanges: cfg.exchanges.keys().cloned().collect(),
@@ -163,6 +179,7 @@ impl Shard {
     ) -> Shard {
         metrics.table_version.set(table.version());
         metrics.campaigns.set(table.campaign_count() as u64);
+        let decoder = Decoder::with_max_imps(settings.max_imps);
         Shard {
             id,
             settings,
@@ -171,7 +188,7 @@ impl Shard {
             conns: Conns::default(),
             table: RefCell::new(Rc::new(table)),
             bodies: BufPool::default(),
-            scratch: RefCell::new(Scratch::default()),
+            scratch: RefCell::new(Scratch::with_decoder(decoder)),
             stopped: Cell::new(false),
             hour: Cell::new(hour_of_week(SystemTime::now())),
             money,
@@ -254,6 +271,15 @@ pub async fn housekeeping(shard: Rc<Shard>) {
         set_coarse_now(now);
         shard.global.health.shard_tick(shard.id, now); // systemd watchdog heartbeat
         shard.metrics.sends_stalled.set(shard.conns.send_stalls());
+        let st = shard.conns.stats();
+        shard.metrics.publish_conns(&crate::metrics::ConnCounts {
+            request_timeouts: st.request_timeouts.get(),
+            idle_timeouts: st.idle_timeouts.get(),
+            send_timeouts: st.send_timeouts.get(),
+            refused: st.refused.get(),
+            accept_no_descriptors: st.accept_no_descriptors.get(),
+            accept_other: st.accept_other.get(),
+        });
         shard.money.tick(&shard.table());
         shard.metrics.publish_money(&shard.money.counts());
         if now.duration_since(last_sweep) >= conns::SWEEP_EVERY {

@@ -128,14 +128,22 @@ fn request() -> impl Strategy<Value = Gen> {
         vec(text(), 0..5),
         any::<u64>(),
     )
-        .prop_map(|(id, imps, tmax, bcat, page, segments, seed)| Gen {
-            id,
-            imps,
-            tmax,
-            bcat,
-            page,
-            segments,
-            seed,
+        .prop_map(|(id, mut imps, tmax, bcat, page, segments, seed)| {
+            // A valid request's imp ids differ (two the same are a 400).
+            for i in 1..imps.len() {
+                while imps[..i].iter().any(|o| o.id == imps[i].id) {
+                    imps[i].id.push('+');
+                }
+            }
+            Gen {
+                id,
+                imps,
+                tmax,
+                bcat,
+                page,
+                segments,
+                seed,
+            }
         })
 }
 

@@ -83,6 +83,19 @@ impl<'t, 'a> Cursor<'t, 'a> {
         }
     }
 
+    /// Where the cursor stopped: the body offset of the last token it took (for an
+    /// error message; a failed read stops at or just after the token it failed on).
+    pub(crate) fn stopped_at(&self) -> usize {
+        let last = self.pos.saturating_sub(1);
+        self.tokens.get(last).map_or(0, |&t| t as usize)
+    }
+
+    /// True if a string read so far was unescaped in place (the body is then no longer
+    /// the JSON that was received).
+    pub(crate) fn rewrote_body(&self) -> bool {
+        self.escape > 0
+    }
+
     /// True once every token has been read (only the end marker is left).
     pub(crate) fn at_end(&self) -> bool {
         self.pos + 1 >= self.tokens.len()

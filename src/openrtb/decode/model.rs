@@ -97,12 +97,18 @@ fn list<'a, T: Default, L: Items<T>>(
 }
 
 /// The whole body, read into `r` (which must be `BidRequest::default()`): one object,
-/// nothing after it.
-pub(crate) fn request<'a>(c: &mut Cursor<'_, 'a>, r: &mut BidRequest<'a>) -> Read<()> {
+/// nothing after it. At most `max_imps` imps are read: one more stops the read and sets
+/// `too_many_imps`, so a request of thousands of imps costs no more than the limit.
+pub(crate) fn request<'a>(
+    c: &mut Cursor<'_, 'a>,
+    r: &mut BidRequest<'a>,
+    max_imps: usize,
+    too_many_imps: &mut bool,
+) -> Read<()> {
     r.at = DEFAULT_AT;
     let present = fields!(c, |c| {
         "id" => r.id = c.str()?,
-        "imp" => list(c, &mut r.imp, imp)?,
+        "imp" => imps(c, &mut r.imp, max_imps, too_many_imps)?,
         "site" => opt(c, &mut r.site, site)?,
         "app" => opt(c, &mut r.app, app)?,
         "device" => opt(c, &mut r.device, device)?,
@@ -121,6 +127,26 @@ pub(crate) fn request<'a>(c: &mut Cursor<'_, 'a>, r: &mut BidRequest<'a>) -> Rea
         return Err(Malformed);
     }
     Ok(())
+}
+
+/// The imps, at most `max` (see [`request`]).
+fn imps<'a>(
+    c: &mut Cursor<'_, 'a>,
+    out: &mut List<Imp<'a>, 1>,
+    max: usize,
+    over: &mut bool,
+) -> Read<()> {
+    c.array(|c| {
+        if out.len() >= max {
+            *over = true;
+            return Err(Malformed);
+        }
+        if imp(c, out.push_default())? {
+            Ok(())
+        } else {
+            Err(Malformed)
+        }
+    })
 }
 
 fn imp<'a>(c: &mut Cursor<'_, 'a>, i: &mut Imp<'a>) -> Read<bool> {
