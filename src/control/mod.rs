@@ -215,8 +215,11 @@ impl Control {
         crate::notify::stopping("Draining"); // systemd: STOPPING=1
         info!(
             delay_ms = delay.as_millis() as u64,
-            "Draining: readyz answers 503"
+            "Draining: readyz answers 503, answers close their connections"
         );
+        for tx in &self.shards {
+            let _ = tx.send(ShardMsg::Closing);
+        }
         if !delay.is_zero() {
             glommio::timer::sleep(delay).await;
         }

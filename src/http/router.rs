@@ -10,7 +10,7 @@
 //! | other methods on those paths | 405 with `Allow` |
 //! | anything else | 404 |
 
-use http::header::{HeaderValue, ALLOW};
+use http::header::{HeaderValue, ALLOW, CONNECTION};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -20,7 +20,19 @@ use crate::shard::Shard;
 
 const BID_PATH: &str = "/openrtb2/bid";
 
+/// Routes one request. Once the shard is closing (the drain has begun) every answer
+/// carries `Connection: close`, so keep-alive clients learn to go elsewhere and each
+/// connection closes after its current response.
 pub async fn route(shard: &Shard, req: Request<Incoming>) -> Response<Body> {
+    let mut resp = dispatch(shard, req).await;
+    if shard.conns.is_closing() {
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+async fn dispatch(shard: &Shard, req: Request<Incoming>) -> Response<Body> {
     shard.metrics.http_requests.inc();
     let path = req.uri().path();
     if let Some(rest) = path

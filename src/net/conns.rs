@@ -17,10 +17,16 @@ use super::outbox::Outbox;
 /// How often the sweeper looks for expired waits. Timeouts fire up to this late.
 pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
+/// While closing, a connection idle this long after a response is closed: long enough
+/// that its client is not in the middle of sending the next request.
+pub const CLOSING_IDLE: Duration = Duration::from_millis(500);
+
 struct Entry {
     state: Rc<ConnState>,
     /// Waker of the connection task's drain wait.
     drain_waker: Option<Waker>,
+    /// Asked to close after its current response (an idle connection while closing).
+    shut: bool,
 }
 
 /// What ended or kept out connections, counted by the thread that owns them.
@@ -51,6 +57,9 @@ pub struct Conns {
     slots: RefCell<Vec<Option<Entry>>>,
     free: RefCell<Vec<usize>>,
     open: Cell<usize>,
+    /// The drain delay has begun: answers carry `Connection: close` and connections
+    /// idle for `CLOSING_IDLE` are closed.
+    closing: Cell<bool>,
     draining: Cell<bool>,
     /// Wakers of the shard-level drain waits (the accept loop, the connection inbox).
     accept_wakers: RefCell<Vec<Waker>>,
@@ -69,6 +78,7 @@ impl Conns {
         let entry = Entry {
             state,
             drain_waker: None,
+            shut: false,
         };
         let mut slots = self.slots.borrow_mut();
         let slot = match self.free.borrow_mut().pop() {
@@ -106,6 +116,35 @@ impl Conns {
 
     pub fn is_draining(&self) -> bool {
         self.draining.get()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.get()
+    }
+
+    /// The drain delay begins: answers from now on close their connection (the
+    /// router adds `Connection: close`), and idle connections are closed as they pass
+    /// [`CLOSING_IDLE`] without a request ([`Conns::close_idle`]).
+    pub fn start_closing(&self) {
+        self.closing.set(true);
+    }
+
+    /// While closing: asks every connection that has idled `CLOSING_IDLE` since its
+    /// last response to close. A connection busy with a request, or idle for less (its
+    /// client may be sending the next request right now), gets `Connection: close`
+    /// on its next answer instead.
+    pub fn close_idle(&self, now: Instant) {
+        if !self.closing.get() {
+            return;
+        }
+        for entry in self.slots.borrow_mut().iter_mut().flatten() {
+            if !entry.shut && entry.state.idle_since(now) >= CLOSING_IDLE {
+                entry.shut = true;
+                if let Some(w) = entry.drain_waker.take() {
+                    w.wake();
+                }
+            }
+        }
     }
 
     /// Wakes every connection whose idle or header deadline has passed.
@@ -173,6 +212,13 @@ impl Future for DrainWait<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.conns.draining.get() {
             return Poll::Ready(());
+        }
+        if let Some(i) = self.slot {
+            if let Some(Some(entry)) = self.conns.slots.borrow().get(i) {
+                if entry.shut {
+                    return Poll::Ready(());
+                }
+            }
         }
         let store = |slot: &mut Option<Waker>| match slot {
             Some(w) if w.will_wake(cx.waker()) => {}

@@ -47,6 +47,8 @@ pub struct ConnState {
     read_waker: RefCell<Option<Waker>>,
     keep_alive: Duration,
     header_read: Duration,
+    /// A deadline set from outside that the current wait may not pass (the drain).
+    cutoff: Cell<Option<Instant>>,
 }
 
 impl ConnState {
@@ -58,6 +60,7 @@ impl ConnState {
             read_waker: RefCell::new(None),
             keep_alive,
             header_read,
+            cutoff: Cell::new(None),
         })
     }
 
@@ -68,12 +71,36 @@ impl ConnState {
         } else {
             self.keep_alive
         };
-        self.since.get() + limit
+        let deadline = self.since.get() + limit;
+        match self.cutoff.get() {
+            Some(cut) => deadline.min(cut),
+            None => deadline,
+        }
+    }
+
+    /// The current wait ends by `at` at the latest (a request owed when the drain
+    /// comes gets a short time to arrive, not the whole request timeout).
+    pub fn cut_off(&self, at: Instant) {
+        self.cutoff.set(Some(at));
     }
 
     /// Waiting for a request that is owed: the first one, or one that has started.
     fn awaits_request(&self) -> bool {
         self.in_request.get() || !self.served.get()
+    }
+
+    /// A response has been written on this connection.
+    pub fn served(&self) -> bool {
+        self.served.get()
+    }
+
+    /// How long the connection has idled since its last response (zero while a
+    /// request is arriving or being answered, and before the first response).
+    pub fn idle_since(&self, now: Instant) -> Duration {
+        if self.awaits_request() {
+            return Duration::ZERO;
+        }
+        now.saturating_duration_since(self.since.get())
     }
 
     /// Wakes the connection's waiting read if its deadline has passed (the sweeper).

@@ -71,6 +71,10 @@ pub async fn accept_tcp(
     accept_until_drained(conns, next, serve, failed).await
 }
 
+/// Once the drain comes, how long a connection still owes its first request (it may
+/// be on its way); then it is answered 408 and closed.
+const FIRST_REQUEST_IN_DRAIN: Duration = Duration::from_secs(1);
+
 /// Timeouts, size limits and socket options of a served connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
@@ -142,7 +146,7 @@ where
     }
     let state = ConnState::new(limits.keep_alive, limits.header_read);
     let handle = conns.register(state.clone());
-    let io = Io::new(stream, state, conns.outbox(), conns.stats().clone());
+    let io = Io::new(stream, state.clone(), conns.outbox(), conns.stats().clone());
     let mut conn = pin!(http1_builder(&limits).serve_connection(io, service));
 
     let finished = future::or(async { Some(conn.as_mut().await) }, async {
@@ -152,8 +156,15 @@ where
     .await;
     match finished {
         Some(r) => r,
+        // A connection that has not had its first answer yet was opened to send a
+        // request, which may be on its way: it is served (the answer closes it, see
+        // `Conns::start_closing`), or ends with the request timeout.
+        None if !state.served() => {
+            state.cut_off(super::clock::coarse_now() + FIRST_REQUEST_IN_DRAIN);
+            conn.await
+        }
         None => {
-            // Drain: an idle connection closes now, a busy one after its response.
+            // An idle connection closes now, a busy one after its response.
             conn.as_mut().graceful_shutdown();
             conn.await
         }

@@ -36,6 +36,8 @@ pub const CONTROL_POLL: Duration = Duration::from_millis(10);
 pub enum ShardMsg {
     /// A new table replica, swapped in between requests, with each entry's purse.
     Table(Box<Table>, money::Purses),
+    /// The drain delay begins: answers close their connections, idle ones are closed.
+    Closing,
     /// Stop accepting, finish in-flight requests, close connections, exit.
     Drain,
     /// A verified notice for a bid this shard made.
@@ -239,6 +241,7 @@ impl Shard {
             let w = &self.money.wallet;
             match rx.try_recv() {
                 Ok(ShardMsg::Table(t, purses)) => self.swap_table(*t, &purses),
+                Ok(ShardMsg::Closing) => self.conns.start_closing(),
                 Ok(ShardMsg::Drain) | Err(TryRecvError::Disconnected) => {
                     self.stopped.set(true);
                     return false;
@@ -282,6 +285,7 @@ pub async fn housekeeping(shard: Rc<Shard>) {
         });
         shard.money.tick(&shard.table());
         shard.metrics.publish_money(&shard.money.counts());
+        shard.conns.close_idle(now);
         if now.duration_since(last_sweep) >= conns::SWEEP_EVERY {
             shard.conns.sweep(now);
             last_sweep = now;
