@@ -328,8 +328,8 @@ impl Default for LogConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// The bearer token every admin request must carry (`Authorization: Bearer
-    /// <token>`), but for `/healthz` and `/readyz`. Empty: no authentication, and the
-    /// admin listener must stay on loopback or a private network. Env:
+    /// <token>`), but for `GET /healthz` and `GET /readyz`. Empty: no authentication,
+    /// and the admin listener must stay on loopback or a private network. Env:
     /// `SHARDBID_ADMIN_TOKEN`.
     pub token: Secret,
     /// Largest accepted admin request body (a campaign upload), in bytes; larger gets

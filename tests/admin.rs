@@ -41,8 +41,9 @@ fn a_token_guards_every_admin_route_but_the_probes() {
     // A new connection per request: a refused request's body is left unread, which
     // ends its connection.
     let anonymous = || Conn::open(server.admin);
-    let guarded: [(&str, &str, &[u8]); 7] = [
+    let guarded: [(&str, &str, &[u8]); 8] = [
         ("GET", "/metrics", b""),
+        ("DELETE", "/healthz", b""),
         ("GET", "/admin/campaigns", b""),
         ("PUT", "/admin/campaigns", b"{\"campaigns\": []}"),
         ("POST", "/admin/reload", b""),
@@ -226,8 +227,15 @@ fn readyz_on_the_admin_listener_follows_the_drain() {
     let mut probe = Conn::open(server.admin);
     let resp = probe.get("/readyz");
     assert_eq!((resp.status, resp.text().as_str()), (200, "ready\n"));
+    // Only GET is a probe: other methods need the token, and then get 405.
+    assert_eq!(
+        Conn::open(server.admin)
+            .send("POST", "/readyz", &[], b"")
+            .status,
+        401
+    );
     for method in ["POST", "HEAD", "DELETE"] {
-        let resp = Conn::open(server.admin).send(method, "/readyz", &[], b"");
+        let resp = server.admin().send(method, "/readyz", &[], b"");
         assert_eq!(resp.status, 405, "{method}");
         assert_eq!(resp.header("allow"), Some("GET"), "{method}");
     }

@@ -14,8 +14,8 @@
 //! An empty campaign set (`PUT` or reload) would stop every bid: it is refused with 400
 //! unless the request says `?allow_empty=1`.
 //!
-//! With `admin.token` set, every request but `/healthz` and `/readyz` (the probes) must
-//! carry `Authorization: Bearer <token>`, or gets 401 (counted in
+//! With `admin.token` set, every request but `GET /healthz` and `GET /readyz` (the
+//! probes) must carry `Authorization: Bearer <token>`, or gets 401 (counted in
 //! `shardbid_admin_unauthorized_total`).
 
 use std::cell::Cell;
@@ -93,7 +93,8 @@ pub async fn serve(admin: Rc<Admin>, listener: TcpListener, limits: ConnLimits) 
 pub async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     // The probes answer without the token: a load balancer or kubelet has none.
-    if !matches!(path, "/healthz" | "/readyz") {
+    let probe = req.method() == Method::GET && matches!(path, "/healthz" | "/readyz");
+    if !probe {
         if let Err(refusal) = admin.authorize(req.headers()) {
             return unauthorized(refusal);
         }
