@@ -15,17 +15,24 @@
 #   those three syscalls added), or --security-opt seccomp=unconfined on a trusted host.
 # - locked memory: each shard locks server.io_memory (2 MiB by default) plus about
 #   1 MiB for its rings; --ulimit memlock=-1 (or a value above shards x 3 MiB) covers it.
-# The admin listener (metrics, campaign changes) has no authentication, so the image keeps
-# it on the container's loopback (127.0.0.1:9100) and does not expose it. Liveness and
-# readiness (GET /healthz, GET /readyz) are on the traffic port, 8080. To scrape metrics,
-# open the admin listener deliberately, and only towards the monitoring network:
-#   docker run ... -e SHARDBID_ADMIN_LISTEN=0.0.0.0:9100 -p 10.0.0.5:9100:9100 shardbid
-#     (10.0.0.5: the host's address on the private monitoring network; with a bare
-#     -p 9100:9100 Docker publishes it on every host address)
+# The admin listener (metrics, campaign changes) asks for no token unless one is set
+# (admin.token, or SHARDBID_ADMIN_TOKEN), so the image keeps it on the container's
+# loopback (127.0.0.1:9100) and does not expose it. Liveness and readiness (GET /healthz,
+# GET /readyz) are on the traffic port, 8080. To scrape metrics, open the admin listener
+# deliberately, only towards the monitoring network, and with a token (Prometheus sends
+# it from a credentials file, see docs/operations.md):
+#   docker run ... -e SHARDBID_ADMIN_TOKEN -e SHARDBID_ADMIN_LISTEN=0.0.0.0:9100 \
+#                  -p 10.0.0.5:9100:9100 shardbid
+#     (the token from the calling shell's environment; 10.0.0.5: the host's address on
+#     the private monitoring network; with a bare -p 9100:9100 Docker publishes it on
+#     every host address)
 #   docker run --network host ... -e SHARDBID_ADMIN_LISTEN=10.0.0.5:9100 shardbid
 #     (host networking: bind the monitoring address itself)
 # With the first form, other containers on the same Docker network reach port 9100 too.
 # See docs/deployment.md.
+#
+# shardbid_build_info and --version name the commit built; there is no .git in the
+# build context, so pass it:  --build-arg SHARDBID_COMMIT=$(git rev-parse --short HEAD)
 
 FROM rust:1.95-bookworm AS build
 # A profile from `bash loadtest/pgo-build.sh` at the same commit, as a path in the build
@@ -34,6 +41,8 @@ FROM rust:1.95-bookworm AS build
 # profile cannot be made here: training runs the server, and `docker build` does not
 # allow io_uring. Without it, an ordinary release build.
 ARG PGO_PROFILE=""
+# Read by build.rs (RUN steps see build arguments as environment variables).
+ARG SHARDBID_COMMIT=""
 WORKDIR /src
 COPY . .
 # Out of target/ before the cache mount below covers that directory.
@@ -61,7 +70,8 @@ RUN useradd --system --no-create-home --shell /usr/sbin/nologin shardbid
 COPY --from=build /usr/local/bin/shardbid /usr/local/bin/shardbid
 COPY config /etc/shardbid
 USER shardbid
-# Admin API on loopback only, unexposed: see the header for opening it on purpose.
+# Admin API on loopback only, unexposed: see the header for opening it on purpose (with
+# SHARDBID_ADMIN_TOKEN).
 ENV SHARDBID_CONFIG=/etc/shardbid/shardbid.toml \
     SHARDBID_LISTEN=0.0.0.0:8080 \
     SHARDBID_ADMIN_LISTEN=127.0.0.1:9100

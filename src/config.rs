@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::money::Micros;
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -30,6 +30,7 @@ pub struct Config {
     pub money: MoneyConfig,
     pub events: EventsConfig,
     pub log: LogConfig,
+    pub admin: AdminConfig,
 }
 
 /// A secret (a key): read from the config or the environment, never shown in logs or
@@ -54,19 +55,26 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "\"\""
-        } else {
-            "<redacted>"
-        })
+        f.write_str(if self.0.is_empty() { "\"\"" } else { REDACTED })
     }
 }
+
+/// `--print-config` writes a secret that is set as this placeholder (an unset one as
+/// `""`), so the output can be shown and shared.
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { REDACTED })
+    }
+}
+
+/// What a set secret looks like in debug output and in `--print-config`.
+pub const REDACTED: &str = "<redacted>";
 
 /// The key of the sample configuration. It signs notices in development only: the
 /// server warns loudly when it serves anything but loopback with it.
 pub const DEVELOPMENT_NOTICE_KEY: &str = "development-only-notice-key-do-not-use-in-production";
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MoneyConfig {
     /// Where exchanges send win, billing and loss notices: the traffic listener as the
@@ -93,7 +101,7 @@ pub struct MoneyConfig {
     pub frequency_cap_entries: usize,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventsConfig {
     /// Write the event log.
@@ -115,7 +123,7 @@ pub struct EventsConfig {
     pub buffer_bytes: usize,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Bid traffic address; every shard binds it with SO_REUSEPORT.
@@ -145,7 +153,7 @@ pub struct ServerConfig {
     pub max_connections: usize,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Largest accepted request body, in bytes (after decompression); larger gets 413.
@@ -167,7 +175,7 @@ pub struct HttpConfig {
     pub max_imps: usize,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BiddingConfig {
     /// Seat used in `seatbid[].seat` for campaigns that name none.
@@ -183,17 +191,18 @@ pub struct BiddingConfig {
     pub burl: String,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CampaignsConfig {
     /// Campaign file (JSON), relative to the config file's folder.
     pub file: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExchangeConfig {
     /// Override of `bidding.network_margin_ms` for this exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub network_margin_ms: Option<u32>,
     /// Which notice charges the campaign: `billing` (the impression was billable) or
     /// `win`. The other one only marks the bid.
@@ -206,7 +215,7 @@ pub struct ExchangeConfig {
     pub integrity_key: Secret,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ChargeOn {
     #[default]
@@ -214,7 +223,7 @@ pub enum ChargeOn {
     Win,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum PriceEncryption {
     #[default]
@@ -222,7 +231,7 @@ pub enum PriceEncryption {
     Google,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -230,7 +239,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` or `json`.
@@ -327,23 +336,104 @@ impl Default for LogConfig {
     }
 }
 
+/// The admin listener's own settings (`[admin]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The bearer token every admin request must carry (`Authorization: Bearer
+    /// <token>`), but for `GET /healthz` and `GET /readyz`. Empty: no authentication,
+    /// and the admin listener must stay on loopback or a private network. Env:
+    /// `SHARDBID_ADMIN_TOKEN`.
+    pub token: Secret,
+    /// Largest accepted admin request body (a campaign upload), in bytes; larger gets
+    /// 413. 100,000 campaigns take about 60 MB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token: Secret::default(),
+            max_body_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The shortest `admin.token` accepted: a short token can be guessed by trying.
+const MIN_TOKEN_LEN: usize = 16;
+
+impl AdminConfig {
+    /// What is wrong with these settings, each naming its key (never the token).
+    fn problems(&self, errors: &mut Vec<String>) {
+        let token = self.token.expose();
+        if !token.is_empty() && token.len() < MIN_TOKEN_LEN {
+            errors.push(format!(
+                "admin.token: must be at least {MIN_TOKEN_LEN} characters long (or empty: no authentication)"
+            ));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            errors.push(
+                "admin.token: only printable ASCII without spaces (it travels in an HTTP header)"
+                    .into(),
+            );
+        }
+        if self.max_body_bytes < 1024 {
+            errors.push("admin.max_body_bytes: must be at least 1024".into());
+        }
+    }
+}
+
+/// Checks a `log.level` filter the way telemetry reads it (tracing's `EnvFilter`), and
+/// also refuses a bare word that is not a level: `EnvFilter` reads `verbose` as "every
+/// event of the target `verbose`", which is never what was meant. A target's level is
+/// written `target=level`.
+pub fn check_log_level(level: &str) -> std::result::Result<(), String> {
+    if level.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !directive.contains('=') && !directive.contains('[');
+        if bare
+            && directive
+                .parse::<tracing::level_filters::LevelFilter>()
+                .is_err()
+        {
+            return Err(format!(
+                "{directive:?} is not a level (trace, debug, info, warn, error, off); \
+                 a module's level is written target=level, e.g. shardbid=debug"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(drop)
+        .map_err(|e| format!("{level:?} is not a tracing filter: {e}"))
+}
+
 mod duration_secs {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_secs)
+    }
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
     }
 }
 
 mod duration_ms {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
+    }
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64)
     }
 }
 
@@ -352,8 +442,7 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let mut cfg: Config = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| parse_error(path, &text, &e))?;
         if cfg.campaigns.file.is_relative() {
             let dir = path.parent().unwrap_or(Path::new("."));
             cfg.campaigns.file = dir.join(&cfg.campaigns.file);
@@ -384,11 +473,13 @@ impl Config {
                 }
                 "LOG_LEVEL" => self.log.level = value,
                 "NOTICE_KEY" => self.money.notice_key = Secret::new(value),
+                "ADMIN_TOKEN" => self.admin.token = Secret::new(value),
                 "EVENTS_DIR" => self.events.dir = PathBuf::from(value),
                 "NOTICE_BASE_URL" => self.money.notice_base_url = value,
-                // SHARDBID_CONFIG names the file itself and is read by the CLI.
-                "CONFIG" => {}
-                _ => bail!("{key}: unknown setting (known: SHARDBID_CONFIG, SHARDBID_LISTEN, SHARDBID_ADMIN_LISTEN, SHARDBID_SHARDS, SHARDBID_CAMPAIGNS, SHARDBID_LOG_FORMAT, SHARDBID_LOG_LEVEL, SHARDBID_NOTICE_KEY, SHARDBID_NOTICE_BASE_URL, SHARDBID_EVENTS_DIR)"),
+                // SHARDBID_CONFIG names the file itself and is read by the CLI;
+                // SHARDBID_COMMIT is the build's (build.rs), left over in a shell.
+                "CONFIG" | "COMMIT" => {}
+                _ => bail!("{key}: unknown setting (known: SHARDBID_CONFIG, SHARDBID_LISTEN, SHARDBID_ADMIN_LISTEN, SHARDBID_SHARDS, SHARDBID_CAMPAIGNS, SHARDBID_LOG_FORMAT, SHARDBID_LOG_LEVEL, SHARDBID_NOTICE_KEY, SHARDBID_NOTICE_BASE_URL, SHARDBID_EVENTS_DIR, SHARDBID_ADMIN_TOKEN)"),
             }
         }
         Ok(())
@@ -520,14 +611,45 @@ impl Config {
         if e.buffer_bytes < 4096 {
             errors.push("events.buffer_bytes: must be at least 4096".into());
         }
-        if !matches!(self.log.level.trim(), l if !l.is_empty()) {
-            errors.push("log.level: must not be empty".into());
+        if let Err(e) = check_log_level(&self.log.level) {
+            errors.push(format!("log.level: {e}"));
+        }
+        self.admin.problems(&mut errors);
+        for (key, secret) in self.secrets() {
+            if secret.expose() == REDACTED {
+                errors.push(format!(
+                    "{key}: \"{REDACTED}\" is what --print-config shows in place of a secret, not a secret: set the real one"
+                ));
+            }
         }
         if errors.is_empty() {
             Ok(())
         } else {
             bail!("invalid configuration:\n  {}", errors.join("\n  "))
         }
+    }
+
+    /// Every secret of the configuration, with its key: what checks that must miss none
+    /// go through.
+    pub fn secrets(&self) -> Vec<(String, &Secret)> {
+        let mut out = vec![
+            ("money.notice_key".to_string(), &self.money.notice_key),
+            ("admin.token".to_string(), &self.admin.token),
+        ];
+        for (name, ex) in &self.exchanges {
+            out.push((
+                format!("exchanges.{name}.encryption_key"),
+                &ex.encryption_key,
+            ));
+            out.push((format!("exchanges.{name}.integrity_key"), &ex.integrity_key));
+        }
+        out
+    }
+
+    /// The configuration as TOML, every key included and every secret as
+    /// `"<redacted>"` (`--print-config`).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).context("cannot write the configuration as TOML")
     }
 
     /// The base of notice URLs: `money.notice_base_url`, or the traffic address.
@@ -572,6 +694,37 @@ impl Config {
                 .map(|n| n.get())
                 .unwrap_or(1)
         }
+    }
+}
+
+/// Keys whose values are secrets, wherever they appear in a config file.
+const SECRET_KEYS: [&str; 4] = ["notice_key", "token", "encryption_key", "integrity_key"];
+
+/// A config file's parse error, naming the file, line and column. The offending line
+/// is not quoted: it may hold a secret. On a secret's own line the message is replaced
+/// too, since serde's may quote the value ("invalid type: integer `123`").
+fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let Some(start) = e.span().map(|s| s.start) else {
+        return anyhow::anyhow!("{}: {}", path.display(), e.message().trim_end());
+    };
+    let before = text.get(..start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let key = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim().trim_matches('"'));
+    match key {
+        Some(k) if SECRET_KEYS.contains(&k) => anyhow::anyhow!(
+            "{}: line {line}: {k}: not a valid TOML string (the value is a secret and is not shown)",
+            path.display()
+        ),
+        _ => anyhow::anyhow!(
+            "{}: line {line}, column {column}: {}",
+            path.display(),
+            e.message().trim_end()
+        ),
     }
 }
 
@@ -666,5 +819,123 @@ mod tests {
         assert!(cfg
             .apply_env([("SHARDBID_NOPE".into(), "1".into())])
             .is_err());
+    }
+
+    #[test]
+    fn log_levels_are_checked_as_telemetry_reads_them() {
+        for ok in [
+            "info",
+            "WARN",
+            "shardbid=debug,info",
+            "off",
+            "info,hyper=warn",
+        ] {
+            assert_eq!(check_log_level(ok), Ok(()), "{ok}");
+        }
+        for bad in ["verbose", "info,foo=bar=baz", "", "  ", "info,loud"] {
+            assert!(check_log_level(bad).is_err(), "{bad:?}");
+        }
+        let mut cfg = Config::default();
+        cfg.money.notice_key = Secret::new("k");
+        cfg.log.level = "verbose".into();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("log.level: \"verbose\" is not a level"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn admin_settings_are_checked_without_showing_the_token() {
+        let mut cfg = Config::default();
+        cfg.money.notice_key = Secret::new("k");
+        cfg.validate().unwrap();
+        cfg.admin.token = Secret::new("short-token");
+        cfg.admin.max_body_bytes = 10;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("admin.token: must be at least 16"), "{err}");
+        assert!(err.contains("admin.max_body_bytes"), "{err}");
+        assert!(!err.contains("short-token"), "{err}");
+        cfg.admin.token = Secret::new("a token with spaces in it");
+        cfg.admin.max_body_bytes = 1024;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("admin.token: only printable ASCII"), "{err}");
+        cfg.admin.token = Secret::new("0123456789abcdef");
+        cfg.validate().unwrap();
+        cfg.apply_env([("SHARDBID_ADMIN_TOKEN".into(), "fedcba9876543210".into())])
+            .unwrap();
+        assert_eq!(cfg.admin.token.expose(), "fedcba9876543210");
+    }
+
+    #[test]
+    fn printed_config_hides_every_secret_and_reads_back() {
+        let mut cfg = Config::default();
+        cfg.money.notice_key = Secret::new("notice-secret");
+        cfg.admin.token = Secret::new("admin-secret-0123456789");
+        cfg.exchanges.insert(
+            "gdx".into(),
+            ExchangeConfig {
+                price_encryption: PriceEncryption::Google,
+                encryption_key: Secret::new("encryption-secret"),
+                integrity_key: Secret::new("integrity-secret"),
+                network_margin_ms: Some(7),
+                ..ExchangeConfig::default()
+            },
+        );
+        cfg.exchanges
+            .insert("plain".into(), ExchangeConfig::default());
+        let secrets = cfg.secrets();
+        assert_eq!(secrets.len(), 6, "{secrets:?}");
+        let text = cfg.to_toml().unwrap();
+        for (key, secret) in &secrets {
+            if !secret.is_empty() {
+                assert!(!text.contains(secret.expose()), "{key} shown:\n{text}");
+            }
+        }
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back.money.notice_key.expose(), REDACTED);
+        assert_eq!(back.admin.token.expose(), REDACTED);
+        assert_eq!(back.exchanges["gdx"].integrity_key.expose(), REDACTED);
+        assert_eq!(back.exchanges["plain"].encryption_key.expose(), "");
+        // Everything but the secrets comes back as it was.
+        let mut expected = cfg.clone();
+        expected.money.notice_key = back.money.notice_key.clone();
+        expected.admin.token = back.admin.token.clone();
+        let gdx = expected.exchanges.get_mut("gdx").unwrap();
+        gdx.encryption_key = Secret::new(REDACTED);
+        gdx.integrity_key = Secret::new(REDACTED);
+        assert_eq!(back, expected);
+        // The placeholder is never taken for a key.
+        let err = back.validate().unwrap_err().to_string();
+        for key in [
+            "money.notice_key",
+            "admin.token",
+            "exchanges.gdx.encryption_key",
+        ] {
+            assert!(err.contains(&format!("{key}: \"<redacted>\"")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_parse_error_names_the_line_but_never_quotes_a_secret() {
+        let path = Path::new("x.toml");
+        let text = "[server]\nshards = 1\n\n[admin]\ntoken = 123456789012345678\n";
+        let e = toml::from_str::<Config>(text).unwrap_err();
+        let msg = parse_error(path, text, &e).to_string();
+        assert!(msg.starts_with("x.toml: line 5: token:"), "{msg}");
+        assert!(!msg.contains("123456789012345678"), "{msg}");
+        let text = "[money]\nnotice_key = secret-without-quotes\n";
+        let e = toml::from_str::<Config>(text).unwrap_err();
+        let msg = parse_error(path, text, &e).to_string();
+        assert!(!msg.contains("secret-without"), "{msg}");
+        // A misspelt key's line is not quoted either: its value may be a secret.
+        let text = "[admin]\ntokn = \"admin-secret-0123456789\"\n";
+        let e = toml::from_str::<Config>(text).unwrap_err();
+        let msg = parse_error(path, text, &e).to_string();
+        assert!(
+            msg.starts_with("x.toml: line 2, column 1: unknown field `tokn`"),
+            "{msg}"
+        );
+        assert!(!msg.contains("admin-secret"), "{msg}");
     }
 }

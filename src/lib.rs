@@ -17,6 +17,7 @@
 //! - [`notify`] — systemd notifications (ready, stopping, status) and the watchdog.
 //! - [`events`] (`writer`) — per-shard event buffers and the writer thread.
 //! - [`telemetry`] — logging.
+//! - [`process`] — the process's CPU, memory, descriptors and start time, from `/proc`.
 //! - [`shard`] — what one core owns: state, housekeeping, connection balancing.
 //! - [`control`] — the thread that builds tables, ships them to shards, and drains.
 //! - [`http`] — the traffic routes and bid handler, the admin API.
@@ -34,6 +35,7 @@ pub mod net;
 pub mod notify;
 pub mod openrtb;
 pub mod pipeline;
+pub mod process;
 pub mod server;
 pub mod shard;
 pub mod targeting;

@@ -15,19 +15,19 @@ use shardbid::{control, server, telemetry};
 
 /// Thread-per-core OpenRTB bidder.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version = VERSION, about)]
 struct Cli {
-    /// Config file (TOML). Without one, the built-in defaults apply.
-    #[arg(
-        long,
-        short,
-        env = "SHARDBID_CONFIG",
-        default_value = "config/shardbid.toml"
-    )]
-    config: PathBuf,
+    /// Config file (TOML) [default: config/shardbid.toml; when that file does not exist,
+    /// the built-in defaults apply, and the server says so]
+    #[arg(long, short, env = "SHARDBID_CONFIG")]
+    config: Option<PathBuf>,
     /// Validate the config and the campaigns, then exit without binding any port.
     #[arg(long)]
     check_config: bool,
+    /// Print the effective configuration (defaults < file < environment < flags) as
+    /// TOML, secrets as "<redacted>", then exit.
+    #[arg(long, conflicts_with = "check_config")]
+    print_config: bool,
     /// Bid traffic address (server.listen).
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -48,19 +48,31 @@ struct Cli {
 /// Exit code for a bad configuration (EX_CONFIG from sysexits.h).
 const EX_CONFIG: u8 = 78;
 
+/// The config file read when none is named.
+const DEFAULT_CONFIG: &str = "config/shardbid.toml";
+
+/// `--version`: the crate's version and the commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BUILD_COMMIT"), ")");
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let cfg = match load(&cli) {
-        Ok(cfg) => cfg,
+    let Loaded { cfg, path, note } = match load(&cli) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("shardbid: {e:#}");
             return ExitCode::from(EX_CONFIG);
         }
     };
+    if cli.print_config {
+        return print_config(&cfg);
+    }
     let table = match load_campaigns(&cfg) {
         Ok(table) => table,
         Err(e) => {
-            eprintln!("shardbid: {e:#}");
+            match &note {
+                Some(note) => eprintln!("shardbid: {e:#}\n({note})"),
+                None => eprintln!("shardbid: {e:#}"),
+            }
             return ExitCode::from(EX_CONFIG);
         }
     };
@@ -71,6 +83,9 @@ fn main() -> ExitCode {
         .map(|c| c.id.as_str())
         .collect();
     if cli.check_config {
+        if let Some(note) = &note {
+            eprintln!("warning: {note}");
+        }
         for id in &unlimited {
             eprintln!("warning: campaign {id}: no budget, so no limit on what it spends");
         }
@@ -79,13 +94,16 @@ fn main() -> ExitCode {
         }
         println!(
             "{}: ok ({} campaigns, {} shards)",
-            cli.config.display(),
+            path.display(),
             table.campaign_count(),
             cfg.shard_count()
         );
         return ExitCode::SUCCESS;
     }
     telemetry::init(&cfg.log);
+    if let Some(note) = &note {
+        tracing::warn!("{note}");
+    }
     if !unlimited.is_empty() {
         tracing::warn!(
             campaigns = unlimited.len(),
@@ -105,18 +123,57 @@ fn main() -> ExitCode {
     }
 }
 
+/// A configuration ready to use, and where it came from.
+struct Loaded {
+    cfg: Config,
+    /// The config file read, or the default path that did not exist.
+    path: PathBuf,
+    /// Said at start (and by `--check-config`) when no config file was read.
+    note: Option<String>,
+}
+
 /// defaults < file < SHARDBID_* < flags, then validation.
-fn load(cli: &Cli) -> Result<Config> {
-    let mut cfg = if cli.config.exists() {
-        Config::from_file(&cli.config)?
-    } else if std::env::var_os("SHARDBID_CONFIG").is_some()
-        || cli.config != Path::new("config/shardbid.toml")
-    {
-        anyhow::bail!("config file {} does not exist", cli.config.display());
+///
+/// A config file named with `--config` or `SHARDBID_CONFIG` must exist. When the
+/// default one does not, the built-in defaults apply: enough with `SHARDBID_*` settings
+/// (a container's way), and said in one line either way, since the defaults alone
+/// cannot start the server (`money.notice_key` has no default).
+fn load(cli: &Cli) -> Result<Loaded> {
+    let (path, named) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    };
+    let (mut cfg, note) = if path.exists() {
+        (Config::from_file(&path)?, None)
+    } else if named {
+        anyhow::bail!("config file {} does not exist", path.display());
     } else {
-        Config::default()
+        (Config::default(), Some(missing_config_note(&path)))
     };
     cfg.apply_env(std::env::vars())?;
+    apply_flags(cli, &mut cfg);
+    let checked = cfg.validate();
+    match &note {
+        None => checked.with_context(|| format!("{}", path.display()))?,
+        Some(note) => {
+            checked.with_context(|| format!("{note}, and they cannot start the server"))?
+        }
+    }
+    Ok(Loaded { cfg, path, note })
+}
+
+/// What to say when the default config file is missing.
+fn missing_config_note(path: &Path) -> String {
+    let cwd = std::env::current_dir().map_or_else(|_| "?".into(), |d| d.display().to_string());
+    format!(
+        "no config file: {} does not exist in {cwd} (the default path; name one with \
+         --config FILE or SHARDBID_CONFIG), so the built-in defaults and SHARDBID_* \
+         settings apply",
+        path.display()
+    )
+}
+
+fn apply_flags(cli: &Cli, cfg: &mut Config) {
     if let Some(a) = cli.listen {
         cfg.server.listen = a;
     }
@@ -136,9 +193,25 @@ fn load(cli: &Cli) -> Result<Config> {
             LogFormat::Text
         };
     }
-    cfg.validate()
-        .with_context(|| format!("{}", cli.config.display()))?;
-    Ok(cfg)
+}
+
+/// `--print-config`: the effective configuration on stdout.
+fn print_config(cfg: &Config) -> ExitCode {
+    match cfg.to_toml() {
+        Ok(text) => {
+            println!(
+                "# shardbid's effective configuration: defaults < file < SHARDBID_* < flags.\n\
+                 # Secrets that are set show as \"{}\"; paths as resolved.\n",
+                shardbid::config::REDACTED
+            );
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shardbid: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Reads the campaigns and builds the first table (version 1), so that bad campaigns

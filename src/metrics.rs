@@ -666,6 +666,94 @@ pub fn render_money(shards: &[&ShardMetrics], campaigns: &[CampaignFigures], out
     }
 }
 
+// The process and the admin listener: series of the control thread, not of shards.
+
+/// The process's resources, as Prometheus's process collector names them (read by
+/// `crate::process` at scrape time). `None`: not readable here, left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessFigures {
+    pub cpu_seconds: Option<f64>,
+    pub resident_bytes: Option<u64>,
+    pub virtual_bytes: Option<u64>,
+    pub open_fds: Option<u64>,
+    pub max_fds: Option<u64>,
+    pub start_time_seconds: Option<f64>,
+}
+
+/// The commit this binary was built from (`build.rs`): a short hash, or `unknown`.
+pub const BUILD_COMMIT: &str = env!("BUILD_COMMIT");
+
+/// Renders the standard `process_*` series and `shardbid_build_info`.
+pub fn render_process(p: &ProcessFigures, out: &mut String) {
+    let as_f64 = |v: Option<u64>| v.map(|v| v as f64);
+    let series: [(&str, &str, &str, Option<f64>); 6] = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            p.cpu_seconds,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            as_f64(p.resident_bytes),
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            as_f64(p.virtual_bytes),
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            as_f64(p.open_fds),
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            as_f64(p.max_fds),
+        ),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            p.start_time_seconds,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        if let Some(v) = value {
+            header(out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+    }
+    header(
+        out,
+        "shardbid_build_info",
+        "gauge",
+        "Always 1; the labels name the version and the commit this binary was built from.",
+    );
+    out.push_str("shardbid_build_info{version=");
+    label_value(out, env!("CARGO_PKG_VERSION"));
+    out.push_str(",commit=");
+    label_value(out, BUILD_COMMIT);
+    out.push_str("} 1\n");
+}
+
+/// Renders the admin listener's own series.
+pub fn render_admin(unauthorized: u64, out: &mut String) {
+    header(
+        out,
+        "shardbid_admin_unauthorized_total",
+        "counter",
+        "Admin requests refused with 401: no bearer token, or not admin.token.",
+    );
+    let _ = writeln!(out, "shardbid_admin_unauthorized_total {unauthorized}");
+}
+
 /// Writes a label value, quoted and escaped as the text format requires.
 fn label_value(out: &mut String, v: &str) {
     out.push('"');
@@ -726,5 +814,35 @@ mod tests {
         assert!(out.contains("shardbid_bid_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
         assert!(out.contains("shardbid_bid_duration_seconds_count 3\n"));
         assert_eq!(b.outcome(Outcome::NoBid(NoBidReason::BelowFloor)), 1);
+    }
+
+    #[test]
+    fn process_series_are_the_standard_ones_and_unreadable_ones_are_left_out() {
+        let mut out = String::new();
+        let figures = ProcessFigures {
+            cpu_seconds: Some(1.25),
+            resident_bytes: Some(4096),
+            open_fds: Some(12),
+            max_fds: Some(1024),
+            start_time_seconds: Some(1.7e9),
+            ..ProcessFigures::default()
+        };
+        render_process(&figures, &mut out);
+        for line in [
+            "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.25\n",
+            "process_resident_memory_bytes 4096\n",
+            "process_open_fds 12\n",
+            "process_max_fds 1024\n",
+            "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds 1700000000\n",
+        ] {
+            assert!(out.contains(line), "{line:?} in\n{out}");
+        }
+        assert!(!out.contains("process_virtual_memory_bytes"), "{out}");
+        let info = format!(
+            "shardbid_build_info{{version=\"{}\",commit=\"{BUILD_COMMIT}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(out.ends_with(&info), "{out}");
+        assert!(!BUILD_COMMIT.is_empty());
     }
 }

@@ -218,6 +218,7 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
             (senders.clone(), metrics.clone(), cfg.campaigns.file.clone());
         let limits = shard_mod::conn_limits(&cfg);
         let drain_delay = cfg.server.drain_delay_ms;
+        let admin_cfg = cfg.admin.clone();
         LocalExecutorBuilder::new(Placement::Unbound)
             .name("sb-control")
             .io_memory(256 << 10)
@@ -244,7 +245,8 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
                     (version, campaigns),
                     shared,
                 ));
-                glommio::spawn_local(admin::serve(control.clone(), listener, limits)).detach();
+                let admin = Rc::new(admin::Admin::new(control.clone(), &admin_cfg));
+                glommio::spawn_local(admin::serve(admin, listener, limits)).detach();
                 let money = glommio::spawn_local(control::money_loop(
                     control.clone(),
                     treasury,

@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline"],
     // The runtime.
     &["config", "metrics", "net", "notify"],
-    &["events", "telemetry"],
+    &["events", "telemetry", "process"],
     &["shard"],
     &["control"],
     &["http"],

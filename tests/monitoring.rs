@@ -9,13 +9,14 @@
 //!   stalled send, and the money side: notices of every kind and outcome (charged,
 //!   duplicate, marked, released, late, noted), every reason to refuse one, a frequency
 //!   cap, a spent budget, even pacing, the kill switch, a full bid ledger, dropped
-//!   events. Then every alert expression and every dashboard query goes through
+//!   events, and an admin request without the token. Then every alert expression and every dashboard query goes through
 //!   Prometheus's HTTP API (`/api/v1/query`): each must parse and return at least one
 //!   series, and `/api/v1/rules` must list every alert as loaded and healthy. Every
 //!   metric the server exposes must appear in the dashboard and in the operations
 //!   manual.
 //! - The server runs the sample config with four limits lowered so that the load can
-//!   reach them in seconds ([`config`]).
+//!   reach them in seconds ([`config`]), and an admin token, which Prometheus reads from
+//!   a credentials file as docs/operations.md tells operators to.
 //!
 //! How the queries are made to return something:
 //! - An alert returns nothing while it does not fire. Each alert's expression, as
@@ -53,6 +54,9 @@ const OPERATIONS: &str = "docs/operations.md";
 
 /// The scrape job the alert rules select (`up{job="shardbid"}`).
 const JOB: &str = "shardbid";
+
+/// The test server's `admin.token`.
+const ADMIN_TOKEN: &str = "monitoring-admin-token-0123456789";
 
 /// Grafana's variables and what the test puts in their place.
 const VARIABLES: [(&str, &str); 4] = [
@@ -109,9 +113,10 @@ fn every_alert_links_to_a_runbook_section() {
 fn prometheus_evaluates_every_alert_and_dashboard_query() {
     let server = Server::start_with(Options {
         config: Some(config()),
+        env: vec![("SHARDBID_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())],
         ..Options::default()
     });
-    let mut prom = Prometheus::start(server.admin, JOB, &root().join(ALERTS));
+    let mut prom = Prometheus::start(server.admin, JOB, &root().join(ALERTS), ADMIN_TOKEN);
     // Prometheus applies new scrape targets every 5 s: the first scrape comes about 5 s
     // after it starts, and the traffic goes after it so that rates have a before.
     prom.wait_for("first scrape", |p| {
@@ -358,6 +363,9 @@ fn drive_load(server: &Server) -> Vec<Conn> {
     }
     let resp = slow.read_response().expect("the stalled response");
     assert!(resp.status == 200 && resp.body.len() > 8 << 20);
+
+    // An admin request without the token.
+    assert_eq!(Conn::open(server.admin).get("/metrics").status, 401);
 
     // Table 3: no active campaign. Table 4: the campaigns file again.
     install(server, &campaign("off", false, json!({}), "<b>off</b>"), 3);

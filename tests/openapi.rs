@@ -2,8 +2,10 @@
 //! schemathesis, fuzzing each listener of a running server from it, finds nothing. Its
 //! default checks all run: no 5xx, every status, content type, header and body as
 //! documented, schema-violating input rejected, schema-valid input accepted, 405 with
-//! `Allow` for every undocumented method. `tests/schemathesis.toml` holds the one
-//! adjustment, with its reason.
+//! `Allow` for every undocumented method, and on the admin listener, which runs with
+//! `admin.token` set, `401` for every operation that requires the token when a request
+//! comes without it or with another one. `tests/schemathesis.toml` holds the
+//! adjustments, with their reasons.
 //!
 //! The tools are Python packages, pinned in `.ci/requirements.txt` and installed by
 //! `.ci/run`: `pip install -r .ci/requirements.txt`. A missing tool fails the test.
@@ -14,7 +16,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use common::{root, Server, TempDir};
+use common::{root, Options, Server, TempDir};
 
 const SPEC: &str = "docs/openapi.yaml";
 const CONFIG: &str = "tests/schemathesis.toml";
@@ -24,6 +26,8 @@ const CONFIG: &str = "tests/schemathesis.toml";
 const MAX_EXAMPLES: &str = "25";
 /// A fixed seed: every run sends the same requests, so a failure reproduces.
 const SEED: &str = "20261205";
+/// The admin listener's token in [`the_admin_listener_answers_as_described`].
+const ADMIN_TOKEN: &str = "openapi-admin-token-0123456789";
 
 #[test]
 fn the_description_is_valid_openapi() {
@@ -54,11 +58,17 @@ fn the_traffic_listener_answers_as_described() {
 /// `PUT /admin/campaigns` installs the generated sets on this throwaway server.
 #[test]
 fn the_admin_listener_answers_as_described() {
-    let server = Server::start();
+    let server = Server::start_with(Options {
+        env: vec![("SHARDBID_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())],
+        ..Options::default()
+    });
     // Every phase, stateful included: it follows the documented links from a
     // successful PUT or reload to `GET /admin/campaigns`, whose body then shows a
-    // generated set written back.
-    fuzz(&server, server.admin, "admin", &[]);
+    // generated set written back. With the token given, schemathesis also sends each
+    // operation that requires it without the token and with a wrong one, and expects
+    // 401 (its `ignored_auth` check).
+    let auth = format!("Authorization: Bearer {ADMIN_TOKEN}");
+    fuzz(&server, server.admin, "admin", &["--header", &auth]);
 }
 
 /// schemathesis checks that a 405 carries `Allow`; this checks that it names exactly what
@@ -75,6 +85,7 @@ fn a_405_allows_exactly_the_documented_methods() {
         (server.traffic, "/notice/billing", "GET, POST"),
         (server.traffic, "/notice/loss", "GET, POST"),
         (server.admin, "/healthz", "GET"),
+        (server.admin, "/readyz", "GET"),
         (server.admin, "/metrics", "GET"),
         (server.admin, "/admin/campaigns", "GET, PUT"),
         (

@@ -203,11 +203,16 @@ fn every_no_bid_reason_is_a_204_and_counted() {
         200
     );
 
-    // An empty campaign set.
+    // An empty campaign set (which the admin API takes only when asked to).
     assert_eq!(
         server
             .admin()
-            .send("PUT", "/admin/campaigns", &[], br#"{"campaigns": []}"#)
+            .send(
+                "PUT",
+                "/admin/campaigns?allow_empty=1",
+                &[],
+                br#"{"campaigns": []}"#
+            )
             .status,
         200
     );

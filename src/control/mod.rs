@@ -62,6 +62,8 @@ pub fn build_table(set: &CampaignSet, settings: &TableSettings, version: u64) ->
 pub enum ChangeError {
     /// The campaigns sent are invalid: the client's fault.
     Invalid(Vec<String>),
+    /// The set is empty and the request did not say it means that: the client's fault.
+    Empty,
     /// The campaigns file on the server is invalid: ours.
     InvalidFile(Vec<String>),
     /// The campaigns file on the server could not be read or parsed: ours.
@@ -122,8 +124,15 @@ impl Control {
     }
 
     /// Validates and builds `set`, sends every shard a replica, and waits until every
-    /// shard serves it.
-    pub async fn install(&self, set: CampaignSet) -> Result<Installed, ChangeError> {
+    /// shard serves it. An empty set, which stops every bid, only with `allow_empty`.
+    pub async fn install(
+        &self,
+        set: CampaignSet,
+        allow_empty: bool,
+    ) -> Result<Installed, ChangeError> {
+        if set.campaigns.is_empty() && !allow_empty {
+            return Err(ChangeError::Empty);
+        }
         let started = Instant::now();
         let version = self.version.get() + 1;
         let table = Table::build(&set, &self.settings, version).map_err(ChangeError::Invalid)?;
@@ -165,10 +174,10 @@ impl Control {
     }
 
     /// Re-reads the campaigns file and installs it.
-    pub async fn reload(&self) -> Result<Installed, ChangeError> {
+    pub async fn reload(&self, allow_empty: bool) -> Result<Installed, ChangeError> {
         let set = read_campaigns(&self.campaigns_file)
             .map_err(|e| ChangeError::Unreadable(format!("{e:#}")))?;
-        match self.install(set).await {
+        match self.install(set, allow_empty).await {
             Err(ChangeError::Invalid(list)) => Err(ChangeError::InvalidFile(list)),
             other => other,
         }

@@ -2,76 +2,114 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /metrics` | Prometheus text format, every shard summed at scrape time |
+//! | `GET /metrics` | Prometheus text format, every shard summed at scrape time, and the process's own series |
 //! | `GET /admin/campaigns` | `{"campaigns": [...], "live": {...}}`: what is loaded (a campaign file `PUT` takes back as it is), and in `live` the table version, the count and each campaign's spend, reservations, remaining budget, pacing, counts and paused state |
 //! | `POST /admin/campaigns/{id}/pause`, `/resume` | the kill switch: no shard bids for the campaign within 100 ms (until resumed); 404 for an unknown id |
-//! | `PUT /admin/campaigns` | replace the campaign set (a campaign file as the body): 200 `{"version","campaigns","took_ms"}`; invalid: 400 `{"errors": [...]}` and the old set stays |
+//! | `PUT /admin/campaigns` | replace the campaign set (a campaign file as the body, at most `admin.max_body_bytes`, else 413): 200 `{"version","campaigns","took_ms"}`; invalid: 400 `{"errors": [...]}` and the old set stays |
 //! | `POST /admin/reload` | re-read the campaigns file; answers like `PUT` |
 //! | `GET /healthz` | 200 |
+//! | `GET /readyz` | as on the traffic listener: 200 when every shard serves, 503 while starting or draining |
 //! | other methods on those paths | 405 with `Allow` |
+//!
+//! An empty campaign set (`PUT` or reload) would stop every bid: it is refused with 400
+//! unless the request says `?allow_empty=1`.
+//!
+//! With `admin.token` set, every request but `GET /healthz` and `GET /readyz` (the
+//! probes) must carry `Authorization: Bearer <token>`, or gets 401 (counted in
+//! `shardbid_admin_unauthorized_total`).
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use glommio::net::{TcpListener, TcpStream};
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use serde_json::json;
-use tracing::warn;
+use tracing::{trace, warn};
 
-use super::{empty, respond, text, Body, JSON};
+use super::auth::{Refusal, Token};
+use super::{empty, readiness, respond, text, Body, JSON};
+use crate::config::AdminConfig;
 use crate::control::{treasury, ChangeError, Control};
 use crate::metrics;
 use crate::net::{self, ConnLimits};
+use crate::targeting::CampaignSet;
+
+/// The admin listener's state: the control thread's, and its own settings and count.
+pub struct Admin {
+    control: Rc<Control>,
+    token: Option<Token>,
+    max_body: usize,
+    /// Requests refused with 401.
+    unauthorized: Cell<u64>,
+}
+
+impl Admin {
+    pub fn new(control: Rc<Control>, cfg: &AdminConfig) -> Admin {
+        Admin {
+            control,
+            token: Token::new(cfg.token.expose()),
+            max_body: cfg.max_body_bytes,
+            unauthorized: Cell::new(0),
+        }
+    }
+
+    /// Whether the request may go on: always without a token, else with it.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        let Some(token) = &self.token else {
+            return Ok(());
+        };
+        token.check(headers).inspect_err(|refusal| {
+            self.unauthorized.set(self.unauthorized.get() + 1);
+            trace!(?refusal, "Admin request refused");
+        })
+    }
+}
 
 /// The admin listener, on the control thread: accepts until the drain and serves each
 /// connection with [`route`].
-pub async fn serve(control: Rc<Control>, listener: TcpListener, limits: ConnLimits) {
+pub async fn serve(admin: Rc<Admin>, listener: TcpListener, limits: ConnLimits) {
+    let conns = &admin.control.conns;
     let accepted = |stream: TcpStream| {
-        let control = control.clone();
+        let admin = admin.clone();
         glommio::spawn_local(async move {
-            let c = control.clone();
+            let a = admin.clone();
             let service = service_fn(move |req| {
-                let c = c.clone();
-                async move { Ok::<_, Infallible>(route(&c, req).await) }
+                let a = a.clone();
+                async move { Ok::<_, Infallible>(route(&a, req).await) }
             });
-            let _ = net::serve_connection(&control.conns, limits, stream, service).await;
+            let _ = net::serve_connection(&admin.control.conns, limits, stream, service).await;
         })
         .detach();
     };
-    net::accept_tcp(&listener, &control.conns, accepted, |_| true).await;
+    net::accept_tcp(&listener, conns, accepted, |_| true).await;
 }
 
-/// Largest accepted campaign upload (100,000 campaigns take about 60 MB).
-const MAX_UPLOAD: usize = 512 << 20;
-
-pub async fn route(control: &Control, req: Request<Incoming>) -> Response<Body> {
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => metrics_page(control),
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/admin/campaigns") => campaigns_page(control),
-        (&Method::PUT, "/admin/campaigns") => {
-            let body = match Limited::new(req.into_body(), MAX_UPLOAD).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
-                    return text(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "campaign upload too large or unreadable\n",
-                    )
-                }
-            };
-            match serde_json::from_slice(&body) {
-                Ok(set) => change(control.install(set).await),
-                Err(e) => errors(
-                    StatusCode::BAD_REQUEST,
-                    vec![format!("not a valid campaign file: {e}")],
-                ),
-            }
+pub async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    // The probes answer without the token: a load balancer or kubelet has none.
+    let probe = req.method() == Method::GET && matches!(path, "/healthz" | "/readyz");
+    if !probe {
+        if let Err(refusal) = admin.authorize(req.headers()) {
+            return unauthorized(refusal);
         }
-        (&Method::POST, "/admin/reload") => change(control.reload().await),
+    }
+    let control = &*admin.control;
+    match (req.method(), path) {
+        (&Method::GET, "/metrics") => metrics_page(admin),
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => readiness(&control.global),
+        (&Method::GET, "/admin/campaigns") => campaigns_page(control),
+        (&Method::PUT, "/admin/campaigns") => put_campaigns(admin, req).await,
+        (&Method::POST, "/admin/reload") => match allow_empty(req.uri().query()) {
+            Ok(allow) => change(control.reload(allow).await),
+            Err(e) => errors(StatusCode::BAD_REQUEST, vec![e]),
+        },
         (method, path) if path.starts_with("/admin/campaigns/") => {
             let rest = &path["/admin/campaigns/".len()..];
             let (id, action) = rest.rsplit_once('/').unwrap_or((rest, ""));
@@ -90,11 +128,92 @@ pub async fn route(control: &Control, req: Request<Incoming>) -> Response<Body> 
                 errors(StatusCode::NOT_FOUND, vec![format!("no campaign {id:?}")])
             }
         }
-        (_, "/metrics" | "/healthz") => not_allowed("GET"),
+        (_, "/metrics" | "/healthz" | "/readyz") => not_allowed("GET"),
         (_, "/admin/campaigns") => not_allowed("GET, PUT"),
         (_, "/admin/reload") => not_allowed("POST"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// 401 with the challenge RFC 6750 describes (`error="invalid_token"` only for a token
+/// that was presented).
+fn unauthorized(refusal: Refusal) -> Response<Body> {
+    let (challenge, body) = match refusal {
+        Refusal::Missing => (
+            "Bearer realm=\"shardbid-admin\"",
+            "missing bearer token: send Authorization: Bearer <admin.token>\n",
+        ),
+        Refusal::Wrong => (
+            "Bearer realm=\"shardbid-admin\", error=\"invalid_token\"",
+            "wrong bearer token\n",
+        ),
+    };
+    let mut resp = text(StatusCode::UNAUTHORIZED, body);
+    resp.headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    resp
+}
+
+/// `PUT /admin/campaigns`: the body is a campaign file.
+async fn put_campaigns(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
+    let allow = match allow_empty(req.uri().query()) {
+        Ok(allow) => allow,
+        Err(e) => return errors(StatusCode::BAD_REQUEST, vec![e]),
+    };
+    let body = match read_upload(req, admin.max_body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    match serde_json::from_slice::<CampaignSet>(&body) {
+        Ok(set) => change(admin.control.install(set, allow).await),
+        Err(e) => errors(
+            StatusCode::BAD_REQUEST,
+            vec![format!("not a valid campaign file: {e}")],
+        ),
+    }
+}
+
+/// A campaign upload of at most `max` bytes: refused before reading when its declared
+/// length is larger, else as soon as more than that has arrived.
+async fn read_upload(req: Request<Incoming>, max: usize) -> Result<Bytes, Response<Body>> {
+    let too_large = || {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "campaign upload larger than admin.max_body_bytes\n",
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(errors(
+            StatusCode::BAD_REQUEST,
+            vec![format!("campaign upload unreadable: {e}")],
+        )),
+    }
+}
+
+/// `?allow_empty=1`: the caller means to load an empty campaign set. Other parameters
+/// are ignored; a value other than `0` or `1` is refused.
+fn allow_empty(query: Option<&str>) -> Result<bool, String> {
+    let mut allow = false;
+    for pair in query.unwrap_or_default().split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name == "allow_empty" {
+            allow = match value {
+                "1" => true,
+                "0" => false,
+                _ => return Err(format!("allow_empty: expected 1 or 0, not {value:?}")),
+            };
+        }
+    }
+    Ok(allow)
 }
 
 /// 405 with the `Allow` header RFC 9110 requires, empty like the traffic router's.
@@ -144,12 +263,15 @@ fn percent_decoded(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn metrics_page(control: &Control) -> Response<Body> {
+fn metrics_page(admin: &Admin) -> Response<Body> {
+    let control = &admin.control;
     let shards: Vec<&metrics::ShardMetrics> = control.metrics.iter().map(|m| &**m).collect();
     let mut out = String::with_capacity(8 * 1024);
     metrics::render(&shards, &control.settings.exchanges, &mut out);
     let snapshot = control.money.snapshot.borrow().clone();
     metrics::render_money(&shards, &treasury::figures(&snapshot), &mut out);
+    metrics::render_process(&crate::process::figures(), &mut out);
+    metrics::render_admin(admin.unauthorized.get(), &mut out);
     respond(
         StatusCode::OK,
         http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -158,8 +280,9 @@ fn metrics_page(control: &Control) -> Response<Body> {
 }
 
 /// The answer to a table change. A failure is the client's fault only when the
-/// campaigns it sent are invalid; the others are ours (500, or 503 when a shard did not
-/// confirm in time) and are logged with the reason.
+/// campaigns it sent are invalid, or when the set is empty without `?allow_empty=1`;
+/// the others are ours (500, or 503 when a shard did not confirm in time) and are
+/// logged with the reason.
 fn change(result: Result<crate::control::Installed, ChangeError>) -> Response<Body> {
     let e = match result {
         Ok(done) => {
@@ -170,11 +293,15 @@ fn change(result: Result<crate::control::Installed, ChangeError>) -> Response<Bo
         }
         Err(e) => e,
     };
-    if !matches!(e, ChangeError::Invalid(_)) {
+    if !matches!(e, ChangeError::Invalid(_) | ChangeError::Empty) {
         warn!(error = ?e, "Campaign change failed");
     }
     match e {
         ChangeError::Invalid(list) => errors(StatusCode::BAD_REQUEST, list),
+        ChangeError::Empty => errors(
+            StatusCode::BAD_REQUEST,
+            vec!["the campaign set is empty: every shard would stop bidding. To load it anyway, add ?allow_empty=1 to the request".into()],
+        ),
         ChangeError::InvalidFile(list) => errors(StatusCode::INTERNAL_SERVER_ERROR, list),
         ChangeError::Unreadable(msg) => errors(StatusCode::INTERNAL_SERVER_ERROR, vec![msg]),
         ChangeError::Unconfirmed { version } => json_response(
@@ -192,4 +319,27 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body
     let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
     body.push(b'\n');
     respond(status, JSON, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_empty_is_0_or_1_and_other_parameters_are_ignored() {
+        assert_eq!(allow_empty(None), Ok(false));
+        assert_eq!(allow_empty(Some("allow_empty=1")), Ok(true));
+        assert_eq!(allow_empty(Some("x=2&allow_empty=1")), Ok(true));
+        assert_eq!(allow_empty(Some("allow_empty=1&allow_empty=0")), Ok(false));
+        assert_eq!(allow_empty(Some("allow_empty=0")), Ok(false));
+        assert_eq!(allow_empty(Some("allow_emptyx=1")), Ok(false));
+        for bad in [
+            "allow_empty",
+            "allow_empty=",
+            "allow_empty=true",
+            "allow_empty=%31",
+        ] {
+            assert!(allow_empty(Some(bad)).is_err(), "{bad}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod auth;
 pub mod bid;
 pub mod notice;
 pub mod reply;
@@ -16,6 +17,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use crate::pipeline::OutBody;
+use crate::shard::Global;
 
 /// Every response body of the traffic and admin listeners: one chunk, whose length
 /// hyper sends as `Content-Length`.
@@ -76,4 +78,16 @@ pub fn empty(status: StatusCode) -> Response<Body> {
     let mut resp = Response::new(Full::new(Chunk::Bytes(Bytes::new())));
     *resp.status_mut() = status;
     resp
+}
+
+/// `/readyz`, the same on both listeners: 200 when every shard serves; 503 `starting`
+/// before, and `draining` from the start of a drain.
+pub fn readiness(global: &Global) -> Response<Body> {
+    if global.is_ready() {
+        text(StatusCode::OK, "ready\n")
+    } else if global.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    }
 }

@@ -62,19 +62,7 @@ async fn dispatch(shard: &Shard, req: Request<Incoming>) -> Response<Body> {
     }
     match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET | &Method::HEAD, "/readyz") => {
-            if shard.global.is_ready() {
-                text(StatusCode::OK, "ready\n")
-            } else if shard
-                .global
-                .draining
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
-                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
-            }
-        }
+        (&Method::GET | &Method::HEAD, "/readyz") => super::readiness(&shard.global),
         (_, "/healthz" | "/readyz") => not_allowed("GET, HEAD"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }

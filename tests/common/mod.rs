@@ -40,6 +40,9 @@ pub struct Server {
     pub shards: usize,
     /// Where its event log goes (a temporary folder unless the test chose one).
     pub events_dir: PathBuf,
+    /// The admin token it was started with (`SHARDBID_ADMIN_TOKEN` in the options'
+    /// environment), which [`Server::admin`] connections send.
+    pub admin_token: Option<String>,
     _dir: Option<TempDir>,
     _events: Option<TempDir>,
 }
@@ -184,6 +187,11 @@ impl Server {
                 .unwrap_or(rest.len());
             rest[..end].parse().expect("socket address")
         };
+        let admin_token = opts
+            .env
+            .iter()
+            .find(|(k, _)| k == "SHARDBID_ADMIN_TOKEN")
+            .map(|(_, v)| v.clone());
         Server {
             traffic: field("traffic"),
             admin: field("admin"),
@@ -191,6 +199,7 @@ impl Server {
             log,
             shards: opts.shards,
             events_dir,
+            admin_token,
             _dir: dir,
             _events: events,
         }
@@ -225,8 +234,11 @@ impl Server {
         Conn::open(self.traffic)
     }
 
+    /// A connection to the admin listener that sends the server's admin token, if any.
     pub fn admin(&self) -> Conn {
-        Conn::open(self.admin)
+        let mut conn = Conn::open(self.admin);
+        conn.bearer = self.admin_token.clone();
+        conn
     }
 
     pub fn bid(&self, body: &[u8]) -> Response {
@@ -286,6 +298,8 @@ impl Response {
 pub struct Conn {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// Sent as `Authorization: Bearer ...` with every request that carries none.
+    pub bearer: Option<String>,
 }
 
 impl Conn {
@@ -298,6 +312,7 @@ impl Conn {
         Conn {
             stream,
             buf: Vec::new(),
+            bearer: None,
         }
     }
 
@@ -333,6 +348,12 @@ impl Conn {
         );
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let has_auth = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        if let (Some(token), false) = (&self.bearer, has_auth) {
+            req.push_str(&format!("authorization: Bearer {token}\r\n"));
         }
         req.push_str("\r\n");
         let mut bytes = req.into_bytes();

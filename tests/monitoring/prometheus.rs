@@ -21,19 +21,33 @@ pub struct Prometheus {
 
 impl Prometheus {
     /// Starts Prometheus scraping `target` as job `job` every second, with the rules
-    /// in `rules` evaluated every second.
-    pub fn start(target: SocketAddr, job: &str, rules: &Path) -> Prometheus {
+    /// in `rules` evaluated every second. It sends `token` as a bearer token, from a
+    /// credentials file as docs/operations.md shows.
+    pub fn start(target: SocketAddr, job: &str, rules: &Path, token: &str) -> Prometheus {
         // A port found free may be taken before Prometheus binds it: try again.
         for _ in 0..3 {
             let dir = TempDir::new("prometheus");
             let addr = TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .expect("a free port");
+            let credentials = write_file(&dir.0, "admin-token", token);
+            // The scrape job as docs/operations.md shows it, the token in a file.
             let config = format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n\
-                 rule_files:\n  - {}\n\
-                 scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: [\"{target}\"]\n",
-                rules.display()
+                r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 900ms
+  evaluation_interval: 1s
+rule_files:
+  - {rules}
+scrape_configs:
+  - job_name: {job}
+    authorization:
+      credentials_file: {credentials}
+    static_configs:
+      - targets: ["{target}"]
+"#,
+                rules = rules.display(),
+                credentials = credentials.display(),
             );
             let config = write_file(&dir.0, "prometheus.yml", &config);
             let log = File::create(dir.0.join("prometheus.log")).expect("log file");
