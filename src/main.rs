@@ -43,6 +43,11 @@ struct Cli {
     /// Log format: text or json (log.format).
     #[arg(long, value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Take over from a shardbid already serving these addresses (a rolling restart):
+    /// share its traffic port, serve, then ask it to drain (POST /admin/drain) and take
+    /// its admin port once it lets go.
+    #[arg(long)]
+    takeover: bool,
 }
 
 /// Exit code for a bad configuration (EX_CONFIG from sysexits.h).
@@ -114,7 +119,7 @@ fn main() -> ExitCode {
     for warning in cfg.warnings() {
         tracing::error!("{warning}");
     }
-    match server::run(cfg, table) {
+    match server::run(cfg, table, cli.takeover) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shardbid: {e:#}");

@@ -22,7 +22,7 @@ use crate::events::{self, writer::EventLog};
 use crate::http::{admin, traffic};
 use crate::metrics::ShardMetrics;
 use crate::money::day::DayClock;
-use crate::net;
+use crate::net::listen::{self, Listener, Sharing};
 use crate::shard::balance::Balancer;
 use crate::shard::money::{ControlMsg, ShardMoney};
 use crate::shard::{self as shard_mod, Global, Shard, ShardMsg, ShardSettings};
@@ -33,8 +33,21 @@ const RING_MEMORY: usize = 1 << 20;
 
 /// Runs the server until SIGTERM/SIGINT has drained it. Returns an error, before any
 /// port is served, when the campaigns, io_uring, locked memory or a bind fails.
-pub fn run(cfg: Config, table: Table) -> Result<()> {
+pub fn run(cfg: Config, table: Table, takeover: bool) -> Result<()> {
     let shard_count = cfg.shard_count();
+    if !takeover && cfg.server.listen.port() != 0 {
+        if let Err(e) = listen::check_free(cfg.server.listen) {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                bail!(
+                    "server.listen {}: another process already listens there (a running \
+                     shardbid? To replace one without dropping a request, start this one \
+                     with --takeover)",
+                    cfg.server.listen
+                );
+            }
+            bail!("server.listen {}: {e}", cfg.server.listen);
+        }
+    }
     raise_memlock(shard_count * (cfg.server.io_memory + RING_MEMORY));
 
     let settings = control::table_settings(&cfg);
@@ -167,14 +180,14 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
             .ring_depth(cfg.server.ring_depth)
             .spawn(move || async move {
                 name_thread(&format!("sb-shard-{id}"));
-                let listener = match net::bind(listen) {
+                let listener = match listen::bind(listen, Sharing::ReusePort) {
                     Ok(l) => l,
                     Err(e) => {
                         let _ = bound_tx.send(Err(e));
                         return;
                     }
                 };
-                let _ = bound_tx.send(listener.local_addr().map_err(std::io::Error::from));
+                let _ = bound_tx.send(listener.local_addr());
                 let settings = Rc::new(settings);
                 money.bind(&table, &purses);
                 for (p, amount) in first_leases {
@@ -219,19 +232,12 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
         let limits = shard_mod::conn_limits(&cfg);
         let drain_delay = cfg.server.drain_delay_ms;
         let admin_cfg = cfg.admin.clone();
+        let takeover_wait = cfg.server.drain_delay_ms + cfg.server.drain_timeout_ms + TAKEOVER_GRACE;
         LocalExecutorBuilder::new(Placement::Unbound)
             .name("sb-control")
             .io_memory(256 << 10)
             .spawn(move || async move {
                 name_thread("sb-control");
-                let listener = match net::bind(admin_addr) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = bound_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = bound_tx.send(listener.local_addr().map_err(std::io::Error::from));
                 let shared = MoneyShared {
                     registry: RefCell::new(registry),
                     ..MoneyShared::default()
@@ -245,13 +251,27 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
                     (version, campaigns),
                     shared,
                 ));
-                let admin = Rc::new(admin::Admin::new(control.clone(), &admin_cfg));
-                glommio::spawn_local(admin::serve(admin, listener, limits)).detach();
+                // The bank runs before the admin listener is bound: during a takeover
+                // that waits for the process being replaced, and the shards serve.
                 let money = glommio::spawn_local(control::money_loop(
                     control.clone(),
                     treasury,
                     stop.clone(),
                 ));
+                let token = admin_cfg.token.expose().to_string();
+                let listener = match bind_admin(admin_addr, takeover, &token, takeover_wait).await
+                {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(e));
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        money.await;
+                        return;
+                    }
+                };
+                let _ = bound_tx.send(listener.local_addr());
+                let admin = Rc::new(admin::Admin::new(control.clone(), &admin_cfg));
+                glommio::spawn_local(admin::serve(admin, listener, limits)).detach();
                 control::watch(control.clone(), signal, stop.clone(), drain_delay).await;
                 // Keep the admin API (metrics) and the bank up while shards drain.
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -280,6 +300,12 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
         }
         Ok(Err(e)) => {
             stop_shards(&senders, handles);
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                bail!(
+                    "server.admin_listen {admin_addr}: another process already listens there \
+                     (a running shardbid? To replace one, start with --takeover)"
+                );
+            }
             bail!("cannot listen on server.admin_listen {admin_addr}: {e}");
         }
         Err(_) => {
@@ -297,6 +323,10 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
             warn!(shard = id, error = %e, "Shard ended with an error");
         }
     }
+    // The traffic is done: the control thread closes the admin listener (a process
+    // taking over is waiting for its port) and ends.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = control.join();
     // Every shard has handed its events over: the writer writes and fsyncs them.
     let written = events.finish();
     let mut accepted = [0u64; crate::events::EventType::ALL.len()];
@@ -312,8 +342,6 @@ pub fn run(cfg: Config, table: Table) -> Result<()> {
             "Event log: the events written differ from the events the shards counted"
         );
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = control.join();
     info!("Stopped");
     Ok(())
 }
@@ -391,9 +419,73 @@ fn memlock() -> (u64, u64) {
     (lim.rlim_cur, lim.rlim_max)
 }
 
-/// Raises the soft locked-memory limit towards the hard limit when the estimate needs
-/// it, and warns when even the hard limit is below it (io_uring may still work: recent
-/// kernels account its rings to the memory cgroup instead).
+/// How long a takeover waits for the replaced process's admin port beyond its own
+/// drain delay and timeout (the other process's may be longer).
+const TAKEOVER_GRACE: Duration = Duration::from_secs(10);
+
+/// Binds the admin listener, which only one process may hold. With `takeover`, a
+/// process found there is asked to drain (`POST /admin/drain`, with the admin token if
+/// one is set), and the port is taken once it has let go of it, within `wait`.
+async fn bind_admin(
+    addr: SocketAddr,
+    takeover: bool,
+    token: &str,
+    wait: Duration,
+) -> std::io::Result<Listener> {
+    let first = listen::bind(addr, Sharing::Exclusive);
+    match first {
+        Err(e) if takeover && e.kind() == std::io::ErrorKind::AddrInUse => {}
+        other => return other,
+    }
+    ask_to_drain(addr, token)?;
+    info!(admin = %addr, "Takeover: the process being replaced is draining");
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        match listen::bind(addr, Sharing::Exclusive) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(e);
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `POST /admin/drain` to the process on `addr` (blocking, on the control thread before
+/// it serves anything).
+fn ask_to_drain(addr: SocketAddr, token: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut to = addr;
+    if to.ip().is_unspecified() {
+        to.set_ip(match to {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let mut conn = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let auth = match token {
+        "" => String::new(),
+        t => format!("authorization: Bearer {t}\r\n"),
+    };
+    write!(
+        conn,
+        "POST /admin/drain HTTP/1.1\r\nhost: {to}\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let status = String::from_utf8_lossy(&answer);
+    let status = status.lines().next().unwrap_or("no answer");
+    if status.starts_with("HTTP/1.1 202") {
+        return Ok(());
+    }
+    Err(std::io::Error::other(format!(
+        "in use, and the process there did not agree to drain ({status})"
+    )))
+}
+
 /// Descriptors kept for everything but traffic connections: the admin listener and
 /// its connections, the event log, campaign files, io_uring, the inboxes.
 const RESERVED_DESCRIPTORS: u64 = 1024;
@@ -437,6 +529,9 @@ fn raise_nofile() -> u64 {
     lim.rlim_cur as u64
 }
 
+/// Raises the soft locked-memory limit towards the hard limit when the estimate needs
+/// it, and warns when even the hard limit is below it (io_uring may still work: recent
+/// kernels account its rings to the memory cgroup instead).
 fn raise_memlock(needed: usize) {
     let (soft, hard) = memlock();
     let needed = needed as u64;

@@ -99,6 +99,7 @@ fn a_405_allows_exactly_the_documented_methods() {
             "POST",
         ),
         (server.admin, "/admin/reload", "POST"),
+        (server.admin, "/admin/drain", "POST"),
     ];
     for (addr, path, allow) in cases {
         let resp = common::Conn::open(addr).send("DELETE", path, &[], b"");

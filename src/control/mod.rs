@@ -265,7 +265,8 @@ pub async fn watch(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        if signal.load(Ordering::Relaxed) {
+        if signal.load(Ordering::Relaxed) || control.global.drain_requested.load(Ordering::Relaxed)
+        {
             control.drain(drain_delay).await;
             return;
         }

@@ -339,9 +339,17 @@ impl Files {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(ts_ms, |d| d.as_millis() as i64);
-        self.seq += 1;
-        let path = self.dir.join(file_name(now_ms, self.seq));
-        let f = OpenOptions::new().create(true).append(true).open(&path)?;
+        // A new file, never one that exists: two processes share the folder during a
+        // takeover, and each writes only its own files.
+        let (f, path) = loop {
+            self.seq += 1;
+            let path = self.dir.join(file_name(now_ms, self.seq));
+            match OpenOptions::new().create_new(true).append(true).open(&path) {
+                Ok(f) => break (f, path),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        };
         self.file = Some((
             BufWriter::with_capacity(256 << 10, f),
             path,

@@ -7,6 +7,7 @@
 //! | `POST /admin/campaigns/{id}/pause`, `/resume` | the kill switch: no shard bids for the campaign within 100 ms (until resumed); 404 for an unknown id |
 //! | `PUT /admin/campaigns` | replace the campaign set (a campaign file as the body, at most `admin.max_body_bytes`, else 413): 200 `{"version","campaigns","took_ms"}`; invalid: 400 `{"errors": [...]}` and the old set stays |
 //! | `POST /admin/reload` | re-read the campaigns file; answers like `PUT` |
+//! | `POST /admin/drain` | 202, and the process drains as on SIGTERM (a `--takeover` start asks this of the process it replaces) |
 //! | `GET /healthz` | 200 |
 //! | `GET /readyz` | as on the traffic listener: 200 when every shard serves, 503 while starting or draining |
 //! | other methods on those paths | 405 with `Allow` |
@@ -23,7 +24,7 @@ use std::convert::Infallible;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpStream;
 use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -37,7 +38,7 @@ use super::{empty, readiness, respond, text, Body, JSON};
 use crate::config::AdminConfig;
 use crate::control::{treasury, ChangeError, Control};
 use crate::metrics;
-use crate::net::{self, ConnLimits};
+use crate::net::{self, ConnLimits, Listener};
 use crate::targeting::CampaignSet;
 
 /// The admin listener's state: the control thread's, and its own settings and count.
@@ -73,7 +74,7 @@ impl Admin {
 
 /// The admin listener, on the control thread: accepts until the drain and serves each
 /// connection with [`route`].
-pub async fn serve(admin: Rc<Admin>, listener: TcpListener, limits: ConnLimits) {
+pub async fn serve(admin: Rc<Admin>, listener: Listener, limits: ConnLimits) {
     let conns = &admin.control.conns;
     let accepted = |stream: TcpStream| {
         let admin = admin.clone();
@@ -106,6 +107,14 @@ pub async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/readyz") => readiness(&control.global),
         (&Method::GET, "/admin/campaigns") => campaigns_page(control),
         (&Method::PUT, "/admin/campaigns") => put_campaigns(admin, req).await,
+        (&Method::POST, "/admin/drain") => {
+            // As SIGTERM: what a process taking over (--takeover) asks of this one.
+            control
+                .global
+                .drain_requested
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            text(StatusCode::ACCEPTED, "draining\n")
+        }
         (&Method::POST, "/admin/reload") => match allow_empty(req.uri().query()) {
             Ok(allow) => change(control.reload(allow).await),
             Err(e) => errors(StatusCode::BAD_REQUEST, vec![e]),
@@ -130,7 +139,7 @@ pub async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
         }
         (_, "/metrics" | "/healthz" | "/readyz") => not_allowed("GET"),
         (_, "/admin/campaigns") => not_allowed("GET, PUT"),
-        (_, "/admin/reload") => not_allowed("POST"),
+        (_, "/admin/reload" | "/admin/drain") => not_allowed("POST"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

@@ -7,17 +7,21 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpStream;
 use hyper::service::service_fn;
 use tracing::{debug, info, warn};
 
 use super::router;
-use crate::net::{self, conns::ConnStats};
+use crate::net::{self, conns::ConnStats, Listener};
 use crate::shard::balance::{self, Balancer, Inbox};
 use crate::shard::Shard;
 
 /// A failing accept is logged at most this often (the failures are counted).
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// At the drain, how long a listener that refuses new handshakes stays open for those
+/// under way (a round trip, with a wide margin) before it closes.
+const LISTENER_SETTLE: Duration = Duration::from_millis(50);
 
 /// Accepts connections until the shard drains, then waits (up to `drain_timeout`) for
 /// open connections to finish. Every shard binds the same address: glommio sets
@@ -28,7 +32,7 @@ const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 /// shard arrive through `inbox`.
 pub async fn serve(
     shard: Rc<Shard>,
-    listener: TcpListener,
+    listener: Listener,
     drain_timeout: Duration,
     balancer: Arc<Balancer>,
     inbox: Inbox,
@@ -90,11 +94,34 @@ pub async fn serve(
         true
     };
     net::accept_tcp(&listener, &shard.conns, accepted, failed).await;
+    // No new handshakes; those under way complete within a round trip. Every
+    // connection the kernel completed before the listener closes is served (its answer
+    // closes it), not reset with its request unread.
+    let settle = match listener.refuse_new() {
+        Ok(()) => LISTENER_SETTLE,
+        Err(e) => {
+            warn!(shard = shard.id, error = %e, "Cannot stop new connections before closing the listener");
+            Duration::ZERO
+        }
+    };
+    let until = Instant::now() + settle;
+    loop {
+        for stream in listener.accept_pending() {
+            balancer.hold(shard.id);
+            glommio::spawn_local(connection(shard.clone(), stream, balancer.clone())).detach();
+        }
+        if Instant::now() >= until {
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
     drop(listener);
     shard.global.shards_serving.fetch_sub(1, Ordering::Relaxed);
 
+    // The balancer counts every connection this shard has taken on, including those
+    // just spawned and not yet registered in `conns`.
     let deadline = Instant::now() + drain_timeout;
-    while shard.conns.open() > 0 && Instant::now() < deadline {
+    while (shard.conns.open() > 0 || balancer.load(shard.id) > 0) && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     crate::shard::finish(&shard);

@@ -6,21 +6,16 @@
 #![forbid(unsafe_code)]
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::pin;
 use std::time::Duration;
 
 use futures_lite::future;
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpStream;
 use hyper::server::conn::http1;
 
 use super::conns::Conns;
 use super::io::{ConnState, Io};
-
-/// Binds a listener (glommio sets SO_REUSEPORT, so every shard binds the same address).
-pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr).map_err(io::Error::from)
-}
+use super::listen::Listener;
 
 /// How long the accept loop pauses after a failed accept, so that a lasting failure
 /// does not spin; out of descriptors, longer (closing connections must free some).
@@ -62,12 +57,12 @@ pub async fn accept_until_drained<T>(
 
 /// Accepts TCP connections from `listener` (see [`accept_until_drained`]).
 pub async fn accept_tcp(
-    listener: &TcpListener,
+    listener: &Listener,
     conns: &Conns,
     serve: impl FnMut(TcpStream),
     failed: impl FnMut(io::Error) -> bool,
 ) {
-    let next = async || Some(listener.accept().await.map_err(io::Error::from));
+    let next = async || Some(listener.accept().await);
     accept_until_drained(conns, next, serve, failed).await
 }
 

@@ -97,6 +97,12 @@ impl Balancer {
         self.load[shard].0.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// A connection counted on `me` without placing it (one taken from the accept queue
+    /// as the listener closes).
+    pub fn hold(&self, me: usize) {
+        self.load[me].0.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A connection placed on `to` stays on `me` after all (its hand-off failed).
     pub fn keep(&self, me: usize, to: usize) {
         self.closed(to);
@@ -158,23 +164,29 @@ pub async fn receive(inbox: Inbox, shard: usize, conns: &Conns, serve: impl FnMu
         warn!(shard, error = %e, "Connection inbox failed");
         false
     };
-    accept_until_drained(conns, next, serve, failed).await;
-    close_queued(raw);
+    let mut serve = serve;
+    accept_until_drained(conns, next, &mut serve, failed).await;
+    // Connections handed over just before the drain were accepted by the kernel and
+    // may carry a request: they are served (their answers close them), not reset.
+    for stream in take_queued(raw) {
+        serve(stream);
+    }
     drop(socket);
     debug!(shard, "Connection inbox closed");
 }
 
-/// Closes descriptors still waiting in an inbox that is no longer read.
-fn close_queued(fd: RawFd) {
+/// The descriptors still waiting in an inbox, taken without waiting for more.
+fn take_queued(fd: RawFd) -> Vec<TcpStream> {
+    let mut out = Vec::new();
     let mut buf = [0u8; 4];
     loop {
         // SAFETY: a valid socket and a 4-byte buffer.
         let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
         if n != 4 {
-            return;
+            return out;
         }
-        // SAFETY: a descriptor handed to this shard that it now will never serve.
-        drop(unsafe { OwnedFd::from_raw_fd(RawFd::from_ne_bytes(buf)) });
+        // SAFETY: the sender dup'ed this descriptor for us and forgot it.
+        out.push(unsafe { TcpStream::from_raw_fd(RawFd::from_ne_bytes(buf)) });
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Global {
     pub shards_serving: AtomicUsize,
     /// Set on SIGTERM/SIGINT: `/readyz` answers 503 from then on.
     pub draining: AtomicBool,
+    /// `POST /admin/drain` asked for the drain (as SIGTERM would).
+    pub drain_requested: AtomicBool,
     /// systemd watchdog: housekeeping ticks of every shard and the control thread.
     pub health: Arc<crate::notify::Health>,
 }

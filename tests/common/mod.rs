@@ -63,6 +63,25 @@ impl TempDir {
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
+
+    /// In memory (`/dev/shm`) where there is one: for event logs, whose fsyncs on a
+    /// busy shared disk can stall a server's exit for seconds, which tests of timing
+    /// (drains, takeovers) would misread.
+    pub fn in_memory(tag: &str) -> TempDir {
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir() {
+            return TempDir::new(tag);
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let p = shm.join(format!("shardbid-test-{tag}-{}-{nanos}", std::process::id()));
+        match std::fs::create_dir_all(&p) {
+            Ok(()) => TempDir(p),
+            Err(_) => TempDir::new(tag),
+        }
+    }
 }
 
 impl Drop for TempDir {
@@ -77,6 +96,11 @@ pub struct Options {
     pub campaigns: Option<PathBuf>,
     pub shards: usize,
     pub env: Vec<(String, String)>,
+    /// Fixed addresses (default: free ports on 127.0.0.1).
+    pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    /// More command-line arguments (e.g. `--takeover`).
+    pub args: Vec<String>,
 }
 
 impl Default for Options {
@@ -86,6 +110,9 @@ impl Default for Options {
             campaigns: None,
             shards: 2,
             env: Vec::new(),
+            listen: None,
+            admin_listen: None,
+            args: Vec::new(),
         }
     }
 }
@@ -123,9 +150,10 @@ impl Server {
             .arg("--campaigns")
             .arg(&campaigns)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(opts.listen.map_or("127.0.0.1:0".into(), |a| a.to_string()))
             .arg("--admin-listen")
-            .arg("127.0.0.1:0")
+            .arg(opts.admin_listen.map_or("127.0.0.1:0".into(), |a| a.to_string()))
+            .args(&opts.args)
             .arg("--shards")
             .arg(opts.shards.to_string())
             .env("RUST_LOG", "info")
@@ -139,7 +167,7 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let events = (!opts.env.iter().any(|(k, _)| k == "SHARDBID_EVENTS_DIR"))
-            .then(|| TempDir::new("events"));
+            .then(|| TempDir::in_memory("events"));
         if let Some(e) = &events {
             cmd.env("SHARDBID_EVENTS_DIR", &e.0);
         }
@@ -425,6 +453,40 @@ impl Conn {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A loopback address with a port nobody uses now, below the ephemeral range: a port
+/// the kernel hands out to connecting clients could be taken by a test's own clients
+/// between two processes binding it (a takeover), as an ephemeral port never is.
+pub fn free_addr() -> SocketAddr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = ephemeral_range();
+    // Test processes run side by side: each starts at its own place in the range.
+    let span = low.saturating_sub(10_000).max(1);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + (seed.wrapping_add(n) % span);
+        if (low..=high).contains(&port) {
+            continue;
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free port between 10000 and {low}");
+}
+
+/// `net.ipv4.ip_local_port_range`.
+fn ephemeral_range() -> (u32, u32) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut it = text.split_whitespace().filter_map(|v| v.parse().ok());
+    match (it.next(), it.next()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (32768, 60999),
+    }
 }
 
 /// Writes `text` to a file in `dir` and returns its path.

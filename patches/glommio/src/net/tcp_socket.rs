@@ -135,6 +135,20 @@ impl TcpListener {
         })
     }
 
+    /// shardbid patch: waits until a connection is waiting to be accepted, through a
+    /// poll of the ring, without accepting it. Dropping this future loses nothing,
+    /// whereas dropping [`accept`] while its io_uring accept is in flight can lose a
+    /// connection the kernel accepts before the cancel lands. A server that stops
+    /// accepting (a drain) waits with this, then accepts without blocking.
+    ///
+    /// [`accept`]: TcpListener::accept
+    pub async fn readable(&self) -> Result<()> {
+        let reactor = self.reactor.upgrade().unwrap();
+        let source = reactor.poll_read_ready(self.listener.as_raw_fd());
+        source.collect_rw().await?;
+        Ok(())
+    }
+
     /// Accepts a new incoming TCP connection and allows the result to be sent
     /// to a foreign executor
     ///
