@@ -1,5 +1,6 @@
 //! The HTTP request path above the socket: any bytes, as a client sends them on one
-//! connection, served by hyper with the server's own settings (`net::http1_builder`),
+//! connection, served by hyper with the server's own settings (`net::http1_builder`
+//! with the sample config's `[http]` limits),
 //! the traffic router and a real shard with the sample campaigns and the money side on
 //! (budgets, caps, signed notice URLs, notices verified and settled), as
 //! `benches/http.rs` measures it. Left out: glommio's ring, the connection's timeouts
@@ -141,7 +142,8 @@ fn serve(shard: &Rc<Shard>, input: &[u8], chunk: usize) {
     });
     // Errors (a malformed request, a connection closed mid-request) end the connection,
     // as they do on a socket.
-    let _ = futures_lite::future::block_on(http1_builder().serve_connection(&mut wire, service));
+    let builder = http1_builder(&shard.settings.conn);
+    let _ = futures_lite::future::block_on(builder.serve_connection(&mut wire, service));
     check_responses(&wire.out, &requests.borrow());
 }
 

@@ -36,6 +36,8 @@ use shardbid::money::Micros;
 /// The clock of mode 0 (the seeds were issued 100 s before it).
 const NOW: u64 = 1_800_000_000;
 const BASE: &str = "https://bid.example.com";
+/// The least price a plain decimal cannot carry: 13 integer digits.
+const PLAIN_LIMIT: i64 = 1_000_000_000_000 * 1_000_000;
 /// Seconds a notice may be dated ahead of the clock (`notice.rs`).
 const CLOCK_SKEW_S: u64 = 60;
 
@@ -122,18 +124,22 @@ fn received(rest: &[u8]) {
     let Ok(n) = got else { return };
     held_to_the_bid(&n);
     // What verified is what was signed: written again with the same facts and price,
-    // it verifies to the same notice.
-    let price = n.price.map(|p| {
-        let mut s = Vec::new();
-        p.write_decimal(&mut s);
-        String::from_utf8(s).expect("decimal")
-    });
+    // it verifies to the same notice (a price too large for a plain decimal aside).
+    if n.price.is_some_and(|p| p.0 >= PLAIN_LIMIT) {
+        return;
+    }
+    let price = n.price.map(decimal);
     let loss = n.loss_reason.map(|l| l.to_string());
-    let again = fill(
+    let mut again = fill(
         &url_query(kind, &n.facts.borrow()),
         price.as_deref(),
         loss.as_deref(),
     );
+    // Only a loss URL has `${AUCTION_LOSS}`, but any notice may carry a `loss`.
+    if let (Some(l), false) = (&loss, kind == NoticeKind::Loss) {
+        again.push_str("&loss=");
+        again.push_str(l);
+    }
     let back = key().verify(kind, &again, NOW, 3600, |_| PriceFormat::Plain);
     assert_eq!(
         back.as_ref(),
@@ -327,8 +333,9 @@ fn expected(
     if kind != NoticeKind::Loss && price.is_some_and(|p| p > f.bid) {
         return Err(Rejection::AbovePrice);
     }
+    // Only a loss URL carries `${AUCTION_LOSS}` for the exchange to fill in.
     let loss_reason = loss
-        .filter(|l| !unfilled(l))
+        .filter(|l| kind == NoticeKind::Loss && !unfilled(l))
         .and_then(|l| l.trim().parse().ok());
     Ok(Notice {
         kind,
@@ -420,7 +427,7 @@ fn plain_price(p: &str) {
         assert_eq!(e, Rejection::BadPrice, "{p:?}");
     } else if let Ok(m) = got {
         // Back from its decimal (unless rounding carried it to a 13th integer digit).
-        if m.0 < 1_000_000_000_000 * 1_000_000 {
+        if m.0 < PLAIN_LIMIT {
             assert_eq!(read_price(&decimal(m), &PriceFormat::Plain), Ok(m), "{p:?}");
         }
     }
