@@ -54,6 +54,11 @@ pub enum NoBidReason {
     Budget,
     /// Even pacing skipped this request for every campaign that would have bid.
     Pacing,
+    /// The shard was overloaded: the request had waited longer than
+    /// `http.shed_queue_delay_ms`, and was answered without being parsed.
+    Overload,
+    /// The exchange was over its `max_qps`, and its `over_quota` answer is a no-bid.
+    Quota,
 }
 
 impl NoBidReason {
@@ -79,7 +84,7 @@ impl NoBidReason {
         }
     }
 
-    pub const ALL: [NoBidReason; 11] = [
+    pub const ALL: [NoBidReason; 13] = [
         NoBidReason::NoCampaigns,
         NoBidReason::NoMatch,
         NoBidReason::Blocked,
@@ -91,6 +96,8 @@ impl NoBidReason {
         NoBidReason::FrequencyCap,
         NoBidReason::Budget,
         NoBidReason::Pacing,
+        NoBidReason::Overload,
+        NoBidReason::Quota,
     ];
 
     pub const fn label(self) -> &'static str {
@@ -106,6 +113,8 @@ impl NoBidReason {
             NoBidReason::FrequencyCap => "frequency_cap",
             NoBidReason::Budget => "budget",
             NoBidReason::Pacing => "pacing",
+            NoBidReason::Overload => "overload",
+            NoBidReason::Quota => "quota",
         }
     }
 }

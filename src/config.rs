@@ -173,6 +173,11 @@ pub struct HttpConfig {
     pub max_headers: usize,
     /// Most imps in a bid request; more gets 400.
     pub max_imps: usize,
+    /// Load shedding: a bid request that has waited longer than this in the shard's
+    /// queue (the executor loop before it, and this loop so far) gets a no-bid
+    /// (reason `overload`) without being parsed. 0 turns shedding off.
+    #[serde(with = "duration_ms")]
+    pub shed_queue_delay_ms: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -213,6 +218,21 @@ pub struct ExchangeConfig {
     /// For `google`: the encryption and integrity keys, web-safe base64.
     pub encryption_key: Secret,
     pub integrity_key: Secret,
+    /// Bid requests per second taken from this exchange, on the whole server (each
+    /// shard takes its share); 0: no limit.
+    pub max_qps: u64,
+    /// The answer over `max_qps`: `"204"` (a no-bid, reason `quota`: what exchanges
+    /// prefer) or `"429"` (with `Retry-After` and `X-RateLimit-*`).
+    pub over_quota: OverQuotaAnswer,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+pub enum OverQuotaAnswer {
+    #[default]
+    #[serde(rename = "204")]
+    NoBid,
+    #[serde(rename = "429")]
+    TooManyRequests,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -275,6 +295,7 @@ impl Default for HttpConfig {
             max_head_bytes: 16 * 1024,
             max_headers: 100,
             max_imps: 50,
+            shed_queue_delay_ms: Duration::from_millis(10),
         }
     }
 }
@@ -516,6 +537,9 @@ impl Config {
         }
         if !(1..=10_000).contains(&self.http.max_imps) {
             errors.push("http.max_imps: must be 1-10000".into());
+        }
+        if self.http.shed_queue_delay_ms > Duration::from_secs(10) {
+            errors.push("http.shed_queue_delay_ms: must be 0 (off) to 10000".into());
         }
         if self.http.header_read_timeout_ms.is_zero() {
             errors.push("http.header_read_timeout_ms: must be positive".into());

@@ -23,6 +23,7 @@
 //! - [`http`] — the traffic routes and bid handler, the admin API.
 //! - [`server`] — process life: start, wait, drain.
 
+pub mod admission;
 pub mod auction;
 pub mod config;
 pub mod control;

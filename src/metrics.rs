@@ -79,16 +79,19 @@ pub enum Outcome {
     TooLarge,
     UnsupportedMedia,
     Timeout,
+    /// 429: the exchange was over its `max_qps`.
+    RateLimited,
 }
 
 impl Outcome {
-    const LABELS: [&'static str; 6] = [
+    const LABELS: [&'static str; 7] = [
         "bid",
         "nobid",
         "bad_request",
         "too_large",
         "unsupported_media",
         "timeout",
+        "rate_limited",
     ];
 
     fn index(self) -> usize {
@@ -99,6 +102,7 @@ impl Outcome {
             Outcome::TooLarge => 3,
             Outcome::UnsupportedMedia => 4,
             Outcome::Timeout => 5,
+            Outcome::RateLimited => 6,
         }
     }
 }
@@ -114,7 +118,7 @@ pub const LATENCY_BUCKETS_US: [u64; 14] = [
 pub struct ShardMetrics {
     /// Every HTTP request on the traffic listener (bid, health, errors).
     pub http_requests: Counter,
-    outcomes: [Counter; 6],
+    outcomes: [Counter; Outcome::LABELS.len()],
     nobid: [Counter; NoBidReason::ALL.len()],
     /// Bid requests per exchange: index 0 is the exchange-less path, then config order.
     exchanges: Box<[Counter]>,
@@ -128,6 +132,8 @@ pub struct ShardMetrics {
     /// Responses the client's socket did not take in full at once (see `http::outbox`).
     pub sends_stalled: Counter,
     pub table_version: Gauge,
+    /// The load shedder's current limit: requests per executor loop within the target.
+    pub admission_limit: Gauge,
     pub campaigns: Gauge,
     /// Notices settled on this shard, by kind and by what they did.
     notices: [[Counter; SETTLED.len()]; 3],
@@ -217,6 +223,7 @@ impl ShardMetrics {
             connections_handed_off: Counter::default(),
             sends_stalled: Counter::default(),
             table_version: Gauge::default(),
+            admission_limit: Gauge::default(),
             campaigns: Gauge::default(),
             notices: Default::default(),
             notices_rejected: Default::default(),
@@ -241,7 +248,6 @@ impl ShardMetrics {
         }
     }
 
-    /// Publishes the money side's own counts (the housekeeping tick).
     /// Takes the shard's connection counts (its housekeeping tick).
     pub fn publish_conns(&self, c: &ConnCounts) {
         for (counter, v) in self.conn.iter().zip(c.array()) {
@@ -249,6 +255,7 @@ impl ShardMetrics {
         }
     }
 
+    /// Publishes the money side's own counts (the housekeeping tick).
     pub fn publish_money(&self, c: &MoneyCounts) {
         for (counter, n) in self.events.iter().zip(c.events_accepted) {
             counter.set(n);
@@ -443,6 +450,14 @@ pub fn render(shards: &[&ShardMetrics], exchanges: &[String], out: &mut String) 
         let v = sum(&|s| s.conn[4 + i].get());
         let _ = writeln!(out, "shardbid_accept_errors_total{{cause=\"{cause}\"}} {v}");
     }
+    per_shard(
+        out,
+        shards,
+        "shardbid_shard_admission_limit",
+        "gauge",
+        "Load shedding: bid requests an executor loop can take within http.shed_queue_delay_ms at the recent cost per request (1048576: no measurement yet, or shedding off). Shed requests count as nobid reason=overload.",
+        |s| s.admission_limit.get(),
+    );
     per_shard(
         out,
         shards,

@@ -1,11 +1,12 @@
 //! The bid handler: the story of one bid request, top to bottom.
 //!
-//! body -> decode -> auction -> encode -> deadline check -> respond
+//! headers -> admission -> body -> decode -> auction -> encode -> deadline check -> respond
 //!
 //! | answer | when |
 //! |---|---|
 //! | 200 + BidResponse | at least one imp got a bid |
-//! | 204, empty | no bid (reason counted in `shardbid_nobid_total`), or the deadline passed |
+//! | 204, empty | no bid (reason counted in `shardbid_nobid_total`; `overload` and `quota` are decided from the headers, before the body is parsed), or the deadline passed |
+//! | 429 + `Retry-After`, `X-RateLimit-*` | the exchange is over its `max_qps` and its `over_quota` is `"429"` |
 //! | 400 + reason | the body is not JSON, or not a valid bid request; the reason names the field (`imp[0].banner.w: invalid type: ...`) or the byte of a JSON error |
 //! | 413 | the body is larger than `http.max_body_bytes` |
 //! | 415 | a `Content-Type` that is not JSON (see `is_json`), or a `Content-Encoding` |
@@ -17,13 +18,18 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{
+    HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+};
 use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 
 use super::reply::{Refusal, Reply};
 use super::{Body, Chunk, JSON, TEXT};
+use crate::admission::OverQuota;
+use crate::auction::NoBidReason;
+use crate::config::OverQuotaAnswer;
 use crate::events::Event;
 use crate::pipeline::{self, Money};
 use crate::shard::Shard;
@@ -46,9 +52,15 @@ pub async fn handle(
     let (reply, body) = match check_headers(&headers, shard.settings.max_body_bytes, &mut version) {
         Err(refusal) => (Reply::Refused(refusal), None),
         Ok(()) => {
+            let turned_away = admit(shard, exchange, start);
+            // The body is read even when the request is turned away: the connection
+            // stays open for the exchange's next request.
             let mut body = shard.take_body();
             let answer = match read_body(incoming, &mut body, shard.settings.max_body_bytes).await {
-                Ok(()) => bid(shard, &mut body, exchange, start, &took),
+                Ok(()) => match turned_away {
+                    None => bid(shard, &mut body, exchange, start, &took),
+                    Some(reply) => (reply, None),
+                },
                 Err(refusal) => (Reply::Refused(refusal), None),
             };
             shard.put_body(body);
@@ -78,13 +90,51 @@ pub async fn handle(
     if let Some(v) = version {
         headers.insert(OPENRTB_VERSION, v);
     }
+    if let Reply::OverQuota(q) = reply {
+        rate_limit_headers(&mut headers, q);
+    }
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = reply.status();
     *resp.headers_mut() = headers;
 
     let took = took.get().unwrap_or_else(|| start.elapsed());
+    shard.shedder.done(start + took);
     shard.metrics.record(exchange, reply.outcome(), took);
     resp
+}
+
+/// Whether the shard takes the request on: `None` to serve it, or the answer that turns
+/// it away unparsed. The exchange's quota first (its own limit), then the shard's load.
+fn admit(shard: &Shard, exchange: Option<u32>, start: Instant) -> Option<Reply> {
+    if let Some(id) = exchange {
+        let quota = &shard.quotas[id as usize];
+        if quota.is_limited() {
+            if let Err(over) = quota.take(start, shard.settings.shards) {
+                return Some(match shard.settings.exchange_quotas[id as usize].1 {
+                    OverQuotaAnswer::NoBid => Reply::NoBid(NoBidReason::Quota),
+                    OverQuotaAnswer::TooManyRequests => Reply::OverQuota(over),
+                });
+            }
+        }
+    }
+    if !shard.shedder.admit(start) {
+        return Some(Reply::NoBid(NoBidReason::Overload));
+    }
+    None
+}
+
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// `Retry-After` and `X-RateLimit-*` on a 429: the exchange's `max_qps`, the requests
+/// left this second (on the whole server, as this shard sees it), and the seconds
+/// until one is taken again.
+fn rate_limit_headers(headers: &mut HeaderMap, q: OverQuota) {
+    headers.insert(RETRY_AFTER, HeaderValue::from(q.reset_s));
+    headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(q.limit));
+    headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(q.remaining));
+    headers.insert(X_RATELIMIT_RESET, HeaderValue::from(q.reset_s));
 }
 
 /// When the shard picked the request up: the instant its executor last read the clock,

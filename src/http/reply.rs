@@ -5,6 +5,7 @@
 
 use http::StatusCode;
 
+use crate::admission::OverQuota;
 use crate::auction::NoBidReason;
 use crate::metrics::Outcome;
 use crate::openrtb::DecodeError;
@@ -32,6 +33,8 @@ pub enum Reply {
     Late,
     /// The request cannot be answered as sent.
     Refused(Refusal),
+    /// 429: the exchange is over its `max_qps` (its `over_quota` is `"429"`).
+    OverQuota(OverQuota),
 }
 
 /// Why a bid request was refused. Every refusal is the client's fault.
@@ -57,6 +60,7 @@ impl Reply {
         match self {
             Reply::Bid => StatusCode::OK,
             Reply::NoBid(_) | Reply::Late => StatusCode::NO_CONTENT,
+            Reply::OverQuota(_) => StatusCode::TOO_MANY_REQUESTS,
             Reply::Refused(r) => match r {
                 Refusal::Malformed | Refusal::NotABidRequest | Refusal::UnreadableBody => {
                     StatusCode::BAD_REQUEST
@@ -75,6 +79,7 @@ impl Reply {
             Reply::Bid => Outcome::Bid,
             Reply::NoBid(reason) => Outcome::NoBid(reason),
             Reply::Late => Outcome::Timeout,
+            Reply::OverQuota(_) => Outcome::RateLimited,
             Reply::Refused(r) => match r {
                 Refusal::Malformed | Refusal::NotABidRequest | Refusal::UnreadableBody => {
                     Outcome::BadRequest
@@ -92,6 +97,7 @@ impl Reply {
     pub fn text(self) -> &'static str {
         match self {
             Reply::Bid | Reply::NoBid(_) | Reply::Late => "",
+            Reply::OverQuota(_) => "over the exchange's request quota (max_qps)\n",
             Reply::Refused(r) => match r {
                 Refusal::Malformed => "malformed JSON or wrong field types\n",
                 Refusal::NotABidRequest => {
@@ -109,7 +115,7 @@ impl Reply {
     pub fn fault(self) -> Option<Fault> {
         match self {
             Reply::Bid | Reply::NoBid(_) | Reply::Late => None,
-            Reply::Refused(_) => Some(Fault::Client),
+            Reply::Refused(_) | Reply::OverQuota(_) => Some(Fault::Client),
         }
     }
 }

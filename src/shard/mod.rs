@@ -19,7 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, TryRecvError};
 use tracing::{debug, info};
 
-use crate::config::Config;
+use crate::admission::{Quota, Shedder};
+use crate::config::{Config, OverQuotaAnswer};
 use crate::metrics::ShardMetrics;
 use crate::net::clock::set_coarse_now;
 use crate::net::conns::{self, Conns};
@@ -110,6 +111,12 @@ pub struct ShardSettings {
     pub exchanges: Vec<String>,
     /// Network margin per exchange id.
     pub exchange_margins_ms: Vec<u32>,
+    /// `max_qps` (0: none) and the answer over it, per exchange id.
+    pub exchange_quotas: Vec<(u64, OverQuotaAnswer)>,
+    /// Load shedding's queueing-delay target (zero: off).
+    pub shed_queue_delay: Duration,
+    /// Shards in the process (an exchange's quota is shared among them).
+    pub shards: usize,
 }
 
 impl ShardSettings {
@@ -128,6 +135,13 @@ impl ShardSettings {
                 .values()
                 .map(|e| e.network_margin_ms.unwrap_or(margin))
                 .collect(),
+            exchange_quotas: cfg
+                .exchanges
+                .values()
+                .map(|e| (e.max_qps, e.over_quota))
+                .collect(),
+            shed_queue_delay: cfg.http.shed_queue_delay_ms,
+            shards: cfg.shard_count(),
         }
     }
 
@@ -168,6 +182,10 @@ pub struct Shard {
     pub money: money::ShardMoney,
     /// The shard's channel (read on the housekeeping tick, and once more at the end).
     rx: Receiver<ShardMsg>,
+    /// Load shedding, before a request is parsed.
+    pub shedder: Shedder,
+    /// Each exchange's share of its `max_qps`, by exchange id.
+    pub quotas: Vec<Quota>,
 }
 
 impl Shard {
@@ -184,6 +202,12 @@ impl Shard {
         metrics.table_version.set(table.version());
         metrics.campaigns.set(table.campaign_count() as u64);
         let decoder = Decoder::with_max_imps(settings.max_imps);
+        let shedder = Shedder::new(settings.shed_queue_delay);
+        let quotas = settings
+            .exchange_quotas
+            .iter()
+            .map(|&(qps, _)| Quota::new(qps, settings.shards))
+            .collect();
         Shard {
             id,
             settings,
@@ -197,6 +221,8 @@ impl Shard {
             hour: Cell::new(hour_of_week(SystemTime::now())),
             money,
             rx,
+            shedder,
+            quotas,
         }
     }
 
@@ -276,6 +302,10 @@ pub async fn housekeeping(shard: Rc<Shard>) {
         set_coarse_now(now);
         shard.global.health.shard_tick(shard.id, now); // systemd watchdog heartbeat
         shard.metrics.sends_stalled.set(shard.conns.send_stalls());
+        shard
+            .metrics
+            .admission_limit
+            .set(u64::from(shard.shedder.limit()));
         let st = shard.conns.stats();
         shard.metrics.publish_conns(&crate::metrics::ConnCounts {
             request_timeouts: st.request_timeouts.get(),
