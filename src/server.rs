@@ -232,7 +232,8 @@ pub fn run(cfg: Config, table: Table, takeover: bool) -> Result<()> {
         let limits = shard_mod::conn_limits(&cfg);
         let drain_delay = cfg.server.drain_delay_ms;
         let admin_cfg = cfg.admin.clone();
-        let takeover_wait = cfg.server.drain_delay_ms + cfg.server.drain_timeout_ms + TAKEOVER_GRACE;
+        let takeover_wait =
+            cfg.server.drain_delay_ms + cfg.server.drain_timeout_ms + TAKEOVER_GRACE;
         LocalExecutorBuilder::new(Placement::Unbound)
             .name("sb-control")
             .io_memory(256 << 10)
@@ -259,8 +260,7 @@ pub fn run(cfg: Config, table: Table, takeover: bool) -> Result<()> {
                     stop.clone(),
                 ));
                 let token = admin_cfg.token.expose().to_string();
-                let listener = match bind_admin(admin_addr, takeover, &token, takeover_wait).await
-                {
+                let listener = match bind_admin(admin_addr, takeover, &token, takeover_wait).await {
                     Ok(l) => l,
                     Err(e) => {
                         let _ = bound_tx.send(Err(e));

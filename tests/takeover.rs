@@ -48,7 +48,12 @@ fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<boo
 /// `threads` keep-alive clients sending bid requests to `addr` until `stop`, each
 /// reconnecting when an answer closes its connection, and giving up when connecting
 /// is refused for 300 ms (the listener is gone).
-fn load(addr: SocketAddr, threads: usize, stop: Arc<AtomicBool>, tally: Arc<Tally>) -> Vec<std::thread::JoinHandle<()>> {
+fn load(
+    addr: SocketAddr,
+    threads: usize,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+) -> Vec<std::thread::JoinHandle<()>> {
     let body = fixture("simple-banner.json");
     let request = [
         format!(
@@ -113,7 +118,10 @@ fn run_binary(args: &[&str]) -> (Option<i32>, String) {
         .env_remove("SHARDBID_LISTEN")
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -126,11 +134,18 @@ fn a_second_process_on_the_same_ports_is_refused() {
     });
     let config = root().join("config/shardbid.toml");
     let config = config.to_str().unwrap();
-    let (t, a, other) = (traffic.to_string(), admin.to_string(), free_addr().to_string());
+    let (t, a, other) = (
+        traffic.to_string(),
+        admin.to_string(),
+        free_addr().to_string(),
+    );
     // The same traffic port: refused, naming it and the way to replace a running one.
     let (code, err) = run_binary(&["--config", config, "--listen", &t, "--admin-listen", &other]);
     assert_ne!(code, Some(0), "{err}");
-    assert!(err.contains(&format!("server.listen {t}")) && err.contains("--takeover"), "{err}");
+    assert!(
+        err.contains(&format!("server.listen {t}")) && err.contains("--takeover"),
+        "{err}"
+    );
     // Another traffic port, the same admin port: refused, naming it.
     let (code, err) = run_binary(&["--config", config, "--listen", &other, "--admin-listen", &a]);
     assert_ne!(code, Some(0), "{err}");
@@ -163,7 +178,10 @@ fn sigterm_under_keep_alive_load_leaves_no_request_unanswered() {
         tally.unanswered.load(Ordering::Relaxed),
         tally.closes.load(Ordering::Relaxed),
     );
-    assert_eq!(unanswered, 0, "{unanswered} requests unanswered of {answered}");
+    assert_eq!(
+        unanswered, 0,
+        "{unanswered} requests unanswered of {answered}"
+    );
     // During the drain delay answers closed their connections, and clients came back.
     assert!(closes >= 8, "{closes} answers closed their connection");
     assert!(answered > before, "served during the drain delay");
@@ -191,7 +209,9 @@ fn a_rolling_restart_under_load_fails_no_request() {
         args: vec!["--takeover".into()],
         ..Options::default()
     });
-    let status = old.wait(Duration::from_secs(15)).expect("the old process exits");
+    let status = old
+        .wait(Duration::from_secs(15))
+        .expect("the old process exits");
     assert!(status.success(), "{status:?}");
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
@@ -200,7 +220,10 @@ fn a_rolling_restart_under_load_fails_no_request() {
     }
     let unanswered = tally.unanswered.load(Ordering::Relaxed);
     let answered = tally.answered.load(Ordering::Relaxed);
-    assert_eq!(unanswered, 0, "{unanswered} requests unanswered of {answered}");
+    assert_eq!(
+        unanswered, 0,
+        "{unanswered} requests unanswered of {answered}"
+    );
     assert!(new.metric("shardbid_bid_requests_total{outcome=\"bid\"}") > 0);
     assert!(old.log.lock().unwrap().contains("Draining"));
     assert!(new
@@ -214,5 +237,8 @@ fn a_rolling_restart_under_load_fails_no_request() {
         .unwrap();
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "the admin port is the new process's");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the admin port is the new process's"
+    );
 }

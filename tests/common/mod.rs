@@ -76,7 +76,10 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let p = shm.join(format!("shardbid-test-{tag}-{}-{nanos}", std::process::id()));
+        let p = shm.join(format!(
+            "shardbid-test-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
         match std::fs::create_dir_all(&p) {
             Ok(()) => TempDir(p),
             Err(_) => TempDir::new(tag),
@@ -152,7 +155,10 @@ impl Server {
             .arg("--listen")
             .arg(opts.listen.map_or("127.0.0.1:0".into(), |a| a.to_string()))
             .arg("--admin-listen")
-            .arg(opts.admin_listen.map_or("127.0.0.1:0".into(), |a| a.to_string()))
+            .arg(
+                opts.admin_listen
+                    .map_or("127.0.0.1:0".into(), |a| a.to_string()),
+            )
             .args(&opts.args)
             .arg("--shards")
             .arg(opts.shards.to_string())
@@ -481,7 +487,8 @@ pub fn free_addr() -> SocketAddr {
 
 /// `net.ipv4.ip_local_port_range`.
 fn ephemeral_range() -> (u32, u32) {
-    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
     let mut it = text.split_whitespace().filter_map(|v| v.parse().ok());
     match (it.next(), it.next()) {
         (Some(a), Some(b)) => (a, b),
