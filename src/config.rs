@@ -151,6 +151,9 @@ pub struct ServerConfig {
     /// Open traffic connections per shard; a connection over it is closed at once,
     /// unread. 0: as many as the open-files limit leaves room for (at most 32,768).
     pub max_connections: usize,
+    /// When the open traffic connections fall by this many from their highest, freed
+    /// memory is handed back to the OS (at most once a second). 0: never.
+    pub memory_trim_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -281,6 +284,7 @@ impl Default for ServerConfig {
             ring_depth: 128,
             balance_connections: true,
             max_connections: 0,
+            memory_trim_connections: 128,
         }
     }
 }

@@ -18,6 +18,7 @@
 //! - [`events`] (`writer`) — per-shard event buffers and the writer thread.
 //! - [`telemetry`] — logging.
 //! - [`process`] — the process's CPU, memory, descriptors and start time, from `/proc`.
+//! - [`memory`] — freed memory handed back to the OS after many connections close.
 //! - [`shard`] — what one core owns: state, housekeeping, connection balancing.
 //! - [`control`] — the thread that builds tables, ships them to shards, and drains.
 //! - [`http`] — the traffic routes and bid handler, the admin API.
@@ -30,6 +31,7 @@ pub mod control;
 pub mod events;
 pub mod http;
 pub mod json;
+pub mod memory;
 pub mod metrics;
 pub mod money;
 pub mod net;

@@ -769,6 +769,24 @@ pub fn render_admin(unauthorized: u64, out: &mut String) {
     let _ = writeln!(out, "shardbid_admin_unauthorized_total {unauthorized}");
 }
 
+/// Renders what handing freed memory back to the OS did (`crate::memory`).
+pub fn render_memory(trims: u64, returned_bytes: u64, out: &mut String) {
+    header(
+        out,
+        "shardbid_memory_trims_total",
+        "counter",
+        "Times freed memory was handed back to the OS after traffic connections closed (server.memory_trim_connections).",
+    );
+    let _ = writeln!(out, "shardbid_memory_trims_total {trims}");
+    header(
+        out,
+        "shardbid_memory_returned_bytes_total",
+        "counter",
+        "Resident memory those trims handed back to the OS, in bytes.",
+    );
+    let _ = writeln!(out, "shardbid_memory_returned_bytes_total {returned_bytes}");
+}
+
 /// Writes a label value, quoted and escaped as the text format requires.
 fn label_value(out: &mut String, v: &str) {
     out.push('"');

@@ -231,6 +231,7 @@ pub fn run(cfg: Config, table: Table, takeover: bool) -> Result<()> {
             (senders.clone(), metrics.clone(), cfg.campaigns.file.clone());
         let limits = shard_mod::conn_limits(&cfg);
         let drain_delay = cfg.server.drain_delay_ms;
+        let trim_after = cfg.server.memory_trim_connections;
         let admin_cfg = cfg.admin.clone();
         let takeover_wait =
             cfg.server.drain_delay_ms + cfg.server.drain_timeout_ms + TAKEOVER_GRACE;
@@ -243,15 +244,18 @@ pub fn run(cfg: Config, table: Table, takeover: bool) -> Result<()> {
                     registry: RefCell::new(registry),
                     ..MoneyShared::default()
                 };
-                let control = Rc::new(Control::new(
-                    settings,
-                    file,
-                    senders,
-                    metrics,
-                    global,
-                    (version, campaigns),
-                    shared,
-                ));
+                let control = Rc::new(
+                    Control::new(
+                        settings,
+                        file,
+                        senders,
+                        metrics,
+                        global,
+                        (version, campaigns),
+                        shared,
+                    )
+                    .trim_memory_after(trim_after),
+                );
                 // The bank runs before the admin listener is bound: during a takeover
                 // that waits for the process being replaced, and the shards serve.
                 let money = glommio::spawn_local(control::money_loop(

@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline"],
     // The runtime.
     &["config", "metrics", "net", "notify"],
-    &["events", "telemetry", "process"],
+    &["events", "telemetry", "process", "memory"],
     &["shard"],
     &["control"],
     &["http"],

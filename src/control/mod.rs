@@ -23,6 +23,7 @@ use tracing::{info, warn};
 pub mod treasury;
 
 use crate::config::Config;
+use crate::memory::Trimmer;
 use crate::metrics::ShardMetrics;
 use crate::net::Conns;
 use crate::shard::{self, Global, ShardMsg};
@@ -94,6 +95,8 @@ pub struct Control {
     pub conns: Conns,
     /// Purses, pauses and the money figures (see [`treasury`]).
     pub money: treasury::MoneyShared,
+    /// When to hand freed memory back to the OS, and what it returned.
+    pub memory: RefCell<Trimmer>,
 }
 
 impl Control {
@@ -116,6 +119,34 @@ impl Control {
             version: Cell::new(version),
             conns: Conns::default(),
             money,
+            memory: RefCell::new(Trimmer::new(0)),
+        }
+    }
+
+    /// Hands freed memory back to the OS whenever the open traffic connections fall by
+    /// `closed` from their highest (see [`crate::memory`]); 0, as built, never.
+    pub fn trim_memory_after(mut self, closed: usize) -> Control {
+        self.memory = RefCell::new(Trimmer::new(closed));
+        self
+    }
+
+    /// Open traffic connections, all shards together.
+    fn open_connections(&self) -> usize {
+        let open: u64 = self.metrics.iter().map(|m| m.connections_open.get()).sum();
+        open as usize
+    }
+
+    /// Trims the allocator if enough connections closed since the last trim.
+    fn trim_memory(&self, now: Instant) {
+        let open = self.open_connections();
+        if let Some(t) = self.memory.borrow_mut().check(open, now) {
+            info!(
+                open,
+                before_mib = t.before >> 20,
+                after_mib = t.after >> 20,
+                took_us = t.took.as_micros() as u64,
+                "Freed memory handed back to the OS"
+            );
         }
     }
 
@@ -253,7 +284,8 @@ pub async fn money_loop(
     }
 }
 
-/// The control thread's housekeeping: admin connection timeouts, and the signal flag.
+/// The control thread's housekeeping: admin connection timeouts, handing freed memory
+/// back to the OS after many connections closed, and the signal flag.
 /// Returns when a signal asked for shutdown (after starting the drain) or `stop` is set.
 pub async fn watch(
     control: Rc<Control>,
@@ -273,6 +305,7 @@ pub async fn watch(
         let now = Instant::now();
         control.global.health.control_tick(now); // systemd watchdog heartbeat
         control.conns.sweep(now);
+        control.trim_memory(now);
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
 }

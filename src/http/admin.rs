@@ -280,6 +280,8 @@ fn metrics_page(admin: &Admin) -> Response<Body> {
     let snapshot = control.money.snapshot.borrow().clone();
     metrics::render_money(&shards, &treasury::figures(&snapshot), &mut out);
     metrics::render_process(&crate::process::figures(), &mut out);
+    let memory = control.memory.borrow();
+    metrics::render_memory(memory.trims(), memory.returned_bytes(), &mut out);
     metrics::render_admin(admin.unauthorized.get(), &mut out);
     respond(
         StatusCode::OK,
