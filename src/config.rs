@@ -501,10 +501,15 @@ impl Config {
                 "ADMIN_TOKEN" => self.admin.token = Secret::new(value),
                 "EVENTS_DIR" => self.events.dir = PathBuf::from(value),
                 "NOTICE_BASE_URL" => self.money.notice_base_url = value,
+                "SHED_QUEUE_DELAY_MS" => {
+                    self.http.shed_queue_delay_ms = Duration::from_millis(
+                        value.parse().map_err(|_| bad("not a number of milliseconds"))?,
+                    )
+                }
                 // SHARDBID_CONFIG names the file itself and is read by the CLI;
                 // SHARDBID_COMMIT is the build's (build.rs), left over in a shell.
                 "CONFIG" | "COMMIT" => {}
-                _ => bail!("{key}: unknown setting (known: SHARDBID_CONFIG, SHARDBID_LISTEN, SHARDBID_ADMIN_LISTEN, SHARDBID_SHARDS, SHARDBID_CAMPAIGNS, SHARDBID_LOG_FORMAT, SHARDBID_LOG_LEVEL, SHARDBID_NOTICE_KEY, SHARDBID_NOTICE_BASE_URL, SHARDBID_EVENTS_DIR, SHARDBID_ADMIN_TOKEN)"),
+                _ => bail!("{key}: unknown setting (known: SHARDBID_CONFIG, SHARDBID_LISTEN, SHARDBID_ADMIN_LISTEN, SHARDBID_SHARDS, SHARDBID_CAMPAIGNS, SHARDBID_LOG_FORMAT, SHARDBID_LOG_LEVEL, SHARDBID_NOTICE_KEY, SHARDBID_NOTICE_BASE_URL, SHARDBID_EVENTS_DIR, SHARDBID_ADMIN_TOKEN, SHARDBID_SHED_QUEUE_DELAY_MS)"),
             }
         }
         Ok(())

@@ -428,7 +428,7 @@ const NEVER_MOVE: [&str; 5] = [
 /// (150 s), reads none of its answers, more connections than a shard takes, or a
 /// process out of descriptors. tests/limits.rs and tests/lifecycle.rs produce each
 /// and check its count.
-const NOT_DRIVEN: [&str; 7] = [
+const NOT_DRIVEN: [&str; 10] = [
     "shardbid_connections_timed_out_total{timeout=\"idle\"}",
     "shardbid_connections_timed_out_total{timeout=\"send\"}",
     "shardbid_connections_refused_total",
@@ -437,6 +437,11 @@ const NOT_DRIVEN: [&str; 7] = [
     // Trims need hundreds of connections to close (tests/memory.rs drives them).
     "shardbid_memory_trims_total",
     "shardbid_memory_returned_bytes_total",
+    // Exchange quotas and load shedding: tests/overload.rs drives them (test servers
+    // run without shedding).
+    "shardbid_bid_requests_total{outcome=\"rate_limited\"}",
+    "shardbid_nobid_total{reason=\"quota\"}",
+    "shardbid_nobid_total{reason=\"overload\"}",
 ];
 
 /// Waits (up to 30 s) until every series on the page has moved, keeping money in

@@ -177,6 +177,16 @@ impl Server {
         if let Some(e) = &events {
             cmd.env("SHARDBID_EVENTS_DIR", &e.0);
         }
+        // Load shedding answers requests that waited over 10 ms with a no-bid. Tests run
+        // side by side on a busy machine (debug builds among them), where that happens
+        // and would change answers that tests check; tests/overload.rs turns it on.
+        let shed_set = opts
+            .config
+            .as_deref()
+            .is_some_and(|c| c.contains("shed_queue_delay_ms"));
+        if !shed_set {
+            cmd.env("SHARDBID_SHED_QUEUE_DELAY_MS", "0");
+        }
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
