@@ -181,6 +181,9 @@ pub struct HttpConfig {
     /// (reason `overload`) without being parsed. 0 turns shedding off.
     #[serde(with = "duration_ms")]
     pub shed_queue_delay_ms: Duration,
+    /// Bid responses at least this large are gzipped, for an exchange whose
+    /// `gzip_responses` is on and whose request's `Accept-Encoding` takes gzip.
+    pub gzip_min_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -227,6 +230,9 @@ pub struct ExchangeConfig {
     /// The answer over `max_qps`: `"204"` (a no-bid, reason `quota`: what exchanges
     /// prefer) or `"429"` (with `Retry-After` and `X-RateLimit-*`).
     pub over_quota: OverQuotaAnswer,
+    /// Gzip bid responses of at least `http.gzip_min_bytes` when the request's
+    /// `Accept-Encoding` takes gzip.
+    pub gzip_responses: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -300,6 +306,7 @@ impl Default for HttpConfig {
             max_headers: 100,
             max_imps: 50,
             shed_queue_delay_ms: Duration::from_millis(10),
+            gzip_min_bytes: 1024,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! # Layout
 //! The pure core (no runtime, no I/O; `tests/layering.rs` keeps it so):
 //! - [`json`] — JSON strings and integers written without allocating.
+//! - [`encoding`] — gzip and deflate bodies: inflated under a cap, gzip responses.
 //! - [`money`] — exact amounts, budgets and leases, pacing, frequency caps, notices.
 //! - [`openrtb`] — request model, decoder, response encoder.
 //! - [`events`] (`record`) — the event log's records.
@@ -28,6 +29,7 @@ pub mod admission;
 pub mod auction;
 pub mod config;
 pub mod control;
+pub mod encoding;
 pub mod events;
 pub mod http;
 pub mod json;

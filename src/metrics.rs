@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::auction::NoBidReason;
+use crate::encoding::Coding;
 use crate::events::record::EventType;
 use crate::money::notice::{NoticeKind, Rejection};
 use crate::money::wallet::Settled;
@@ -148,6 +149,10 @@ pub struct ShardMetrics {
     cap_evictions: Counter,
     /// What ended or kept out this shard's connections (see [`ConnCounts`]).
     conn: [Counter; 6],
+    /// Compressed bid request bodies: gzip, deflate.
+    compressed_requests: [Counter; 2],
+    /// Bid responses sent gzipped.
+    pub gzipped_responses: Counter,
 }
 
 /// A shard's connection counts, published on its housekeeping tick.
@@ -233,6 +238,17 @@ impl ShardMetrics {
             cap_entries: Gauge::default(),
             cap_evictions: Counter::default(),
             conn: Default::default(),
+            compressed_requests: Default::default(),
+            gzipped_responses: Counter::default(),
+        }
+    }
+
+    /// Counts a compressed bid request body.
+    pub fn compressed_request(&self, coding: Coding) {
+        match coding {
+            Coding::Gzip => self.compressed_requests[0].inc(),
+            Coding::Deflate => self.compressed_requests[1].inc(),
+            Coding::Identity => {}
         }
     }
 
@@ -450,6 +466,31 @@ pub fn render(shards: &[&ShardMetrics], exchanges: &[String], out: &mut String) 
         let v = sum(&|s| s.conn[4 + i].get());
         let _ = writeln!(out, "shardbid_accept_errors_total{{cause=\"{cause}\"}} {v}");
     }
+    header(
+        out,
+        "shardbid_compressed_requests_total",
+        "counter",
+        "Bid requests whose body came compressed, by Content-Encoding.",
+    );
+    for (i, coding) in [Coding::Gzip, Coding::Deflate].iter().enumerate() {
+        let v = sum(&|s| s.compressed_requests[i].get());
+        let label = coding.label();
+        let _ = writeln!(
+            out,
+            "shardbid_compressed_requests_total{{encoding=\"{label}\"}} {v}"
+        );
+    }
+    header(
+        out,
+        "shardbid_compressed_responses_total",
+        "counter",
+        "Bid responses sent compressed, by Content-Encoding.",
+    );
+    let _ = writeln!(
+        out,
+        "shardbid_compressed_responses_total{{encoding=\"gzip\"}} {}",
+        sum(&|s| s.gzipped_responses.get())
+    );
     per_shard(
         out,
         shards,

@@ -16,6 +16,7 @@ use std::rc::Rc;
 use bytes::Buf;
 
 use crate::auction::{self, Bid, Gate, NoBidReason};
+use crate::encoding::Codec;
 use crate::events::record::{Event, EventType};
 use crate::money::caps::Caps;
 use crate::money::ledger::BidKey;
@@ -76,6 +77,8 @@ pub struct Scratch {
     spans: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     /// Buffers handed back by written responses, for `out` to continue with.
     spare: Rc<BufPool>,
+    /// gzip and deflate: request bodies in, gzip responses out.
+    pub codec: Codec,
 }
 
 impl Scratch {
@@ -85,6 +88,14 @@ impl Scratch {
             decoder,
             ..Scratch::default()
         }
+    }
+
+    /// Replaces the encoded response in `out` with its gzip, in a spare buffer.
+    pub fn gzip_out(&mut self) {
+        let mut gz = self.spare.take();
+        self.codec.gzip(&self.out, &mut gz);
+        let plain = std::mem::replace(&mut self.out, gz);
+        self.spare.put(plain);
     }
 
     /// Hands the encoded response in `out` over as a body without copying it: `out`

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// log's records are pure, its writer is not).
 const LAYERS: &[&[&str]] = &[
     // The pure core: no runtime, no I/O, testable anywhere.
-    &["json", "admission"],
+    &["json", "admission", "encoding"],
     &["money"],
     &["openrtb", "events::record"],
     &["targeting"],

@@ -7,9 +7,12 @@
 //! | 200 + BidResponse | at least one imp got a bid |
 //! | 204, empty | no bid (reason counted in `shardbid_nobid_total`; `overload` and `quota` are decided from the headers, before the body is parsed), or the deadline passed |
 //! | 429 + `Retry-After`, `X-RateLimit-*` | the exchange is over its `max_qps` and its `over_quota` is `"429"` |
-//! | 400 + reason | the body is not JSON, or not a valid bid request; the reason names the field (`imp[0].banner.w: invalid type: ...`) or the byte of a JSON error |
-//! | 413 | the body is larger than `http.max_body_bytes` |
-//! | 415 | a `Content-Type` that is not JSON (see `is_json`), or a `Content-Encoding` |
+//! | 400 + reason | the body is not JSON, or not a valid bid request; the reason names the field (`imp[0].banner.w: invalid type: ...`) or the byte of a JSON error; or a compressed body that does not inflate |
+//! | 413 | the body, or what it inflates to, is larger than `http.max_body_bytes` |
+//! | 415 | a `Content-Type` that is not JSON (see `is_json`), or a `Content-Encoding` other than `gzip`, `deflate` or `identity` (the answer lists them in `Accept-Encoding`) |
+//!
+//! A bid response is gzipped when the exchange's `gzip_responses` is on, the request's
+//! `Accept-Encoding` takes gzip, and it is at least `http.gzip_min_bytes` long.
 //!
 //! `x-openrtb-version` is echoed on every answer. A no-bid is a normal result, not an
 //! error; the deadline never produces a 5xx.
@@ -19,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{
-    HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    HeaderName, HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
+    RETRY_AFTER, VARY,
 };
 use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -30,6 +34,7 @@ use super::{Body, Chunk, JSON, TEXT};
 use crate::admission::OverQuota;
 use crate::auction::NoBidReason;
 use crate::config::OverQuotaAnswer;
+use crate::encoding::{self, Coding, InflateError};
 use crate::events::Event;
 use crate::pipeline::{self, Money};
 use crate::shard::Shard;
@@ -45,28 +50,61 @@ pub async fn handle(
     let start = picked_up();
     let (parts, incoming) = req.into_parts();
     let mut headers = parts.headers;
-    let mut version = None;
     // The deadline check's clock reading, reused for the latency histogram.
     let took = Cell::new(None);
 
-    let (reply, body) = match check_headers(&headers, shard.settings.max_body_bytes, &mut version) {
-        Err(refusal) => (Reply::Refused(refusal), None),
-        Ok(()) => {
-            let turned_away = admit(shard, exchange, start);
-            // The body is read even when the request is turned away: the connection
-            // stays open for the exchange's next request.
-            let mut body = shard.take_body();
-            let answer = match read_body(incoming, &mut body, shard.settings.max_body_bytes).await {
-                Ok(()) => match turned_away {
-                    None => bid(shard, &mut body, exchange, start, &took),
-                    Some(reply) => (reply, None),
-                },
-                Err(refusal) => (Reply::Refused(refusal), None),
-            };
-            shard.put_body(body);
-            answer
-        }
+    // Whether this exchange may get a gzip response; the request says if it takes one.
+    let may_gzip = exchange.is_some_and(|e| shard.settings.exchange_gzip[e as usize]);
+    let mut head = Head {
+        version: None,
+        coding: Coding::Identity,
+        gzip: false,
     };
+
+    let (reply, body) =
+        match check_headers(&headers, shard.settings.max_body_bytes, may_gzip, &mut head) {
+            Err(refusal) => (Reply::Refused(refusal), None),
+            Ok(()) => {
+                let turned_away = admit(shard, exchange, start);
+                // The body is read even when the request is turned away: the connection
+                // stays open for the exchange's next request.
+                let mut body = shard.take_body();
+                let max = shard.settings.max_body_bytes;
+                let answer = match read_body(incoming, &mut body, max).await {
+                    Ok(()) => match turned_away {
+                        None if head.coding == Coding::Identity => {
+                            bid(shard, &mut body, exchange, start, &mut head.gzip, &took)
+                        }
+                        None => {
+                            shard.metrics.compressed_request(head.coding);
+                            let mut plain = shard.take_body();
+                            let inflated =
+                                shard
+                                    .scratch()
+                                    .codec
+                                    .inflate(head.coding, &body, &mut plain, max);
+                            let answer = match inflated {
+                                Ok(()) => {
+                                    bid(shard, &mut plain, exchange, start, &mut head.gzip, &took)
+                                }
+                                Err(InflateError::TooLarge) => {
+                                    (Reply::Refused(Refusal::TooLarge), None)
+                                }
+                                Err(InflateError::Corrupt) => {
+                                    (Reply::Refused(Refusal::BadEncoding), None)
+                                }
+                            };
+                            shard.put_body(plain);
+                            answer
+                        }
+                        Some(reply) => (reply, None),
+                    },
+                    Err(refusal) => (Reply::Refused(refusal), None),
+                };
+                shard.put_body(body);
+                answer
+            }
+        };
 
     // The request's header map becomes the response's. hyper parses the next request
     // on the connection into the map of the response it last wrote, so in steady state
@@ -75,6 +113,12 @@ pub async fn handle(
     let body = match (reply, body) {
         (Reply::Bid, Some(out)) => {
             headers.insert(CONTENT_TYPE, JSON);
+            if may_gzip {
+                headers.insert(VARY, ACCEPT_ENCODING_NAME);
+            }
+            if head.gzip {
+                headers.insert(CONTENT_ENCODING, GZIP);
+            }
             out
         }
         (Reply::Refused(_), Some(why)) => {
@@ -87,8 +131,11 @@ pub async fn handle(
             Chunk::Bytes(Bytes::from_static(reply.text().as_bytes()))
         }
     };
-    if let Some(v) = version {
+    if let Some(v) = head.version {
         headers.insert(OPENRTB_VERSION, v);
+    }
+    if reply == Reply::Refused(Refusal::UnsupportedEncoding) {
+        headers.insert(ACCEPT_ENCODING, ENCODINGS_TAKEN);
     }
     if let Reply::OverQuota(q) = reply {
         rate_limit_headers(&mut headers, q);
@@ -146,13 +193,30 @@ fn picked_up() -> Instant {
     glommio::timer::loop_instant().unwrap_or_else(Instant::now)
 }
 
+const GZIP: HeaderValue = HeaderValue::from_static("gzip");
+const ACCEPT_ENCODING_NAME: HeaderValue = HeaderValue::from_static("accept-encoding");
+/// What a 415 for an unknown `Content-Encoding` says is taken (RFC 9110, 15.5.16).
+const ENCODINGS_TAKEN: HeaderValue = HeaderValue::from_static("gzip, deflate");
+
+/// What the request's headers say about its body and its answer.
+struct Head {
+    /// `x-openrtb-version`, echoed.
+    version: Option<HeaderValue>,
+    /// The body's `Content-Encoding`.
+    coding: Coding,
+    /// Whether a bid may be gzipped: the exchange allows it and `Accept-Encoding` takes it.
+    gzip: bool,
+}
+
 /// Rejects what can be rejected from the headers alone, before reading the body, and
-/// takes the `x-openrtb-version` to echo: one pass over the headers, comparing names
-/// (standard names compare as small integers), instead of a hashed lookup per header.
+/// notes what the rest of the request needs from them: one pass over the headers,
+/// comparing names (standard names compare as small integers), instead of a hashed
+/// lookup per header. `Accept-Encoding` is read only when a gzip answer is possible.
 fn check_headers(
     headers: &HeaderMap,
     max_body: usize,
-    version: &mut Option<HeaderValue>,
+    may_gzip: bool,
+    head: &mut Head,
 ) -> Result<(), Refusal> {
     let (mut too_large, mut bad_type, mut bad_encoding) = (false, false, false);
     for (name, value) in headers {
@@ -165,9 +229,16 @@ fn check_headers(
         } else if *name == CONTENT_TYPE {
             bad_type |= !is_json(value);
         } else if *name == CONTENT_ENCODING {
-            bad_encoding |= !value.as_bytes().eq_ignore_ascii_case(b"identity");
-        } else if *name == OPENRTB_VERSION && version.is_none() {
-            *version = Some(value.clone());
+            match Coding::parse(value.as_bytes()) {
+                // Two Content-Encoding lines are two codings, stacked.
+                Some(c) if head.coding == Coding::Identity => head.coding = c,
+                Some(Coding::Identity) => {}
+                _ => bad_encoding = true,
+            }
+        } else if *name == ACCEPT_ENCODING && may_gzip {
+            head.gzip |= encoding::accepts_gzip(value.as_bytes());
+        } else if *name == OPENRTB_VERSION && head.version.is_none() {
+            head.version = Some(value.clone());
         }
     }
     if too_large {
@@ -217,12 +288,14 @@ async fn read_body(mut incoming: Incoming, buf: &mut Vec<u8>, max: usize) -> Res
 }
 
 /// Decode, auction, encode: no `.await` in here, so the shard's scratch space can be
-/// borrowed for the whole of it. A bid comes back with its encoded body.
+/// borrowed for the whole of it. A bid comes back with its encoded body, gzipped if
+/// `gzip` allows and it is large enough; `gzip` then says whether it was.
 fn bid(
     shard: &Shard,
     body: &mut Vec<u8>,
     exchange: Option<u32>,
     start: Instant,
+    gzip: &mut bool,
     took: &Cell<Option<Duration>>,
 ) -> (Reply, Option<Chunk>) {
     let table = shard.table();
@@ -259,7 +332,14 @@ fn bid(
     });
     let reply = Reply::from(answer);
     let out = match answer {
-        pipeline::Answer::Bid => Some(Chunk::Out(scratch.take_out())),
+        pipeline::Answer::Bid => {
+            *gzip &= scratch.out.len() >= settings.gzip_min_bytes;
+            if *gzip {
+                scratch.gzip_out();
+                shard.metrics.gzipped_responses.inc();
+            }
+            Some(Chunk::Out(scratch.take_out()))
+        }
         // Only a refused request pays for saying where it went wrong.
         pipeline::Answer::Bad(e) => {
             let mut why = scratch.decoder.explain(e, body);

@@ -51,8 +51,11 @@ pub enum Refusal {
     TooLarge,
     /// A `Content-Type` that is not JSON.
     UnsupportedType,
-    /// A `Content-Encoding` other than `identity`.
+    /// A `Content-Encoding` other than `gzip`, `deflate` or `identity`, or stacked
+    /// codings.
     UnsupportedEncoding,
+    /// A compressed body that does not inflate as its `Content-Encoding` says.
+    BadEncoding,
 }
 
 impl Reply {
@@ -62,9 +65,10 @@ impl Reply {
             Reply::NoBid(_) | Reply::Late => StatusCode::NO_CONTENT,
             Reply::OverQuota(_) => StatusCode::TOO_MANY_REQUESTS,
             Reply::Refused(r) => match r {
-                Refusal::Malformed | Refusal::NotABidRequest | Refusal::UnreadableBody => {
-                    StatusCode::BAD_REQUEST
-                }
+                Refusal::Malformed
+                | Refusal::NotABidRequest
+                | Refusal::UnreadableBody
+                | Refusal::BadEncoding => StatusCode::BAD_REQUEST,
                 Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                 Refusal::UnsupportedType | Refusal::UnsupportedEncoding => {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -81,9 +85,10 @@ impl Reply {
             Reply::Late => Outcome::Timeout,
             Reply::OverQuota(_) => Outcome::RateLimited,
             Reply::Refused(r) => match r {
-                Refusal::Malformed | Refusal::NotABidRequest | Refusal::UnreadableBody => {
-                    Outcome::BadRequest
-                }
+                Refusal::Malformed
+                | Refusal::NotABidRequest
+                | Refusal::UnreadableBody
+                | Refusal::BadEncoding => Outcome::BadRequest,
                 Refusal::TooLarge => Outcome::TooLarge,
                 Refusal::UnsupportedType | Refusal::UnsupportedEncoding => {
                     Outcome::UnsupportedMedia
@@ -106,7 +111,10 @@ impl Reply {
                 Refusal::UnreadableBody => "unreadable request body\n",
                 Refusal::TooLarge => "request body too large\n",
                 Refusal::UnsupportedType => "content-type must be application/json\n",
-                Refusal::UnsupportedEncoding => "unsupported content-encoding\n",
+                Refusal::UnsupportedEncoding => {
+                    "unsupported content-encoding: gzip, deflate or identity\n"
+                }
+                Refusal::BadEncoding => "the body does not inflate as its content-encoding says\n",
             },
         }
     }
@@ -145,6 +153,7 @@ mod tests {
             Refusal::TooLarge,
             Refusal::UnsupportedType,
             Refusal::UnsupportedEncoding,
+            Refusal::BadEncoding,
         ] {
             let reply = Reply::Refused(r);
             assert!(reply.status().is_client_error(), "{r:?}");

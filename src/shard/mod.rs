@@ -113,6 +113,10 @@ pub struct ShardSettings {
     pub exchange_margins_ms: Vec<u32>,
     /// `max_qps` (0: none) and the answer over it, per exchange id.
     pub exchange_quotas: Vec<(u64, OverQuotaAnswer)>,
+    /// Whether bid responses to each exchange id may be gzipped.
+    pub exchange_gzip: Vec<bool>,
+    /// The smallest bid response that is gzipped.
+    pub gzip_min_bytes: usize,
     /// Load shedding's queueing-delay target (zero: off).
     pub shed_queue_delay: Duration,
     /// Shards in the process (an exchange's quota is shared among them).
@@ -140,6 +144,8 @@ impl ShardSettings {
                 .values()
                 .map(|e| (e.max_qps, e.over_quota))
                 .collect(),
+            exchange_gzip: cfg.exchanges.values().map(|e| e.gzip_responses).collect(),
+            gzip_min_bytes: cfg.http.gzip_min_bytes,
             shed_queue_delay: cfg.http.shed_queue_delay_ms,
             shards: cfg.shard_count(),
         }
