@@ -9,10 +9,12 @@
 //! (`benches/encoding.rs`, docs/performance.md).
 //!
 //! A bomb costs little: the output buffer grows only as far as the cap
-//! (`http.max_body_bytes`), inflating stops when the output would pass it, and a gzip
-//! body whose size field (ISIZE) is over the cap is refused before any inflating.
+//! (`http.max_body_bytes`), and inflating stops when the output would pass it.
 
-use libdeflater::{CompressionLvl, Compressor, DecompressionError, Decompressor};
+use std::ptr::NonNull;
+
+use libdeflate_sys as ffi;
+use libdeflater::{CompressionLvl, Compressor};
 
 /// A request body's `Content-Encoding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +103,7 @@ pub enum InflateError {
 /// request once its buffers have grown. libdeflate's state is made on first use.
 #[derive(Default)]
 pub struct Codec {
-    inflater: Option<Decompressor>,
+    inflater: Option<Inflater>,
     gzipper: Option<Compressor>,
 }
 
@@ -113,7 +115,10 @@ impl Codec {
     const FIRST_GUESS: usize = 4096;
 
     /// Inflates `input` into `out` (cleared first), refusing an output over `cap`
-    /// bytes. Work and memory are bounded by the cap, whatever the input claims.
+    /// bytes. Work and memory are bounded by the cap, whatever the input claims. A
+    /// gzip body may hold several members (RFC 1952), inflated one after another;
+    /// bytes after the last member, or after a deflate stream, make it corrupt: a
+    /// body means one thing to every decoder that reads it.
     pub fn inflate(
         &mut self,
         coding: Coding,
@@ -122,60 +127,56 @@ impl Codec {
         cap: usize,
     ) -> Result<(), InflateError> {
         out.clear();
-        if coding == Coding::Identity {
-            if input.len() > cap {
-                return Err(InflateError::TooLarge);
-            }
-            out.extend_from_slice(input);
-            return Ok(());
-        }
-        let d = self.inflater.get_or_insert_with(Decompressor::new);
-        // gzip's trailer gives the size (mod 2^32). An honest one over the cap is a
-        // body too large; a lying one fails the check libdeflate makes against it.
-        // Either way, refused without inflating.
-        let mut size = match coding {
-            // The magic bytes and the method first, so that what is not gzip at all
-            // is called corrupt, not large.
-            Coding::Gzip if input.len() >= 18 && input[..3] == [0x1f, 0x8b, 8] => {
-                let isize =
-                    u32::from_le_bytes(input[input.len() - 4..].try_into().unwrap_or_default());
-                if isize as usize > cap {
+        let kind = match coding {
+            Coding::Identity => {
+                if input.len() > cap {
                     return Err(InflateError::TooLarge);
                 }
-                isize as usize
+                out.extend_from_slice(input);
+                return Ok(());
             }
-            Coding::Gzip => return Err(InflateError::Corrupt),
-            _ => input.len().saturating_mul(4).max(Self::FIRST_GUESS),
-        }
-        .min(cap);
-        let zlib = coding == Coding::Deflate && is_zlib_header(input);
+            Coding::Gzip => Kind::Gzip,
+            Coding::Deflate if is_zlib_header(input) => Kind::Zlib,
+            Coding::Deflate => Kind::Raw,
+        };
+        let d = self.inflater.get_or_insert_with(Inflater::new);
+        // The first size tried: what gzip's trailer says (mod 2^32; exact for an
+        // honest body of one member), else a guess; never more than the cap, and
+        // never nothing, so that growing it gets somewhere.
+        let hint = match input {
+            [.., a, b, c, d] if kind == Kind::Gzip => u32::from_le_bytes([*a, *b, *c, *d]) as usize,
+            _ => input.len().saturating_mul(4),
+        };
+        let mut size = hint.max(Self::FIRST_GUESS).min(cap);
+        let (mut read, mut written) = (0, 0);
         loop {
             out.resize(size, 0);
-            let done = match coding {
-                Coding::Gzip => d.gzip_decompress(input, out),
-                Coding::Deflate if zlib => d.zlib_decompress(input, out),
-                _ => d.deflate_decompress(input, out),
-            };
-            match done {
-                Ok(n) => {
-                    out.truncate(n);
-                    return Ok(());
+            match d.run(kind, &input[read..], &mut out[written..]) {
+                Ok((r, w)) => {
+                    read += r;
+                    written += w;
+                    if read == input.len() {
+                        out.truncate(written);
+                        return Ok(());
+                    }
+                    // Another gzip member follows; anything else is corrupt.
+                    if kind != Kind::Gzip || r == 0 {
+                        break;
+                    }
                 }
-                // A lying size field, or a guess: grow fourfold, up to the cap. The
-                // work done over the retries is at most 4/3 of the last attempt's.
-                Err(DecompressionError::InsufficientSpace) if size < cap => {
-                    size = size.saturating_mul(4).min(cap);
-                }
-                Err(DecompressionError::InsufficientSpace) => {
+                // Short of room, for a lying size field or a guess: grow fourfold up
+                // to the cap and inflate this member again. The work of the retries
+                // is at most a third more than the last attempt's.
+                Err(Failure::NoRoom) if size < cap => size = size.saturating_mul(4).min(cap),
+                Err(Failure::NoRoom) => {
                     out.clear();
                     return Err(InflateError::TooLarge);
                 }
-                Err(DecompressionError::BadData) => {
-                    out.clear();
-                    return Err(InflateError::Corrupt);
-                }
+                Err(Failure::BadData) => break,
             }
         }
+        out.clear();
+        Err(InflateError::Corrupt)
     }
 
     /// Compresses `input` as one gzip member into `out` (cleared first).
@@ -188,6 +189,77 @@ impl Codec {
         // The bound is what libdeflate needs for any input: this cannot run short.
         let n = c.gzip_compress(input, out).unwrap_or(0);
         out.truncate(n);
+    }
+}
+
+/// The container around a deflate stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Gzip,
+    Zlib,
+    Raw,
+}
+
+/// Why libdeflate stopped.
+enum Failure {
+    BadData,
+    NoRoom,
+}
+
+/// libdeflate's decompressor, through its `_ex` calls, which say how much input a
+/// stream took (the `libdeflater` wrapper does not offer them): what tells trailing
+/// bytes and further gzip members apart from the end.
+struct Inflater(NonNull<ffi::libdeflate_decompressor>);
+
+// SAFETY: the decompressor is plain heap state with no tie to the thread that made it;
+// `&mut self` on every call keeps it to one user at a time.
+unsafe impl Send for Inflater {}
+
+impl Inflater {
+    fn new() -> Inflater {
+        // SAFETY: no arguments; the result is checked for null.
+        let p = unsafe { ffi::libdeflate_alloc_decompressor() };
+        match NonNull::new(p) {
+            Some(p) => Inflater(p),
+            None => std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 32 << 10]>()),
+        }
+    }
+
+    /// One stream of `kind` from the start of `input` into `out`: the bytes read and
+    /// written.
+    fn run(&mut self, kind: Kind, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), Failure> {
+        let f = match kind {
+            Kind::Gzip => ffi::libdeflate_gzip_decompress_ex,
+            Kind::Zlib => ffi::libdeflate_zlib_decompress_ex,
+            Kind::Raw => ffi::libdeflate_deflate_decompress_ex,
+        };
+        let (mut read, mut written) = (0usize, 0usize);
+        // SAFETY: the decompressor is live and ours alone (`&mut self`); the input and
+        // output pointers come with their slices' lengths, and libdeflate reads and
+        // writes only within them; both counts are written through valid pointers.
+        let result = unsafe {
+            f(
+                self.0.as_ptr(),
+                input.as_ptr().cast(),
+                input.len(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                &mut read,
+                &mut written,
+            )
+        };
+        match result {
+            ffi::libdeflate_result_LIBDEFLATE_SUCCESS => Ok((read, written)),
+            ffi::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE => Err(Failure::NoRoom),
+            _ => Err(Failure::BadData),
+        }
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `libdeflate_alloc_decompressor`, freed once, here.
+        unsafe { ffi::libdeflate_free_decompressor(self.0.as_ptr()) }
     }
 }
 
@@ -292,20 +364,19 @@ mod tests {
             codec.inflate(Coding::Gzip, &bomb, &mut out, 256 << 10),
             Err(InflateError::TooLarge)
         );
-        assert!(
-            out.capacity() == 0,
-            "refused from its size field, before inflating"
-        );
-
-        // The size field lies (says 100 bytes): inflating stops at the cap.
-        let mut liar = bomb.clone();
-        let n = liar.len();
-        liar[n - 4..].copy_from_slice(&100u32.to_le_bytes());
-        assert_eq!(
-            codec.inflate(Coding::Gzip, &liar, &mut out, 256 << 10),
-            Err(InflateError::TooLarge)
-        );
         assert!(out.capacity() <= 256 << 10, "{}", out.capacity());
+
+        // The size field lies (says 100 bytes, or nothing): inflating stops at the cap.
+        for claim in [100u32, 0] {
+            let mut liar = bomb.clone();
+            let n = liar.len();
+            liar[n - 4..].copy_from_slice(&claim.to_le_bytes());
+            assert_eq!(
+                codec.inflate(Coding::Gzip, &liar, &mut out, 256 << 10),
+                Err(InflateError::TooLarge)
+            );
+            assert!(out.capacity() <= 256 << 10, "{}", out.capacity());
+        }
 
         // deflate has no size field.
         let raw = compressed(&zeros, |c, d, o| c.deflate_compress(d, o).unwrap());
@@ -314,6 +385,22 @@ mod tests {
             Err(InflateError::TooLarge)
         );
         assert!(out.capacity() <= 256 << 10);
+    }
+
+    #[test]
+    fn gzip_members_are_inflated_one_after_another() {
+        let (a, b) = (b"{\"id\":\"1\",".repeat(300), b"\"imp\":[]}".repeat(500));
+        let two = [gz(&a), gz(&b)].concat();
+        let mut out = Vec::new();
+        Codec::default()
+            .inflate(Coding::Gzip, &two, &mut out, 1 << 20)
+            .unwrap();
+        assert_eq!(out, [a.clone(), b.clone()].concat());
+        // Both count towards the cap.
+        assert_eq!(
+            Codec::default().inflate(Coding::Gzip, &two, &mut out, a.len() + b.len() - 1),
+            Err(InflateError::TooLarge)
+        );
     }
 
     #[test]
@@ -362,6 +449,12 @@ mod tests {
         }
         assert_eq!(
             codec.inflate(Coding::Deflate, b"\xff\xff\xff", &mut out, 1 << 20),
+            Err(InflateError::Corrupt)
+        );
+        let raw = compressed(&body, |c, d, o| c.deflate_compress(d, o).unwrap());
+        let raw_trailing = [&raw[..], b"x"].concat();
+        assert_eq!(
+            codec.inflate(Coding::Deflate, &raw_trailing, &mut out, 1 << 20),
             Err(InflateError::Corrupt)
         );
         // And it still works after.

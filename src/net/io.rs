@@ -147,6 +147,9 @@ pub struct Io {
     send: Rc<SendState>,
     stats: Rc<ConnStats>,
     fd: RawFd,
+    /// The 408 went out: the request's handler may still answer (its body read failed),
+    /// but nothing more is written on this connection.
+    timed_out: bool,
 }
 
 /// What a request that did not arrive in time is answered before the connection closes.
@@ -168,6 +171,7 @@ impl Io {
             send: Rc::default(),
             stats,
             fd,
+            timed_out: false,
         }
     }
 
@@ -178,6 +182,7 @@ impl Io {
         if self.state.awaits_request() && !self.send.queued() && !self.send.has_stalled() {
             self.outbox.push(&self.send, self.fd, REQUEST_TIMEOUT);
             self.outbox.flush();
+            self.timed_out = true;
             self.stats
                 .request_timeouts
                 .set(self.stats.request_timeouts.get() + 1);
@@ -278,6 +283,11 @@ impl hyper::rt::Write for Io {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        // After a 408, the request's own answer (to a body cut off by the timeout)
+        // must not follow it: the client was told the connection closes.
+        if self.timed_out {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
         // Nothing is taken while older bytes of this connection wait for the socket.
         std::task::ready!(self.poll_stalled(cx))?;
         let this = &mut *self;
