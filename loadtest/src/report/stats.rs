@@ -51,6 +51,10 @@ pub struct Counters {
     /// Bids found in 200 responses (`"price"` fields) and their sum in micros.
     pub bids: u64,
     pub price_micros: i64,
+    /// With a deadline: responses that arrived after it (from the intended send time),
+    /// and 200s that arrived within it (goodput).
+    pub late: u64,
+    pub bids_in_time: u64,
     /// Retries sent for 429/503 answers.
     pub retries: u64,
     /// Requests that could not be sent at their intended time for want of a free connection.
@@ -82,6 +86,8 @@ impl Default for Counters {
             bad_response: 0,
             bids: 0,
             price_micros: 0,
+            late: 0,
+            bids_in_time: 0,
             retries: 0,
             waited_for_connection: 0,
             waited_for_limiter: 0,
@@ -158,6 +164,8 @@ impl Counters {
         self.bad_response += o.bad_response;
         self.bids += o.bids;
         self.price_micros = self.price_micros.saturating_add(o.price_micros);
+        self.late += o.late;
+        self.bids_in_time += o.bids_in_time;
         self.retries += o.retries;
         self.waited_for_connection += o.waited_for_connection;
         self.waited_for_limiter += o.waited_for_limiter;

@@ -97,6 +97,10 @@ pub struct Summary {
     pub outcomes: Outcomes,
     /// Share of responses that were 200.
     pub bid_rate: f64,
+    /// Responses that arrived after `--deadline` (from the intended send time), and
+    /// 200s that arrived within it, per second (all 200s without a deadline).
+    pub late: u64,
+    pub goodput_per_s: f64,
     /// `"price"` fields in 200 responses.
     pub bids: u64,
     /// Mean bid price (CPM), exact to the micro-unit.
@@ -152,6 +156,8 @@ impl Summary {
             } else {
                 0.0
             },
+            late: c.late,
+            goodput_per_s: per_s(c.bids_in_time),
             bids: c.bids,
             mean_bid_price: (c.bids > 0)
                 .then(|| Micros(c.price_micros / c.bids as i64).to_string()),
@@ -269,6 +275,9 @@ impl Summary {
         line(&mut s, "5xx (all)", five);
         line(&mut s, "timeout", o.timeout);
         line(&mut s, "connection error", o.conn_error);
+        if self.late > 0 {
+            line(&mut s, "late (past deadline)", self.late);
+        }
         if o.bad_response > 0 {
             line(&mut s, "bad response", o.bad_response);
         }
@@ -280,6 +289,11 @@ impl Summary {
             self.bids,
             self.mean_bid_price.as_deref().unwrap_or("-"),
             self.price_sum
+        );
+        let _ = writeln!(
+            s,
+            "  goodput {:.0}/s (200s within the deadline; all 200s without one)",
+            self.goodput_per_s
         );
         let c = &self.client;
         let _ = writeln!(

@@ -426,8 +426,16 @@ impl Worker {
                 Default::default()
             };
             let latency_us = now.saturating_sub(p.intended) / 1000;
+            let late = self
+                .deadline
+                .is_some_and(|d| now.saturating_sub(p.intended) > d);
             self.count(measured, |c| {
                 c.count(Outcome::Status(resp.status));
+                if late {
+                    c.late += 1;
+                } else if resp.status == 200 {
+                    c.bids_in_time += 1;
+                }
                 c.bids += prices.count;
                 c.price_micros = c.price_micros.saturating_add(prices.sum_micros);
             });

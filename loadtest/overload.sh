@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Overload: does shardbid answer a fast no-bid rather than a late answer? With realistic
+# traffic (a generated corpus and campaign file) and 1,000 keep-alive connections:
+#   1. closed loop: the maximum sustainable rate R;
+#   2. open loop at R with the client dropping requests older than DEADLINE: goodput
+#      (200s answered within the deadline, per second), the server's share of latency
+#      (service time: last write to response), errors, memory;
+#   3. open loop at 2R, the same; the goal is goodput >= 90% of step 2's, service p99
+#      under tmax minus the network margin, flat memory, no errors and no 5xx;
+#   4. step 3 again with load shedding off (http.shed_queue_delay_ms = 0), for contrast.
+#
+#   bash loadtest/overload.sh                # DURATION=10 CONNECTIONS=1000 DEADLINE=100ms
+#
+# Settings (environment): DURATION (s per step), CONNECTIONS, DEADLINE (the client's
+# tmax), FACTOR (the overload, default 2), BODIES, CAMPAIGNS, NO_BUILD=1. Ports 18193
+# and 19193 must be free.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-1000}
+DEADLINE=${DEADLINE:-100ms}
+FACTOR=${FACTOR:-2}
+BODIES=${BODIES:-2000}
+CAMPAIGNS=${CAMPAIGNS:-10000}
+WORK=$(mktemp -d /tmp/shardbid-overload.XXXXXX)
+SERVER=
+SAMPLER=
+
+cleanup() {
+    [[ -n $SAMPLER ]] && kill "$SAMPLER" 2>/dev/null
+    [[ -n $SERVER ]] && kill -TERM "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+[[ ${NO_BUILD:-0} == 1 ]] || cargo build --release --workspace --quiet
+LOAD=target/release/shardbid-load
+$LOAD corpus --count "$BODIES" --out "$WORK/corpus" --seed 1 >/dev/null
+$LOAD campaigns --count "$CAMPAIGNS" --out "$WORK/campaigns.json" --seed 1 >/dev/null
+# The event log on tmpfs where there is one: a disk's fsync stalls are not the subject.
+EVENTS=$WORK/events
+[[ -d /dev/shm ]] && EVENTS=$(mktemp -d /dev/shm/shardbid-overload.XXXXXX)
+
+start_server() {
+    rm -rf "$EVENTS"/*
+    env "$@" SHARDBID_EVENTS_DIR="$EVENTS" target/release/shardbid --config config/shardbid.toml \
+        --campaigns "$WORK/campaigns.json" --listen 127.0.0.1:18193 \
+        --admin-listen 127.0.0.1:19193 >"$WORK/server.log" 2>&1 &
+    SERVER=$!
+    for _ in $(seq 200); do
+        curl -sf http://127.0.0.1:18193/readyz >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    curl -sf http://127.0.0.1:18193/readyz >/dev/null || { cat "$WORK/server.log"; exit 1; }
+    # Resident memory once a second, for the flat-memory check.
+    (while kill -0 "$SERVER" 2>/dev/null; do
+        awk '/VmRSS/ {print $2}' "/proc/$SERVER/status" 2>/dev/null
+        sleep 1
+    done) >"$WORK/rss" &
+    SAMPLER=$!
+}
+stop_server() {
+    kill "$SAMPLER" 2>/dev/null || true
+    SAMPLER=
+    kill -TERM "$SERVER"
+    wait "$SERVER" || true
+    SERVER=
+}
+shed() { curl -s http://127.0.0.1:19193/metrics | awk '/^shardbid_nobid_total\{reason="overload"\}/ {print $2}'; }
+
+URL=http://127.0.0.1:18193/openrtb2/bid/example
+run() { # name, then shardbid-load arguments
+    local name=$1
+    shift
+    local before
+    before=$(shed)
+    $LOAD run --url "$URL" --corpus "$WORK/corpus" -c "$CONNECTIONS" -d "${DURATION}s" \
+        --warmup 2s -q --json "$@" >"$WORK/$name.json"
+    echo "$before $(shed)" >"$WORK/$name.shed"
+}
+report() { # name
+    python3 - "$WORK/$1.json" "$1" "$(cat "$WORK/$1.shed")" "$WORK/rss" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+name, (b, a), rss = sys.argv[2], sys.argv[3].split(), [int(x) for x in open(sys.argv[4]).read().split()]
+o = d["outcomes"]
+errors = (o["other_2xx"] + o["status_1xx_3xx"] + sum(o["status_4xx"].values())
+          + o["timeout"] + o["conn_error"] + o["bad_response"])
+five = sum(o["status_5xx"].values())
+shed = float(a or 0) - float(b or 0)
+rss_mb = f'{min(rss) / 1024:.0f}-{max(rss) / 1024:.0f}' if rss else '-'
+print(f'{name:<14} {d["offered_per_s"]:>9.0f} {d["achieved_per_s"]:>9.0f} {d["goodput_per_s"]:>8.0f} '
+      f'{d["late"]:>6} {d["client"]["expired"]:>8} {shed:>8.0f} {errors:>6} {five:>4} '
+      f'{d["service_ms"]["p99"]:>8.2f} {d["service_ms"]["p999"]:>8.2f} {d["latency_ms"]["p99"]:>8.2f} {rss_mb:>9}')
+PY
+}
+
+echo "== overload: $(date -u '+%F %T UTC'), commit $(git rev-parse --short HEAD)"
+echo "$CONNECTIONS connections, $DURATION s per step (after 2 s of warm-up), deadline $DEADLINE, corpus of $BODIES, $CAMPAIGNS campaigns"
+start_server
+run max
+rate=$(python3 -c "import json; print(int(json.load(open('$WORK/max.json'))['achieved_per_s']))")
+over=$((rate * FACTOR))
+run at-max --rate "$rate" --deadline "$DEADLINE"
+run "at-${FACTOR}x" --rate "$over" --deadline "$DEADLINE"
+stop_server
+printf '%-14s %9s %9s %8s %6s %8s %8s %6s %4s %8s %8s %8s %9s\n' step offered/s answered/s goodput/s late expired shed errors 5xx svc_p99 svc_p999 p99_ms rss_MiB
+report max
+report at-max
+report "at-${FACTOR}x"
+start_server SHARDBID_SHED_QUEUE_DELAY_MS=0
+run "${FACTOR}x-no-shed" --rate "$over" --deadline "$DEADLINE"
+stop_server
+report "${FACTOR}x-no-shed"
+python3 - "$WORK/at-max.json" "$WORK/at-${FACTOR}x.json" <<'PY'
+import json, sys
+g1, g2 = (json.load(open(p))["goodput_per_s"] for p in sys.argv[1:])
+print(f"goodput at {sys.argv[2].split('at-')[-1][:-5]} / at max: {g2 / g1:.3f}" if g1 else "no goodput at max")
+PY
+rm -rf "$EVENTS"
