@@ -132,6 +132,7 @@ impl Codec {
                 if input.len() > cap {
                     return Err(InflateError::TooLarge);
                 }
+                out.reserve_exact(input.len());
                 out.extend_from_slice(input);
                 return Ok(());
             }
@@ -150,6 +151,8 @@ impl Codec {
         let mut size = hint.max(Self::FIRST_GUESS).min(cap);
         let (mut read, mut written) = (0, 0);
         loop {
+            // Exactly: `resize` alone may double the capacity, past the cap.
+            out.reserve_exact(size - out.len());
             out.resize(size, 0);
             match d.run(kind, &input[read..], &mut out[written..]) {
                 Ok((r, w)) => {
@@ -412,6 +415,7 @@ mod tests {
             .inflate(Coding::Deflate, &raw, &mut out, 5000)
             .unwrap();
         assert_eq!(out.len(), 5000);
+        assert!(out.capacity() <= 5000, "grown past the cap: {}", out.capacity());
         assert_eq!(
             Codec::default().inflate(Coding::Deflate, &raw, &mut out, 4999),
             Err(InflateError::TooLarge)
