@@ -230,9 +230,13 @@ run_shardbid() {
 
 # The sample campaigns for a benchmark: with their budgets, pacing and frequency caps,
 # budgets raised so that no run spends them (wrk sends no notices, so every bid's
-# reservation stands for the win timeout), or (plain) without any of these.
+# reservation stands for the win timeout), or (plain) without any of these. From
+# SOURCE_DIR (default: config/, or an earlier build's config folder) into OUT_DIR
+# (default: the work folder): money-campaigns.json, plain-campaigns.json, config/.
 bench_campaigns() {
-    python3 - config/campaigns.json "$WORK/money-campaigns.json" "$WORK/plain-campaigns.json" <<'PY'
+    local src=${1:-config} out=${2:-$WORK}
+    mkdir -p "$out"
+    python3 - "$src/campaigns.json" "$out/money-campaigns.json" "$out/plain-campaigns.json" <<'PY'
 import json, sys
 from decimal import Decimal
 doc = json.load(open(sys.argv[1]))
@@ -249,10 +253,10 @@ PY
     # 300 s win timeout: at tens of thousands of bids a second that fills a shard's
     # ledger (money.reservations_per_shard) and stops the bids. 10 s keeps it well
     # inside.
-    mkdir -p "$WORK/config"
-    sed 's/^win_timeout_ms = .*/win_timeout_ms = 10000/' config/shardbid.toml >"$WORK/config/shardbid.toml"
-    grep -q '^win_timeout_ms = 10000$' "$WORK/config/shardbid.toml" \
-        || { echo "compare.sh: config/shardbid.toml has no win_timeout_ms line to set" >&2; return 1; }
+    mkdir -p "$out/config"
+    sed 's/^win_timeout_ms = .*/win_timeout_ms = 10000/' "$src/shardbid.toml" >"$out/config/shardbid.toml"
+    grep -q '^win_timeout_ms = 10000$' "$out/config/shardbid.toml" \
+        || { echo "compare.sh: $src/shardbid.toml has no win_timeout_ms line to set" >&2; return 1; }
 }
 
 PGO_HINT="run bash loadtest/pgo-build.sh first"
@@ -269,16 +273,18 @@ start_shardbid-pgo() {
 BASE_HINT="copy an earlier build's binaries to BASE_DIR/release"
 start_floor-base() { run_floor floor-base "$BASE_DIR/release/shardbid-floor" "$BASE_HINT"; }
 # An earlier build runs with its own configuration when BASE_DIR/config has one (the
-# config format may have changed since).
+# config format may have changed since), its campaigns prepared as this build's are.
 start_shardbid-base() {
     local dir=config
     [[ -f $BASE_DIR/config/shardbid.toml ]] && dir=$BASE_DIR/config
-    run_shardbid shardbid-base "$BASE_DIR/release/shardbid" 19103 "$BASE_HINT" "" "$dir"
+    bench_campaigns "$dir" "$WORK/base" || { FAILED[shardbid-base]="cannot write the benchmark campaigns for $dir"; return 1; }
+    run_shardbid shardbid-base "$BASE_DIR/release/shardbid" 19103 "$BASE_HINT" "$WORK/base/money-campaigns.json" "$WORK/base/config"
 }
 start_shardbid-base2() {
     local dir=config
     [[ -f $BASE2_DIR/config/shardbid.toml ]] && dir=$BASE2_DIR/config
-    run_shardbid shardbid-base2 "$BASE2_DIR/release/shardbid" 19105 "$BASE_HINT" "" "$dir"
+    bench_campaigns "$dir" "$WORK/base2" || { FAILED[shardbid-base2]="cannot write the benchmark campaigns for $dir"; return 1; }
+    run_shardbid shardbid-base2 "$BASE2_DIR/release/shardbid" 19105 "$BASE_HINT" "$WORK/base2/money-campaigns.json" "$WORK/base2/config"
 }
 start_shardbid-plain() {
     bench_campaigns || { FAILED[shardbid-plain]="cannot write the campaigns without money terms (python3)"; return 1; }
