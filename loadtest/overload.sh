@@ -12,8 +12,11 @@
 #   bash loadtest/overload.sh                # DURATION=10 CONNECTIONS=1000 DEADLINE=100ms
 #
 # Settings (environment): DURATION (s per step), CONNECTIONS, DEADLINE (the client's
-# tmax), FACTOR (the overload, default 2), BODIES, CAMPAIGNS, NO_BUILD=1. Ports 18193
-# and 19193 must be free.
+# tmax), FACTOR (the overload, default 2), BODIES, CAMPAIGNS, SHARDS (default: one per
+# CPU; shard i is pinned to CPU i), CLIENT_CPU (pin the load generator to this CPU,
+# e.g. SHARDS=1 CLIENT_CPU=1: server and client each on a core of their own, so the
+# server's queueing is its own and not the scheduler's), NO_BUILD=1. Ports 18193 and
+# 19193 must be free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -22,6 +25,9 @@ DEADLINE=${DEADLINE:-100ms}
 FACTOR=${FACTOR:-2}
 BODIES=${BODIES:-2000}
 CAMPAIGNS=${CAMPAIGNS:-10000}
+SHARDS=${SHARDS:-0}
+PIN=()
+[[ -n ${CLIENT_CPU:-} ]] && PIN=(taskset -c "$CLIENT_CPU")
 WORK=$(mktemp -d /tmp/shardbid-overload.XXXXXX)
 SERVER=
 SAMPLER=
@@ -43,7 +49,7 @@ EVENTS=$WORK/events
 
 start_server() {
     rm -rf "$EVENTS"/*
-    env "$@" SHARDBID_EVENTS_DIR="$EVENTS" target/release/shardbid --config config/shardbid.toml \
+    env "$@" SHARDBID_SHARDS="$SHARDS" SHARDBID_EVENTS_DIR="$EVENTS" target/release/shardbid --config config/shardbid.toml \
         --campaigns "$WORK/campaigns.json" --listen 127.0.0.1:18193 \
         --admin-listen 127.0.0.1:19193 >"$WORK/server.log" 2>&1 &
     SERVER=$!
@@ -74,7 +80,7 @@ run() { # name, then shardbid-load arguments
     shift
     local before
     before=$(shed)
-    $LOAD run --url "$URL" --corpus "$WORK/corpus" -c "$CONNECTIONS" -d "${DURATION}s" \
+    "${PIN[@]}" $LOAD run --url "$URL" --corpus "$WORK/corpus" -c "$CONNECTIONS" -d "${DURATION}s" \
         --warmup 2s -q --json "$@" >"$WORK/$name.json"
     echo "$before $(shed)" >"$WORK/$name.shed"
 }
@@ -96,7 +102,7 @@ PY
 }
 
 echo "== overload: $(date -u '+%F %T UTC'), commit $(git rev-parse --short HEAD)"
-echo "$CONNECTIONS connections, $DURATION s per step (after 2 s of warm-up), deadline $DEADLINE, corpus of $BODIES, $CAMPAIGNS campaigns"
+echo "$CONNECTIONS connections, $DURATION s per step (after 2 s of warm-up), deadline $DEADLINE, corpus of $BODIES, $CAMPAIGNS campaigns, shards ${SHARDS/#0/per CPU}, client CPU ${CLIENT_CPU:-any}"
 start_server
 run max
 rate=$(python3 -c "import json; print(int(json.load(open('$WORK/max.json'))['achieved_per_s']))")

@@ -415,7 +415,11 @@ mod tests {
             .inflate(Coding::Deflate, &raw, &mut out, 5000)
             .unwrap();
         assert_eq!(out.len(), 5000);
-        assert!(out.capacity() <= 5000, "grown past the cap: {}", out.capacity());
+        assert!(
+            out.capacity() <= 5000,
+            "grown past the cap: {}",
+            out.capacity()
+        );
         assert_eq!(
             Codec::default().inflate(Coding::Deflate, &raw, &mut out, 4999),
             Err(InflateError::TooLarge)

@@ -333,7 +333,7 @@ fn drive_load(server: &Server) -> Vec<Conn> {
     for body in [&b"{\"id\": "[..], &b"{\"id\": \"no-imp\"}"[..]] {
         assert_eq!(conn.post("/openrtb2/bid", body).status, 400);
     }
-    for header in [("content-type", "text/html"), ("content-encoding", "gzip")] {
+    for header in [("content-type", "text/html"), ("content-encoding", "br")] {
         let resp = conn.send("POST", "/openrtb2/bid", &[header], &fixtures[0]);
         assert_eq!(resp.status, 415);
     }

@@ -235,6 +235,7 @@ impl Control {
         let Some(purse) = self.money.registry.borrow().get(id) else {
             return false;
         };
+        self.money.asked.set(true);
         let mut set = self.money.paused.borrow_mut();
         if paused {
             set.insert(purse);

@@ -102,10 +102,10 @@ pub async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
     }
     let control = &*admin.control;
     match (req.method(), path) {
-        (&Method::GET, "/metrics") => metrics_page(admin),
+        (&Method::GET, "/metrics") => metrics_page(admin).await,
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => readiness(&control.global),
-        (&Method::GET, "/admin/campaigns") => campaigns_page(control),
+        (&Method::GET, "/admin/campaigns") => campaigns_page(control).await,
         (&Method::PUT, "/admin/campaigns") => put_campaigns(admin, req).await,
         (&Method::POST, "/admin/drain") => {
             // As SIGTERM: what a process taking over (--takeover) asks of this one.
@@ -234,9 +234,9 @@ fn not_allowed(allow: &'static str) -> Response<Body> {
 }
 
 /// What is loaded, as a campaign file, and the campaigns' live state beside it.
-fn campaigns_page(control: &Control) -> Response<Body> {
+async fn campaigns_page(control: &Control) -> Response<Body> {
+    let snapshot = control.money.fresh_snapshot().await;
     let (version, set) = control.current();
-    let snapshot = control.money.snapshot.borrow().clone();
     let live: serde_json::Map<String, serde_json::Value> = set
         .campaigns
         .iter()
@@ -272,12 +272,14 @@ fn percent_decoded(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn metrics_page(admin: &Admin) -> Response<Body> {
+async fn metrics_page(admin: &Admin) -> Response<Body> {
     let control = &admin.control;
+    // The money figures of the loop's next round first, so that the counters read
+    // below are of the same moment.
+    let snapshot = control.money.fresh_snapshot().await;
     let shards: Vec<&metrics::ShardMetrics> = control.metrics.iter().map(|m| &**m).collect();
     let mut out = String::with_capacity(8 * 1024);
     metrics::render(&shards, &control.settings.exchanges, &mut out);
-    let snapshot = control.money.snapshot.borrow().clone();
     metrics::render_money(&shards, &treasury::figures(&snapshot), &mut out);
     metrics::render_process(&crate::process::figures(), &mut out);
     let memory = control.memory.borrow();
