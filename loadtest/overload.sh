@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Overload: does shardbid answer a fast no-bid rather than a late answer? With realistic
 # traffic (a generated corpus and campaign file) and 1,000 keep-alive connections:
-#   1. closed loop: the maximum sustainable rate R;
-#   2. open loop at R with the client dropping requests older than DEADLINE: goodput
-#      (200s answered within the deadline, per second), the server's share of latency
-#      (service time: last write to response), errors, memory;
-#   3. open loop at 2R, the same; the goal is goodput >= 90% of step 2's, service p99
-#      under tmax minus the network margin, flat memory, no errors and no 5xx;
+#   1. closed loop: the most the server answers, C (with every connection waiting in
+#      line: not a rate it sustains in time);
+#   2. open loop at 50%, 60% ... 100% of C, the client dropping requests older than
+#      DEADLINE: the maximum sustainable rate R is the highest with no late answer, none
+#      dropped and a service-time p99 under BUDGET. Goodput there is the reference:
+#      200s answered within the deadline, per second;
+#   3. open loop at FACTOR x R, the same; the goal is goodput >= 90% of R's, service p99
+#      under BUDGET (tmax minus the network margin), flat memory, no errors, no 5xx;
 #   4. step 3 again with load shedding off (http.shed_queue_delay_ms = 0), for contrast.
+# Service time is the server's share of latency: from the request's last write to its
+# response.
 #
 #   bash loadtest/overload.sh                # DURATION=10 CONNECTIONS=1000 DEADLINE=100ms
 #
 # Settings (environment): DURATION (s per step), CONNECTIONS, DEADLINE (the client's
-# tmax), FACTOR (the overload, default 2), BODIES, CAMPAIGNS, SHARDS (default: one per
+# tmax), BUDGET (ms: the service-time p99 allowed, default 80: 100 ms tmax minus the
+# sample config's 20 ms network margin), FACTOR (the overload, default 2), BODIES, CAMPAIGNS, SHARDS (default: one per
 # CPU; shard i is pinned to CPU i), CLIENT_CPU (pin the load generator to this CPU,
 # e.g. SHARDS=1 CLIENT_CPU=1: server and client each on a core of their own, so the
 # server's queueing is its own and not the scheduler's), NO_BUILD=1. Ports 18193 and
@@ -23,6 +28,7 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-1000}
 DEADLINE=${DEADLINE:-100ms}
 FACTOR=${FACTOR:-2}
+BUDGET=${BUDGET:-80}
 BODIES=${BODIES:-2000}
 CAMPAIGNS=${CAMPAIGNS:-10000}
 SHARDS=${SHARDS:-0}
@@ -75,7 +81,7 @@ stop_server() {
 shed() { curl -s http://127.0.0.1:19193/metrics | awk '/^shardbid_nobid_total\{reason="overload"\}/ {print $2}'; }
 
 URL=http://127.0.0.1:18193/openrtb2/bid/example
-run() { # name, then shardbid-load arguments
+run() { # name, then shardbid-load arguments (step names hold no spaces)
     local name=$1
     shift
     local before
@@ -104,15 +110,29 @@ PY
 echo "== overload: $(date -u '+%F %T UTC'), commit $(git rev-parse --short HEAD)"
 echo "$CONNECTIONS connections, $DURATION s per step (after 2 s of warm-up), deadline $DEADLINE, corpus of $BODIES, $CAMPAIGNS campaigns, shards ${SHARDS/#0/per CPU}, client CPU ${CLIENT_CPU:-any}"
 start_server
-run max
-rate=$(python3 -c "import json; print(int(json.load(open('$WORK/max.json'))['achieved_per_s']))")
+run closed
+closed=$(python3 -c "import json; print(int(json.load(open('$WORK/closed.json'))['achieved_per_s']))")
+rate=0
+steps=(closed)
+for pct in 50 60 70 80 90 100; do
+    r=$((closed * pct / 100))
+    run "open-$pct%" --rate "$r" --deadline "$DEADLINE"
+    steps+=("open-$pct%")
+    ok=$(python3 -c "
+import json; d = json.load(open('$WORK/open-$pct%.json'))
+print(int(d['late'] == 0 and d['client']['expired'] == 0 and d['service_ms']['p99'] < $BUDGET))")
+    [[ $ok == 1 ]] || break
+    rate=$r
+    cp "$WORK/open-$pct%.json" "$WORK/at-max.json"
+    cp "$WORK/open-$pct%.shed" "$WORK/at-max.shed"
+done
+((rate > 0)) || { echo "no sustainable rate found at 50% of the closed-loop rate or above"; exit 1; }
 over=$((rate * FACTOR))
-run at-max --rate "$rate" --deadline "$DEADLINE"
 run "at-${FACTOR}x" --rate "$over" --deadline "$DEADLINE"
 stop_server
+echo "closed-loop answers $closed/s; maximum sustainable rate $rate/s; overload $over/s"
 printf '%-14s %9s %9s %8s %6s %8s %8s %6s %4s %8s %8s %8s %9s\n' step offered/s answered/s goodput/s late expired shed errors 5xx svc_p99 svc_p999 p99_ms rss_MiB
-report max
-report at-max
+for s in "${steps[@]}"; do report "$s"; done
 report "at-${FACTOR}x"
 start_server SHARDBID_SHED_QUEUE_DELAY_MS=0
 run "${FACTOR}x-no-shed" --rate "$over" --deadline "$DEADLINE"

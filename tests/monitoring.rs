@@ -428,7 +428,7 @@ const NEVER_MOVE: [&str; 5] = [
 /// (150 s), reads none of its answers, more connections than a shard takes, or a
 /// process out of descriptors. tests/limits.rs and tests/lifecycle.rs produce each
 /// and check its count.
-const NOT_DRIVEN: [&str; 10] = [
+const NOT_DRIVEN: [&str; 13] = [
     "shardbid_connections_timed_out_total{timeout=\"idle\"}",
     "shardbid_connections_timed_out_total{timeout=\"send\"}",
     "shardbid_connections_refused_total",
@@ -442,6 +442,10 @@ const NOT_DRIVEN: [&str; 10] = [
     "shardbid_bid_requests_total{outcome=\"rate_limited\"}",
     "shardbid_nobid_total{reason=\"quota\"}",
     "shardbid_nobid_total{reason=\"overload\"}",
+    // Compressed bodies and gzip responses: tests/encoding.rs drives them.
+    "shardbid_compressed_requests_total{encoding=\"gzip\"}",
+    "shardbid_compressed_requests_total{encoding=\"deflate\"}",
+    "shardbid_compressed_responses_total{encoding=\"gzip\"}",
 ];
 
 /// Waits (up to 30 s) until every series on the page has moved, keeping money in
