@@ -6,39 +6,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::{fixture, Options, Response, Server};
-use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
-use flate2::Compression;
-
-const EXAMPLES: [&str; 6] = [
-    "simple-banner.json",
-    "expandable-creative.json",
-    "mobile.json",
-    "video.json",
-    "native-ad.json",
-    "pmp-with-direct-deal.json",
-];
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn zlib(data: &[u8]) -> Vec<u8> {
-    let mut e = ZlibEncoder::new(Vec::new(), Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn raw_deflate(data: &[u8]) -> Vec<u8> {
-    let mut e = DeflateEncoder::new(Vec::new(), Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
+use common::{fixture, gzip, raw_deflate, zlib, Options, Response, Server, FIXTURES};
 
 fn gunzip(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -90,7 +61,7 @@ fn gist(resp: &Response) -> (u16, Vec<(String, String)>) {
 fn gzip_and_deflate_bodies_are_answered_as_plain_ones() {
     let server = Server::start();
     let mut conn = server.conn();
-    for name in EXAMPLES {
+    for name in FIXTURES {
         let body = fixture(name);
         let plain = gist(&post(&mut conn, "/openrtb2/bid", &body, None, None));
         for (coding, sent) in [

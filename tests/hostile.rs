@@ -26,9 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{fixture, Options, Response, Server, FIXTURES};
-use flate2::write::{GzEncoder, ZlibEncoder};
-use flate2::Compression;
+use common::{fixture, gzip, zlib, Options, Response, Server, FIXTURES};
 use serde_json::{json, Value};
 
 /// The request timeout of the server under test: short, so that the slowloris case
@@ -124,18 +122,6 @@ fn chunked(body: &[u8], pieces: usize) -> Vec<u8> {
     }
     out.extend_from_slice(b"0\r\n\r\n");
     out
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn zlib(data: &[u8]) -> Vec<u8> {
-    let mut e = ZlibEncoder::new(Vec::new(), Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
 }
 
 /// A small valid bid request with imps of these ids.

@@ -27,6 +27,26 @@ pub const FIXTURES: [&str; 6] = [
     "pmp-with-direct-deal.json",
 ];
 
+/// `data` compressed as gzip, zlib (HTTP's `deflate`) and raw deflate, by flate2: an
+/// implementation other than the server's.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn zlib(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn raw_deflate(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
 /// The key test servers sign notices with.
 pub const TEST_NOTICE_KEY: &str = "test-notice-key";
 
