@@ -1,5 +1,6 @@
 //! The limits that keep cheap attacks cheap, on the real server: the request timeout
-//! from the accept (408), idle keep-alive, connections per shard, head size and header
+//! from the accept (a silent connection closed, a started request answered 408), idle
+//! keep-alive, connections per shard, head size and header
 //! count (431), imps per request. Each is counted where an operator looks.
 
 mod common;
@@ -39,7 +40,7 @@ fn read_until_closed(conn: &mut Conn, timeout: Duration) -> (Vec<u8>, bool) {
 }
 
 #[test]
-fn a_connection_that_sends_nothing_gets_408_after_the_request_timeout() {
+fn a_connection_that_sends_nothing_is_closed_after_the_request_timeout() {
     let server = Server::start_with(Options {
         config: Some(
             "[http]\nheader_read_timeout_ms = 300\nkeep_alive_timeout_ms = 60000\n".into(),
@@ -55,24 +56,25 @@ fn a_connection_that_sends_nothing_gets_408_after_the_request_timeout() {
         took >= Duration::from_millis(250),
         "closed too early: {took:?}"
     );
-    let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
-    assert!(
-        text.to_ascii_lowercase().contains("connection: close"),
-        "{text}"
-    );
+    // Closed without an answer: an unasked 408 would race a client's first request
+    // on the connection and be taken for its answer.
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
 
-    // A partial head gets the same.
+    // A partial head: a request has begun, and gets the 408.
     let mut partial = server.conn();
     partial
         .stream
         .write_all(b"POST /openrtb2/bid HTTP/1.1\r\nhost: x\r\n")
         .unwrap();
     let (answer, closed) = read_until_closed(&mut partial, Duration::from_secs(5));
+    let text = String::from_utf8_lossy(&answer);
     assert!(
-        closed && answer.starts_with(b"HTTP/1.1 408 "),
-        "{closed} {}",
-        String::from_utf8_lossy(&answer)
+        closed && text.starts_with("HTTP/1.1 408 "),
+        "{closed} {text}"
+    );
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
     );
     metric_becomes(
         &server,

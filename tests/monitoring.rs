@@ -451,8 +451,8 @@ const NOT_DRIVEN: [&str; 13] = [
 /// Waits (up to 30 s) until every series on the page has moved, keeping money in
 /// motion meanwhile ([`nudge`]): shards report to the bank every 10 ms and even pacing
 /// steps every 5 s, so a money series moves a little after the load that moves it.
-/// A connection that never sends a request is answered 408 after the request timeout
-/// (10 s). Returns the page.
+/// A connection that never sends a request is closed after the request timeout (10 s),
+/// counted as a request timeout. Returns the page.
 fn until_every_series_moved(server: &Server) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     let _silent = std::net::TcpStream::connect(server.traffic).unwrap();

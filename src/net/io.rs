@@ -11,8 +11,9 @@
 //!   `keep_alive`. No runtime timer is armed per request and hyper gets no timer: the
 //!   shard's sweeper (see `shard::conns`) wakes a read whose deadline passed a few
 //!   times a second, and that read fails with `TimedOut`, which ends the connection. A
-//!   request that did not arrive in time is answered `408` first (nothing else can have
-//!   been written for it); an idle keep-alive connection just closes. The clock is the
+//!   request that began and did not arrive in time is answered `408` first (nothing
+//!   else can have been written for it); a connection that sent nothing, new or idle
+//!   after a response, just closes. The clock is the
 //!   thread's [`coarse_now`], so the per-request bookkeeping reads no clock.
 
 use std::cell::{Cell, RefCell};
@@ -175,14 +176,19 @@ impl Io {
         }
     }
 
-    /// The read's deadline passed: a request owed is answered 408 (nothing else is on
-    /// its way to the client then), an idle keep-alive connection just closes. Either
+    /// The read's deadline passed: a request that has begun is answered 408 (nothing
+    /// else is on its way to the client then); a new connection that sent nothing, and
+    /// an idle keep-alive one, just close, as nginx does. An unasked 408 on a silent
+    /// connection would race the client's first request on it: a pooling client that
+    /// picks the connection just then takes the 408 for that request's answer. Either
     /// way the read fails and the connection ends.
     fn timed_out(&mut self) -> io::Error {
-        if self.state.awaits_request() && !self.send.queued() && !self.send.has_stalled() {
-            self.outbox.push(&self.send, self.fd, REQUEST_TIMEOUT);
-            self.outbox.flush();
-            self.timed_out = true;
+        if self.state.awaits_request() {
+            if self.state.in_request.get() && !self.send.queued() && !self.send.has_stalled() {
+                self.outbox.push(&self.send, self.fd, REQUEST_TIMEOUT);
+                self.outbox.flush();
+                self.timed_out = true;
+            }
             self.stats
                 .request_timeouts
                 .set(self.stats.request_timeouts.get() + 1);
