@@ -84,14 +84,17 @@ URL=http://127.0.0.1:18193/openrtb2/bid/example
 run() { # name, then shardbid-load arguments (step names hold no spaces)
     local name=$1
     shift
-    local before
+    local before from
     before=$(shed)
+    from=$(wc -l <"$WORK/rss")
     "${PIN[@]}" $LOAD run --url "$URL" --corpus "$WORK/corpus" -c "$CONNECTIONS" -d "${DURATION}s" \
         --warmup 2s -q --json "$@" >"$WORK/$name.json"
     echo "$before $(shed)" >"$WORK/$name.shed"
+    # This step's memory samples.
+    tail -n "+$((from + 1))" "$WORK/rss" >"$WORK/$name.rss"
 }
 report() { # name
-    python3 - "$WORK/$1.json" "$1" "$(cat "$WORK/$1.shed")" "$WORK/rss" <<'PY'
+    python3 - "$WORK/$1.json" "$1" "$(cat "$WORK/$1.shed")" "$WORK/$1.rss" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 name, (b, a), rss = sys.argv[2], sys.argv[3].split(), [int(x) for x in open(sys.argv[4]).read().split()]
@@ -99,11 +102,15 @@ o = d["outcomes"]
 errors = (o["other_2xx"] + o["status_1xx_3xx"] + sum(o["status_4xx"].values())
           + o["timeout"] + o["conn_error"] + o["bad_response"])
 five = sum(o["status_5xx"].values())
+kinds = {**{str(k): v for k, v in o["status_4xx"].items()}, "other 2xx": o["other_2xx"],
+         "1xx/3xx": o["status_1xx_3xx"], "timeout": o["timeout"],
+         "connection": o["conn_error"], "bad response": o["bad_response"]}
 shed = float(a or 0) - float(b or 0)
 rss_mb = f'{min(rss) / 1024:.0f}-{max(rss) / 1024:.0f}' if rss else '-'
 print(f'{name:<14} {d["offered_per_s"]:>9.0f} {d["achieved_per_s"]:>9.0f} {d["goodput_per_s"]:>8.0f} '
       f'{d["late"]:>6} {d["client"]["expired"]:>8} {shed:>8.0f} {errors:>6} {five:>4} '
-      f'{d["service_ms"]["p99"]:>8.2f} {d["service_ms"]["p999"]:>8.2f} {d["latency_ms"]["p99"]:>8.2f} {rss_mb:>9}')
+      f'{d["service_ms"]["p99"]:>8.2f} {d["service_ms"]["p999"]:>8.2f} {d["latency_ms"]["p99"]:>8.2f} {rss_mb:>9}'
+      + (f'  errors: {", ".join(f"{k} {v}" for k, v in kinds.items() if v)}' if errors else ''))
 PY
 }
 
@@ -125,6 +132,7 @@ print(int(d['late'] == 0 and d['client']['expired'] == 0 and d['service_ms']['p9
     rate=$r
     cp "$WORK/open-$pct%.json" "$WORK/at-max.json"
     cp "$WORK/open-$pct%.shed" "$WORK/at-max.shed"
+    cp "$WORK/open-$pct%.rss" "$WORK/at-max.rss"
 done
 ((rate > 0)) || { echo "no sustainable rate found at 50% of the closed-loop rate or above"; exit 1; }
 over=$((rate * FACTOR))
