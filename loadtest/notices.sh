@@ -20,7 +20,7 @@ DURATION=${DURATION:-10}
 WIN_SHARE=${WIN_SHARE:-0.1}
 BODIES=${BODIES:-2000}
 WORK=$(mktemp -d /tmp/shardbid-notices.XXXXXX)
-SERVER=
+source loadtest/lib.sh
 
 cleanup() {
     [[ -n $SERVER ]] && kill -TERM "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
@@ -43,25 +43,8 @@ PY
 # do not shape the next.
 start_server() {
     rm -rf "$WORK/events"
-    SHARDBID_EVENTS_DIR=$WORK/events target/release/shardbid --config config/shardbid.toml \
-        --campaigns "$WORK/campaigns.json" --listen 127.0.0.1:18191 \
-        --admin-listen 127.0.0.1:19191 >"$WORK/server.log" 2>&1 &
-    SERVER=$!
-    for _ in $(seq 100); do
-        curl -sf http://127.0.0.1:18191/readyz >/dev/null 2>&1 && return
-        sleep 0.1
-    done
-    cat "$WORK/server.log"
-    exit 1
+    start_shardbid 18191 19191 SHARDBID_EVENTS_DIR="$WORK/events" -- --campaigns "$WORK/campaigns.json"
 }
-stop_server() {
-    kill -TERM "$SERVER"
-    wait "$SERVER" || true
-    SERVER=
-}
-
-ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
-HZ=$(getconf CLK_TCK)
 
 echo "== notices and the bid path: $(date -u '+%F %T UTC'), commit $(git rev-parse --short HEAD)"
 echo "rate ${RATE}/s, ${DURATION} s per run, ${ROUNDS} rounds, win share ${WIN_SHARE}, ${BODIES} generated bodies"
@@ -76,7 +59,7 @@ for round in $(seq "$ROUNDS"); do
             --generate "$BODIES" --rate "$RATE" -c 64 -d "${DURATION}s" -q --json \
             "${extra[@]}" >"$WORK/run.json"
         after=$(ticks)
-        stop_server
+        stop_shardbid
         python3 - "$WORK/run.json" "$round" "$mode" "$before" "$after" "$HZ" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))

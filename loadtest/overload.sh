@@ -35,7 +35,7 @@ SHARDS=${SHARDS:-0}
 PIN=()
 [[ -n ${CLIENT_CPU:-} ]] && PIN=(taskset -c "$CLIENT_CPU")
 WORK=$(mktemp -d /tmp/shardbid-overload.XXXXXX)
-SERVER=
+source loadtest/lib.sh
 SAMPLER=
 
 cleanup() {
@@ -55,15 +55,8 @@ EVENTS=$WORK/events
 
 start_server() {
     rm -rf "$EVENTS"/*
-    env "$@" SHARDBID_SHARDS="$SHARDS" SHARDBID_EVENTS_DIR="$EVENTS" target/release/shardbid --config config/shardbid.toml \
-        --campaigns "$WORK/campaigns.json" --listen 127.0.0.1:18193 \
-        --admin-listen 127.0.0.1:19193 >"$WORK/server.log" 2>&1 &
-    SERVER=$!
-    for _ in $(seq 200); do
-        curl -sf http://127.0.0.1:18193/readyz >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-    curl -sf http://127.0.0.1:18193/readyz >/dev/null || { cat "$WORK/server.log"; exit 1; }
+    start_shardbid 18193 19193 "$@" SHARDBID_SHARDS="$SHARDS" SHARDBID_EVENTS_DIR="$EVENTS" \
+        -- --campaigns "$WORK/campaigns.json"
     # Resident memory once a second, for the flat-memory check.
     (while kill -0 "$SERVER" 2>/dev/null; do
         awk '/VmRSS/ {print $2}' "/proc/$SERVER/status" 2>/dev/null
@@ -74,9 +67,7 @@ start_server() {
 stop_server() {
     kill "$SAMPLER" 2>/dev/null || true
     SAMPLER=
-    kill -TERM "$SERVER"
-    wait "$SERVER" || true
-    SERVER=
+    stop_shardbid
 }
 shed() { curl -s http://127.0.0.1:19193/metrics | awk '/^shardbid_nobid_total\{reason="overload"\}/ {print $2}'; }
 
