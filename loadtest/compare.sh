@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Compare shardbid with its references in one run: nginx returning a fixed bid-sized response
-# (the HTTP ceiling), shardbid-floor (the glommio runtime floor) and shardbid itself. Same client
-# (wrk), same bodies, same connection count, runs alternating A B C A B C, medians and ratios.
+# (the HTTP ceiling), shardbid-floor (the glommio runtime floor), a conventional tokio + axum
+# bidder (loadtest/axum-ref) and shardbid itself, pinned and unpinned. Same client (wrk), same
+# bodies, same connection count, runs alternating A B C A B C, medians and ratios.
 #
-#   bash loadtest/compare.sh              # all three servers, 3 rounds of 10 s
+#   bash loadtest/compare.sh              # the five default servers, 3 rounds of 10 s
 #   SERVERS="nginx floor" ROUNDS=5 DURATION=5 bash loadtest/compare.sh
 #   CORPUS=path/to/requests/ EXCHANGE=example bash loadtest/compare.sh
 #
@@ -15,13 +16,21 @@ usage() {
 Usage: [VAR=value ...] bash loadtest/compare.sh [--help]
 
 Settings (environment):
-  SERVERS      servers to run, in alternation order      (default: "nginx floor shardbid")
+  SERVERS      servers to run, in alternation order
+               (default: "nginx floor axum shardbid shardbid-unpinned")
                nginx    = nginx fixed response, loadtest/nginx-static.conf, port 18082
-               floor    = shardbid-floor, port 18083
+               floor    = shardbid-floor, port 18083, shard i pinned to CPU i
+               axum     = axum-ref (loadtest/axum-ref): tokio's multi-threaded runtime, one
+                          worker per CPU (SHARDS sets TOKIO_WORKER_THREADS), axum, serde_json
+                          and a formatted bid for the first imp; port 18090
                shardbid = shardbid --config config/shardbid.toml, port 18081 (admin 19101), the
                           sample campaigns with their budgets raised 100,000-fold so that no
                           run spends them, and reservations expiring after 10 s (wrk sends
-                          no notices)
+                          no notices); shards pinned (the sample's pin_shards = true)
+               shardbid-unpinned = the same with pin_shards = false (port 18091, admin
+                          19106): with the client on the same CPUs, pinning lowers
+                          requests/s (cores sit idle while wrk waits for a pinned shard);
+                          CPU per request is the figure that carries over
                floor-pgo, shardbid-pgo = the same from PGO_DIR (ports 18084, 18085; admin
                           19102): the profile-guided builds of `bash loadtest/pgo-build.sh`
                floor-base, shardbid-base = the same from BASE_DIR (ports 18086, 18087;
@@ -73,7 +82,7 @@ fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-SERVERS=${SERVERS:-"nginx floor shardbid"}
+SERVERS=${SERVERS:-"nginx floor axum shardbid shardbid-unpinned"}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 DURATION=${DURATION%s}
@@ -105,11 +114,12 @@ for n in ROUNDS DURATION CONNECTIONS THREADS WARMUP; do
 done
 [[ -z $SHARDS || $SHARDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: SHARDS must be a positive number" >&2; exit 64; }
 for s in $SERVERS; do
-    case $s in nginx | floor | shardbid | floor-pgo | shardbid-pgo | floor-base | shardbid-base | shardbid-base2 | shardbid-plain) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, shardbid, floor-pgo, shardbid-pgo, floor-base, shardbid-base, shardbid-base2, shardbid-plain)" >&2; exit 64 ;; esac
+    case $s in nginx | floor | axum | shardbid | shardbid-unpinned | floor-pgo | shardbid-pgo | floor-base | shardbid-base | shardbid-base2 | shardbid-plain) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, axum, shardbid, shardbid-unpinned, floor-pgo, shardbid-pgo, floor-base, shardbid-base, shardbid-base2, shardbid-plain)" >&2; exit 64 ;; esac
 done
 
 declare -A PORT=([nginx]=18082 [floor]=18083 [shardbid]=18081 [floor-pgo]=18084 [shardbid-pgo]=18085
-    [floor-base]=18086 [shardbid-base]=18087 [shardbid-plain]=18088 [shardbid-base2]=18089)
+    [floor-base]=18086 [shardbid-base]=18087 [shardbid-plain]=18088 [shardbid-base2]=18089
+    [axum]=18090 [shardbid-unpinned]=18091)
 declare -A PID=()        # main PID of each running server
 WRK_PID=                 # the running client, if any
 declare -A FAILED=()     # server -> reason it was dropped
@@ -170,12 +180,16 @@ if selected nginx && ! need_tool nginx nginx-light; then
     FAILED[nginx]="nginx is not installed"
 fi
 
-if [[ $NO_BUILD != 1 ]] && { selected floor || selected shardbid; }; then
+if [[ $NO_BUILD != 1 ]] && { selected floor || selected axum || selected shardbid ||
+    selected shardbid-unpinned || selected shardbid-plain; }; then
     log "building release binaries (cargo build --release --workspace; NO_BUILD=1 skips)"
     if ! CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --workspace >"$WORK/build.log" 2>&1; then
         tail -n 20 "$WORK/build.log" >&2
         log "workspace build failed; shardbid is skipped so that no stale binary is measured"
         FAILED[shardbid]="release build failed"
+        FAILED[shardbid-unpinned]="release build failed"
+        FAILED[shardbid-plain]="release build failed"
+        FAILED[axum]="release build failed"
         if selected floor && ! CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -p shardbid-load \
             --bin shardbid-floor >"$WORK/build-floor.log" 2>&1; then
             tail -n 20 "$WORK/build-floor.log" >&2
@@ -264,6 +278,21 @@ start_floor() { run_floor floor "$TARGET_DIR/release/shardbid-floor"; }
 start_shardbid() {
     bench_campaigns || { FAILED[shardbid]="cannot write the benchmark campaigns (python3)"; return 1; }
     run_shardbid shardbid "$TARGET_DIR/release/shardbid" 19101 "" "$WORK/money-campaigns.json" "$WORK/config"
+}
+start_axum() {
+    local bin=$TARGET_DIR/release/axum-ref
+    [[ -x $bin ]] || { FAILED[axum]="$bin not found (build it or unset NO_BUILD)"; return 1; }
+    env ${SHARDS:+TOKIO_WORKER_THREADS="$SHARDS"} "$bin" --listen 127.0.0.1:${PORT[axum]} \
+        >"$WORK/axum.log" 2>&1 &
+    PID[axum]=$!
+}
+start_shardbid-unpinned() {
+    bench_campaigns || { FAILED[shardbid-unpinned]="cannot write the benchmark campaigns (python3)"; return 1; }
+    mkdir -p "$WORK/config-unpinned"
+    sed 's/^pin_shards = .*/pin_shards = false/' "$WORK/config/shardbid.toml" >"$WORK/config-unpinned/shardbid.toml"
+    grep -q '^pin_shards = false$' "$WORK/config-unpinned/shardbid.toml" \
+        || { FAILED[shardbid-unpinned]="config/shardbid.toml has no pin_shards line to set"; return 1; }
+    run_shardbid shardbid-unpinned "$TARGET_DIR/release/shardbid" 19106 "" "$WORK/money-campaigns.json" "$WORK/config-unpinned"
 }
 start_floor-pgo() { run_floor floor-pgo "$PGO_DIR/release/shardbid-floor" "$PGO_HINT"; }
 start_shardbid-pgo() {
@@ -383,7 +412,7 @@ open_loop_step() {
     local name=$1 port=$2 rate=$3
     local load="$TARGET_DIR/release/shardbid-load"
     if [[ ! -x $load ]]; then
-        printf '  %-12s skipped: %s not built\n' "$name" "$load"
+        printf '  %-17s skipped: %s not built\n' "$name" "$load"
         return
     fi
     local bodies=$CORPUS
@@ -396,7 +425,7 @@ open_loop_step() {
     if ! timeout $((OPEN_DURATION + 30)) "$load" run --url "http://127.0.0.1:$port$BID_PATH" \
         --corpus "$bodies" --rate "$rate" -c "$CONNECTIONS" -d "${OPEN_DURATION}s" --warmup 1s \
         --json -q >"$out" 2>"$WORK/open-$name.err"; then
-        printf '  %-12s open-loop run failed: %s\n' "$name" "$(tail -1 "$WORK/open-$name.err")"
+        printf '  %-17s open-loop run failed: %s\n' "$name" "$(tail -1 "$WORK/open-$name.err")"
         return
     fi
     python3 - "$name" "$rate" "$out" <<'PY'
@@ -407,7 +436,7 @@ l = d["latency_ms"]
 o = d["outcomes"]
 bad = sum(v for k, v in o.items() if isinstance(v, int) and k not in ("bid", "no_bid", "other_2xx"))
 bad += sum(sum(v.values()) for v in o.values() if isinstance(v, dict))
-print(f"  {name:<12} offered {float(rate):>9.0f}/s  achieved {d['achieved_per_s']:>9.0f}/s  "
+print(f"  {name:<17} offered {float(rate):>9.0f}/s  achieved {d['achieved_per_s']:>9.0f}/s  "
       f"p50 {l['p50']:.3f}  p99 {l['p99']:.3f}  p99.9 {l['p999']:.3f}  max {l['max']:.3f} ms  errors {bad}")
 print(f"RESULT open_loop server={name} rate={float(rate):.0f} p50_ms={l['p50']} p99_ms={l['p99']} "
       f"p999_ms={l['p999']} max_ms={l['max']}")
@@ -460,7 +489,7 @@ busy_pct=$(awk -v t=$(($(machine_busy_ticks) - idle_before)) -v hz="$CLK_TCK" -v
 echo "machine:     ${busy_pct}% busy in the second before the runs, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "client:      $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), -t$THREADS -c$CONNECTIONS -d${DURATION}s, POST $BID_PATH, status counts $([[ $STATUS == 0 ]] && echo off || echo on)"
 echo "body:        $BODY_DESC"
-echo "shards:      floor=${SHARDS:-$(nproc)} shardbid=${SHARDS:-config} nginx=2 workers"
+echo "shards:      floor=${SHARDS:-$(nproc)} pinned, shardbid=${SHARDS:-config}, axum=${SHARDS:-$(nproc)} tokio workers, nginx=2 workers"
 if selected floor-pgo || selected shardbid-pgo; then
     echo "binaries:    $TARGET_DIR/release, and $PGO_DIR/release for the -pgo servers"
 fi
@@ -475,7 +504,7 @@ for s in $SERVERS; do [[ -n ${FAILED[$s]:-} ]] && echo "not run:     $s: ${FAILE
 # ---------------------------------------------------------------- rounds
 
 echo
-printf '%-5s %-12s %12s %12s %11s %8s %8s %6s  %s\n' round server 'requests/s' 'cpu_us/req' requests non2xx errors other% statuses
+printf '%-5s %-17s %12s %12s %11s %8s %8s %6s  %s\n' round server 'requests/s' 'cpu_us/req' requests non2xx errors other% statuses
 for round in $(seq "$ROUNDS"); do
     for s in "${ACTIVE[@]}"; do
         [[ -z ${FAILED[$s]:-} ]] || continue
@@ -510,7 +539,7 @@ for round in $(seq "$ROUNDS"); do
             -v cli=$((client_after - client_before)) -v ns=$((end_ns - start_ns)) \
             -v hz="$CLK_TCK" -v cpus="$(nproc)" 'BEGIN {
                 o = (m - srv - cli) / (ns / 1e9 * hz * cpus) * 100; printf "%.0f", (o < 0 ? 0 : o) }')
-        printf '%-5s %-12s %12.0f %12s %11s %8s %8s %6s  %s\n' "$round" "$s" "$rps" "$cpu_us" \
+        printf '%-5s %-17s %12.0f %12s %11s %8s %8s %6s  %s\n' "$round" "$s" "$rps" "$cpu_us" \
             "$requests" "${non2xx:-0}" "${errors:-0}" "$other" "$statuses"
         OTHER_RUNS[$s]+="$other "
         RPS_RUNS[$s]+="$rps "
@@ -525,13 +554,13 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {
 declare -A RPS_MED=() CPU_MED=()
 echo
 echo "== medians"
-printf '%-12s %12s %12s %6s %8s\n' server 'requests/s' 'cpu_us/req' runs non2xx
+printf '%-17s %12s %12s %6s %8s\n' server 'requests/s' 'cpu_us/req' runs non2xx
 for s in "${ACTIVE[@]}"; do
     [[ -n ${RPS_RUNS[$s]:-} ]] || continue
     RPS_MED[$s]=$(median <<<"${RPS_RUNS[$s]}")
     CPU_MED[$s]=$(median <<<"${CPU_RUNS[$s]}")
     runs=$(wc -w <<<"${RPS_RUNS[$s]}")
-    printf '%-12s %12.0f %12s %6s %8s\n' "$s" "${RPS_MED[$s]}" "${CPU_MED[$s]}" "$runs" "${NON2XX[$s]}"
+    printf '%-17s %12.0f %12s %6s %8s\n' "$s" "${RPS_MED[$s]}" "${CPU_MED[$s]}" "$runs" "${NON2XX[$s]}"
     [[ ${NON2XX[$s]} -eq 0 ]] || log "warning: $s answered ${NON2XX[$s]} non-2xx responses"
     other_med=$(median <<<"${OTHER_RUNS[$s]}")
     if awk -v o="$other_med" 'BEGIN {exit !(o > 10)}'; then
@@ -542,14 +571,15 @@ done
 echo
 echo "== ratios (requests/s: higher is better; cpu_us/req: lower is better)"
 RATIO_LINES=()
-for pair in shardbid/floor shardbid/nginx floor/nginx shardbid-pgo/floor-pgo shardbid-pgo/nginx \
+for pair in shardbid/axum shardbid-unpinned/axum floor/nginx shardbid/floor shardbid/nginx axum/nginx \
+    shardbid-unpinned/shardbid shardbid-pgo/axum shardbid-pgo/floor-pgo shardbid-pgo/nginx \
     floor-pgo/nginx shardbid-pgo/shardbid floor-pgo/floor shardbid/shardbid-base floor/floor-base \
     shardbid/shardbid-plain shardbid-base2/shardbid-base shardbid/shardbid-base2; do
     a=${pair%/*} b=${pair#*/}
     [[ -n ${RPS_MED[$a]:-} && -n ${RPS_MED[$b]:-} ]] || continue
     r=$(awk -v x="${RPS_MED[$a]}" -v y="${RPS_MED[$b]}" 'BEGIN {printf "%.3f", x / y}')
     c=$(awk -v x="${CPU_MED[$a]}" -v y="${CPU_MED[$b]}" 'BEGIN {printf "%.3f", x / y}')
-    printf '%-23s requests/s %6sx   cpu_us/req %6sx\n' "$pair" "$r" "$c"
+    printf '%-28s requests/s %6sx   cpu_us/req %6sx\n' "$pair" "$r" "$c"
     RATIO_LINES+=("RESULT ratio=$pair rps=$r cpu_us=$c")
 done
 
