@@ -19,7 +19,10 @@ Settings (environment):
   SERVERS      servers to run, in alternation order
                (default: "nginx floor axum shardbid shardbid-unpinned")
                nginx    = nginx fixed response, loadtest/nginx-static.conf, port 18082
-               floor    = shardbid-floor, port 18083, shard i pinned to CPU i
+               floor    = shardbid-floor, port 18083, shard i pinned to CPU i, on shardbid's
+                          network ring (--io ring)
+               floor-poll = the same on glommio's streams (--io poll: readiness, then
+                          recv/send syscalls), port 18092
                axum     = axum-ref (loadtest/axum-ref): tokio's multi-threaded runtime, one
                           worker per CPU (SHARDS sets TOKIO_WORKER_THREADS), axum, serde_json
                           and a formatted bid for the first imp; port 18090
@@ -27,6 +30,8 @@ Settings (environment):
                           sample campaigns with their budgets raised 100,000-fold so that no
                           run spends them, and reservations expiring after 10 s (wrk sends
                           no notices); shards pinned (the sample's pin_shards = true)
+               shardbid-poll = shardbid with io = "poll" (glommio's streams instead of the
+                          network ring; port 18093, admin 19107)
                shardbid-unpinned = the same with pin_shards = false (port 18091, admin
                           19106): with the client on the same CPUs, pinning lowers
                           requests/s (cores sit idle while wrk waits for a pinned shard);
@@ -114,12 +119,12 @@ for n in ROUNDS DURATION CONNECTIONS THREADS WARMUP; do
 done
 [[ -z $SHARDS || $SHARDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: SHARDS must be a positive number" >&2; exit 64; }
 for s in $SERVERS; do
-    case $s in nginx | floor | axum | shardbid | shardbid-unpinned | floor-pgo | shardbid-pgo | floor-base | shardbid-base | shardbid-base2 | shardbid-plain) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, axum, shardbid, shardbid-unpinned, floor-pgo, shardbid-pgo, floor-base, shardbid-base, shardbid-base2, shardbid-plain)" >&2; exit 64 ;; esac
+    case $s in nginx | floor | floor-poll | axum | shardbid | shardbid-poll | shardbid-unpinned | floor-pgo | shardbid-pgo | floor-base | shardbid-base | shardbid-base2 | shardbid-plain) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, floor-poll, axum, shardbid, shardbid-poll, shardbid-unpinned, floor-pgo, shardbid-pgo, floor-base, shardbid-base, shardbid-base2, shardbid-plain)" >&2; exit 64 ;; esac
 done
 
 declare -A PORT=([nginx]=18082 [floor]=18083 [shardbid]=18081 [floor-pgo]=18084 [shardbid-pgo]=18085
     [floor-base]=18086 [shardbid-base]=18087 [shardbid-plain]=18088 [shardbid-base2]=18089
-    [axum]=18090 [shardbid-unpinned]=18091)
+    [axum]=18090 [shardbid-unpinned]=18091 [floor-poll]=18092 [shardbid-poll]=18093)
 declare -A PID=()        # main PID of each running server
 WRK_PID=                 # the running client, if any
 declare -A FAILED=()     # server -> reason it was dropped
@@ -180,14 +185,15 @@ if selected nginx && ! need_tool nginx nginx-light; then
     FAILED[nginx]="nginx is not installed"
 fi
 
-if [[ $NO_BUILD != 1 ]] && { selected floor || selected axum || selected shardbid ||
-    selected shardbid-unpinned || selected shardbid-plain; }; then
+if [[ $NO_BUILD != 1 ]] && { selected floor || selected floor-poll || selected axum || selected shardbid ||
+    selected shardbid-unpinned || selected shardbid-poll || selected shardbid-plain; }; then
     log "building release binaries (cargo build --release --workspace; NO_BUILD=1 skips)"
     if ! CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --workspace >"$WORK/build.log" 2>&1; then
         tail -n 20 "$WORK/build.log" >&2
         log "workspace build failed; shardbid is skipped so that no stale binary is measured"
         FAILED[shardbid]="release build failed"
         FAILED[shardbid-unpinned]="release build failed"
+        FAILED[shardbid-poll]="release build failed"
         FAILED[shardbid-plain]="release build failed"
         FAILED[axum]="release build failed"
         if selected floor && ! CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -p shardbid-load \
@@ -218,11 +224,11 @@ start_nginx() {
     PID[nginx]=$!
 }
 
-# run_floor NAME BINARY, run_shardbid NAME BINARY ADMIN_PORT: start one build.
+# run_floor NAME BINARY [HINT [ARGS...]], run_shardbid NAME BINARY ADMIN_PORT: start one build.
 run_floor() {
     local name=$1 bin=$2
     [[ -x $bin ]] || { FAILED[$name]="$bin not found (${3:-build it or unset NO_BUILD})"; return 1; }
-    "$bin" --listen 127.0.0.1:${PORT[$name]} ${SHARDS:+--shards "$SHARDS"} >"$WORK/$name.log" 2>&1 &
+    "$bin" --listen 127.0.0.1:${PORT[$name]} ${SHARDS:+--shards "$SHARDS"} "${@:4}" >"$WORK/$name.log" 2>&1 &
     PID[$name]=$!
 }
 
@@ -275,6 +281,7 @@ PY
 
 PGO_HINT="run bash loadtest/pgo-build.sh first"
 start_floor() { run_floor floor "$TARGET_DIR/release/shardbid-floor"; }
+start_floor-poll() { run_floor floor-poll "$TARGET_DIR/release/shardbid-floor" "" --io poll; }
 start_shardbid() {
     bench_campaigns || { FAILED[shardbid]="cannot write the benchmark campaigns (python3)"; return 1; }
     run_shardbid shardbid "$TARGET_DIR/release/shardbid" 19101 "" "$WORK/money-campaigns.json" "$WORK/config"
@@ -286,14 +293,19 @@ start_axum() {
         >"$WORK/axum.log" 2>&1 &
     PID[axum]=$!
 }
-start_shardbid-unpinned() {
-    bench_campaigns || { FAILED[shardbid-unpinned]="cannot write the benchmark campaigns (python3)"; return 1; }
-    mkdir -p "$WORK/config-unpinned"
-    sed 's/^pin_shards = .*/pin_shards = false/' "$WORK/config/shardbid.toml" >"$WORK/config-unpinned/shardbid.toml"
-    grep -q '^pin_shards = false$' "$WORK/config-unpinned/shardbid.toml" \
-        || { FAILED[shardbid-unpinned]="config/shardbid.toml has no pin_shards line to set"; return 1; }
-    run_shardbid shardbid-unpinned "$TARGET_DIR/release/shardbid" 19106 "" "$WORK/money-campaigns.json" "$WORK/config-unpinned"
+# run_variant NAME ADMIN_PORT KEY VALUE: this build of shardbid with one key of the
+# sample config changed (the key's line must exist in config/shardbid.toml).
+run_variant() {
+    local name=$1 admin=$2 key=$3 value=$4
+    bench_campaigns || { FAILED[$name]="cannot write the benchmark campaigns (python3)"; return 1; }
+    mkdir -p "$WORK/config-$name"
+    sed "s/^$key = .*/$key = $value/" "$WORK/config/shardbid.toml" >"$WORK/config-$name/shardbid.toml"
+    grep -qx "$key = $value" "$WORK/config-$name/shardbid.toml" \
+        || { FAILED[$name]="config/shardbid.toml has no $key line to set"; return 1; }
+    run_shardbid "$name" "$TARGET_DIR/release/shardbid" "$admin" "" "$WORK/money-campaigns.json" "$WORK/config-$name"
 }
+start_shardbid-unpinned() { run_variant shardbid-unpinned 19106 pin_shards false; }
+start_shardbid-poll() { run_variant shardbid-poll 19107 io '"poll"'; }
 start_floor-pgo() { run_floor floor-pgo "$PGO_DIR/release/shardbid-floor" "$PGO_HINT"; }
 start_shardbid-pgo() {
     bench_campaigns || { FAILED[shardbid-pgo]="cannot write the benchmark campaigns (python3)"; return 1; }
@@ -571,7 +583,7 @@ done
 echo
 echo "== ratios (requests/s: higher is better; cpu_us/req: lower is better)"
 RATIO_LINES=()
-for pair in shardbid/axum shardbid-unpinned/axum floor/nginx shardbid/floor shardbid/nginx axum/nginx \
+for pair in shardbid/axum shardbid-unpinned/axum floor/nginx floor-poll/nginx floor/floor-poll shardbid/shardbid-poll shardbid-poll/axum shardbid/floor shardbid/nginx axum/nginx \
     shardbid-unpinned/shardbid shardbid-pgo/axum shardbid-pgo/floor-pgo shardbid-pgo/nginx \
     floor-pgo/nginx shardbid-pgo/shardbid floor-pgo/floor shardbid/shardbid-base floor/floor-base \
     shardbid/shardbid-plain shardbid-base2/shardbid-base shardbid/shardbid-base2; do

@@ -154,6 +154,22 @@ pub struct ServerConfig {
     /// When the open traffic connections fall by this many from their highest, freed
     /// memory is handed back to the OS (at most once a second). 0: never.
     pub memory_trim_connections: usize,
+    /// How traffic connections' bytes move: "ring" (the shard's network ring: multishot
+    /// receives into provided buffers, sends through the ring) or "poll" (glommio's
+    /// streams: readiness, then `recv`/`send` calls).
+    pub io: IoMode,
+    /// Receive buffers in each shard's network ring (a power of two, at most 32768).
+    pub recv_buffers: u16,
+    /// Bytes per receive buffer.
+    pub recv_buffer_bytes: u32,
+}
+
+/// How traffic connections' bytes move (see `server.io`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IoMode {
+    Ring,
+    Poll,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -291,6 +307,9 @@ impl Default for ServerConfig {
             balance_connections: true,
             max_connections: 0,
             memory_trim_connections: 128,
+            io: IoMode::Ring,
+            recv_buffers: 1024,
+            recv_buffer_bytes: 4096,
         }
     }
 }
@@ -536,6 +555,12 @@ impl Config {
         }
         if self.server.io_memory < 64 * 1024 {
             errors.push("server.io_memory: must be at least 65536 bytes".into());
+        }
+        if !self.server.recv_buffers.is_power_of_two() || self.server.recv_buffers > 32768 {
+            errors.push("server.recv_buffers: must be a power of two up to 32768".into());
+        }
+        if !(512..=1 << 20).contains(&self.server.recv_buffer_bytes) {
+            errors.push("server.recv_buffer_bytes: must be between 512 and 1048576".into());
         }
         if !self.server.ring_depth.is_power_of_two()
             || !(8..=32768).contains(&self.server.ring_depth)

@@ -132,6 +132,13 @@ pub struct ShardMetrics {
     pub connections_handed_off: Counter,
     /// Responses the client's socket did not take in full at once (see `http::outbox`).
     pub sends_stalled: Counter,
+    /// The network ring's receives ended for want of a free buffer, and armed again.
+    pub ring_buffer_exhaustions: Counter,
+    pub ring_rearms: Counter,
+    /// Connections' unread bytes moved out of the ring's buffers (they were not reading).
+    pub ring_spills: Counter,
+    /// Closed connections whose last bytes the ring gave up on after its linger time.
+    pub ring_linger_cancels: Counter,
     pub table_version: Gauge,
     /// The load shedder's current limit: requests per executor loop within the target.
     pub admission_limit: Gauge,
@@ -227,6 +234,10 @@ impl ShardMetrics {
             connections_total: Counter::default(),
             connections_handed_off: Counter::default(),
             sends_stalled: Counter::default(),
+            ring_buffer_exhaustions: Counter::default(),
+            ring_rearms: Counter::default(),
+            ring_spills: Counter::default(),
+            ring_linger_cancels: Counter::default(),
             table_version: Gauge::default(),
             admission_limit: Gauge::default(),
             campaigns: Gauge::default(),
@@ -431,6 +442,38 @@ pub fn render(shards: &[&ShardMetrics], exchanges: &[String], out: &mut String) 
         "counter",
         "Responses the client's socket did not take in full at once (a slow reader); the rest followed as the socket drained.",
         |s| s.sends_stalled.get(),
+    );
+    per_shard(
+        out,
+        shards,
+        "shardbid_shard_ring_buffer_exhaustions_total",
+        "counter",
+        "Connections whose receive the network ring ended because every receive buffer was in use (server.recv_buffers); each was armed again when buffers came back.",
+        |s| s.ring_buffer_exhaustions.get(),
+    );
+    per_shard(
+        out,
+        shards,
+        "shardbid_shard_ring_rearms_total",
+        "counter",
+        "Receives the network ring armed again after the kernel ended them (buffer exhaustion included).",
+        |s| s.ring_rearms.get(),
+    );
+    per_shard(
+        out,
+        shards,
+        "shardbid_shard_ring_spills_total",
+        "counter",
+        "Times a connection that was not reading had its unread bytes moved out of the network ring's shared receive buffers into its own memory, and its receive paused.",
+        |s| s.ring_spills.get(),
+    );
+    per_shard(
+        out,
+        shards,
+        "shardbid_shard_ring_linger_cancels_total",
+        "counter",
+        "Closed connections whose last bytes the client did not take within 5 s; the send was cancelled and the connection closed.",
+        |s| s.ring_linger_cancels.get(),
     );
     header(
         out,

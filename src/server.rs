@@ -195,6 +195,9 @@ pub fn run(cfg: Config, table: Table, takeover: bool) -> Result<()> {
                 }
                 let shard = Shard::new(id, settings, global, m2, table, money, rx);
                 let shard = Rc::new(shard);
+                if let Some(ring) = &shard.ring {
+                    glommio::spawn_local(ring.clone().drive()).detach();
+                }
                 glommio::spawn_local(shard_mod::housekeeping(shard.clone())).detach();
                 traffic::serve(shard, listener, drain_timeout, balancer, inbox).await;
             })

@@ -84,7 +84,8 @@ pub async fn serve(admin: Rc<Admin>, listener: Listener, limits: ConnLimits) {
                 let a = a.clone();
                 async move { Ok::<_, Infallible>(route(&a, req).await) }
             });
-            let _ = net::serve_connection(&admin.control.conns, limits, stream, service).await;
+            let transport = net::Transport::Stream(stream);
+            let _ = net::serve_connection(&admin.control.conns, limits, transport, service).await;
         })
         .detach();
     };

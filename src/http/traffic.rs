@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glommio::net::TcpStream;
 use hyper::service::service_fn;
+use std::os::fd::OwnedFd;
 use tracing::{debug, info, warn};
 
 use super::router;
@@ -43,39 +43,38 @@ pub async fn serve(
     let (inbox_shard, inbox_balancer) = (shard.clone(), balancer.clone());
     glommio::spawn_local(async move {
         let shard = &inbox_shard;
-        let serve = |stream| {
-            glommio::spawn_local(connection(shard.clone(), stream, inbox_balancer.clone()))
-                .detach();
+        let serve = |fd| {
+            glommio::spawn_local(connection(shard.clone(), fd, inbox_balancer.clone())).detach();
         };
         balance::receive(inbox, shard.id, &shard.conns, serve).await;
     })
     .detach();
 
     let stats = shard.conns.stats().clone();
-    let accepted = |stream: TcpStream| {
+    let accepted = |fd: OwnedFd| {
         let to = balancer.place(shard.id);
         if balancer.load(to) > shard.settings.max_connections {
             // Full: closed unread, while the open connections go on being served.
             balancer.closed(to);
             ConnStats::count(&stats.refused);
-            drop(stream);
+            drop(fd);
             return;
         }
-        let stream = if to == shard.id {
-            stream
+        let fd = if to == shard.id {
+            fd
         } else {
-            match balancer.hand_off(to, stream) {
+            match balancer.hand_off(to, fd) {
                 Ok(()) => {
                     shard.metrics.connections_handed_off.inc();
                     return;
                 }
-                Err(stream) => {
+                Err(fd) => {
                     balancer.keep(shard.id, to);
-                    stream
+                    fd
                 }
             }
         };
-        glommio::spawn_local(connection(shard.clone(), stream, balancer.clone())).detach();
+        glommio::spawn_local(connection(shard.clone(), fd, balancer.clone())).detach();
     };
     let mut warned: Option<Instant> = None;
     let failed = |e: std::io::Error| {
@@ -93,7 +92,7 @@ pub async fn serve(
         }
         true
     };
-    net::accept_tcp(&listener, &shard.conns, accepted, failed).await;
+    net::accept_fds(&listener, &shard.conns, accepted, failed).await;
     // No new handshakes; those under way complete within a round trip. Every
     // connection the kernel completed before the listener closes is served (its answer
     // closes it), not reset with its request unread.
@@ -106,9 +105,9 @@ pub async fn serve(
     };
     let until = Instant::now() + settle;
     loop {
-        for stream in listener.accept_pending() {
+        for fd in listener.accept_pending() {
             balancer.hold(shard.id);
-            glommio::spawn_local(connection(shard.clone(), stream, balancer.clone())).detach();
+            glommio::spawn_local(connection(shard.clone(), fd, balancer.clone())).detach();
         }
         if Instant::now() >= until {
             break;
@@ -129,7 +128,7 @@ pub async fn serve(
 }
 
 /// Serves one connection counted on this shard's load in `balancer`.
-async fn connection(shard: Rc<Shard>, stream: TcpStream, balancer: Arc<Balancer>) {
+async fn connection(shard: Rc<Shard>, fd: OwnedFd, balancer: Arc<Balancer>) {
     shard.metrics.connections_total.inc();
     shard.metrics.connections_open.inc();
     let svc_shard = shard.clone();
@@ -138,7 +137,11 @@ async fn connection(shard: Rc<Shard>, stream: TcpStream, balancer: Arc<Balancer>
         async move { Ok::<_, Infallible>(router::route(&shard, req).await) }
     });
     let limits = shard.settings.conn;
-    if let Err(e) = net::serve_connection(&shard.conns, limits, stream, service).await {
+    let transport = match &shard.ring {
+        Some(ring) => net::Transport::Ring(ring.register(fd)),
+        None => net::Transport::Stream(net::listen::stream_of(fd)),
+    };
+    if let Err(e) = net::serve_connection(&shard.conns, limits, transport, service).await {
         // Client resets and timeouts are routine for a bidder; keep them at debug.
         debug!(shard = shard.id, error = %e, "Connection ended");
     }

@@ -1,9 +1,12 @@
 //! glommio <-> hyper glue: the I/O adapter, which also keeps the connection's
 //! timeouts. Each `unsafe` says why it holds.
 //!
-//! - [`Io`] implements `hyper::rt::Read`/`Write` over a glommio `TcpStream`. Reads go
-//!   straight into hyper's (uninitialised) buffer: no per-read zero-fill. Writes go
-//!   to the shard's [`Outbox`], which sends them after the current pass.
+//! - [`Io`] implements `hyper::rt::Read`/`Write` over a [`Transport`]: the shard's
+//!   network ring ([`RingConn`]: bytes arrive by completion into the ring's buffers
+//!   and are copied into hyper's buffer; responses are queued on the ring), or a glommio
+//!   `TcpStream` (reads straight into hyper's uninitialised buffer, no per-read
+//!   zero-fill; writes go to the shard's [`Outbox`], which sends them after the current
+//!   pass).
 //! - [`ConnState`] is the connection's clock of what it is waiting for, kept by `Io`
 //!   from what it reads and writes: a new connection's first request, and any request
 //!   from its first byte, must arrive in full (head and body) within `header_read`
@@ -32,6 +35,25 @@ use hyper::rt::ReadBufCursor;
 use super::clock::coarse_now;
 use super::conns::ConnStats;
 use super::outbox::{Outbox, SendState};
+use super::ring::RingConn;
+
+/// How a connection's bytes move.
+pub enum Transport {
+    /// A glommio stream: readiness through glommio's ring, then `recv`/`send` calls.
+    Stream(TcpStream),
+    /// The shard's network ring: completions (see [`super::ring`]).
+    Ring(RingConn),
+}
+
+enum Wire {
+    Stream {
+        stream: TcpStream,
+        outbox: Rc<Outbox>,
+        send: Rc<SendState>,
+        fd: RawFd,
+    },
+    Ring(RingConn),
+}
 
 /// What a connection is waiting for, and since when (see the module docs).
 #[derive(Debug)]
@@ -139,15 +161,11 @@ impl ConnState {
     }
 }
 
-/// A glommio `TcpStream` as hyper I/O, keeping the connection's [`ConnState`].
-/// Responses go out through the shard's [`Outbox`].
+/// A connection's [`Transport`] as hyper I/O, keeping the connection's [`ConnState`].
 pub struct Io {
-    stream: TcpStream,
+    wire: Wire,
     state: Rc<ConnState>,
-    outbox: Rc<Outbox>,
-    send: Rc<SendState>,
     stats: Rc<ConnStats>,
-    fd: RawFd,
     /// The 408 went out: the request's handler may still answer (its body read failed),
     /// but nothing more is written on this connection.
     timed_out: bool,
@@ -159,19 +177,24 @@ const REQUEST_TIMEOUT: &[u8] =
 
 impl Io {
     pub fn new(
-        stream: TcpStream,
+        transport: Transport,
         state: Rc<ConnState>,
         outbox: Rc<Outbox>,
         stats: Rc<ConnStats>,
     ) -> Io {
-        let fd = stream.as_raw_fd();
+        let wire = match transport {
+            Transport::Stream(stream) => Wire::Stream {
+                fd: stream.as_raw_fd(),
+                stream,
+                outbox,
+                send: Rc::default(),
+            },
+            Transport::Ring(conn) => Wire::Ring(conn),
+        };
         Io {
-            stream,
+            wire,
             state,
-            outbox,
-            send: Rc::default(),
             stats,
-            fd,
             timed_out: false,
         }
     }
@@ -184,10 +207,21 @@ impl Io {
     /// way the read fails and the connection ends.
     fn timed_out(&mut self) -> io::Error {
         if self.state.awaits_request() {
-            if self.state.in_request.get() && !self.send.queued() && !self.send.has_stalled() {
-                self.outbox.push(&self.send, self.fd, REQUEST_TIMEOUT);
-                self.outbox.flush();
-                self.timed_out = true;
+            if self.state.in_request.get() {
+                match &self.wire {
+                    Wire::Stream {
+                        outbox, send, fd, ..
+                    } if !send.queued() && !send.has_stalled() => {
+                        outbox.push(send, *fd, REQUEST_TIMEOUT);
+                        outbox.flush();
+                        self.timed_out = true;
+                    }
+                    Wire::Ring(conn) if conn.unsent() == 0 => {
+                        conn.queue(REQUEST_TIMEOUT);
+                        self.timed_out = true;
+                    }
+                    _ => {}
+                }
             }
             self.stats
                 .request_timeouts
@@ -206,22 +240,38 @@ impl Io {
     /// request timeout if it has started another request) is cut off: the sweeper wakes
     /// the task and this fails with `TimedOut`.
     fn poll_stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.send.error() {
+        let (stream, send) = match &mut self.wire {
+            Wire::Stream { stream, send, .. } => (stream, send),
+            Wire::Ring(conn) => {
+                // The ring sends by itself; the connection only waits while a lot is
+                // unsent, and gives up on a client that takes none of it in time.
+                if conn.unsent() > 0 && self.state.expired() {
+                    ConnStats::count(&self.stats.send_timeouts);
+                    return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+                }
+                let room = conn.poll_room(cx);
+                if room.is_pending() {
+                    self.state.park(cx.waker());
+                }
+                return room;
+            }
+        };
+        if let Some(e) = send.error() {
             return Poll::Ready(Err(e));
         }
-        let mut stalled = self.send.stalled().borrow_mut();
+        let mut stalled = send.stalled().borrow_mut();
         while !stalled.is_empty() {
             if self.state.expired() {
-                self.send.fail(io::ErrorKind::TimedOut);
+                send.fail(io::ErrorKind::TimedOut);
                 self.stats
                     .send_timeouts
                     .set(self.stats.send_timeouts.get() + 1);
                 return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
             }
-            match Pin::new(&mut self.stream).poll_write(cx, &stalled) {
+            match Pin::new(&mut *stream).poll_write(cx, &stalled) {
                 Poll::Ready(Ok(n)) => drop(stalled.drain(..n)),
                 Poll::Ready(Err(e)) => {
-                    self.send.fail(e.kind());
+                    send.fail(e.kind());
                     return Poll::Ready(Err(e));
                 }
                 Poll::Pending => {
@@ -236,9 +286,12 @@ impl Io {
 
 impl Drop for Io {
     fn drop(&mut self) {
-        // The descriptor closes with the stream: nothing may stay queued for it.
-        if self.send.queued() {
-            self.outbox.flush();
+        // The descriptor closes with the stream: nothing may stay queued for it. (A
+        // ring connection's queued bytes leave by themselves, see `super::ring`.)
+        if let Wire::Stream { outbox, send, .. } = &self.wire {
+            if send.queued() {
+                outbox.flush();
+            }
         }
     }
 }
@@ -258,20 +311,28 @@ impl hyper::rt::Read for Io {
         if let Poll::Ready(Err(e)) = self.poll_stalled(cx) {
             return Poll::Ready(Err(e));
         }
+        let this = &mut *self;
         // SAFETY: `as_mut` exposes the uninitialised tail of hyper's read buffer; the
-        // stream only writes into it (it never reads it), and `advance(n)` below marks
-        // exactly the `n` bytes the read reported as initialised.
-        let n = unsafe {
-            let uninit: &mut [MaybeUninit<u8>] = buf.as_mut();
-            let bytes = &mut *(uninit as *mut [MaybeUninit<u8>] as *mut [u8]);
-            match Pin::new(&mut self.stream).poll_read(cx, bytes) {
-                Poll::Ready(Ok(n)) => n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    self.state.park(cx.waker());
-                    self.send.park(cx.waker());
-                    return Poll::Pending;
+        // transport only writes into it (it never reads it), and `advance(n)` below
+        // marks exactly the `n` bytes the read reported as initialised.
+        let uninit: &mut [MaybeUninit<u8>] = unsafe { buf.as_mut() };
+        let read = match &mut this.wire {
+            Wire::Ring(conn) => conn.poll_read(cx, uninit),
+            Wire::Stream { stream, .. } => {
+                // SAFETY: as above; the stream writes the bytes it reports.
+                let bytes = unsafe { &mut *(uninit as *mut [MaybeUninit<u8>] as *mut [u8]) };
+                Pin::new(stream).poll_read(cx, bytes)
+            }
+        };
+        let n = match read {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {
+                this.state.park(cx.waker());
+                if let Wire::Stream { send, .. } = &this.wire {
+                    send.park(cx.waker());
                 }
+                return Poll::Pending;
             }
         };
         if n > 0 {
@@ -297,7 +358,12 @@ impl hyper::rt::Write for Io {
         // Nothing is taken while older bytes of this connection wait for the socket.
         std::task::ready!(self.poll_stalled(cx))?;
         let this = &mut *self;
-        this.outbox.push(&this.send, this.fd, buf);
+        match &this.wire {
+            Wire::Stream {
+                outbox, send, fd, ..
+            } => outbox.push(send, *fd, buf),
+            Wire::Ring(conn) => conn.queue(buf),
+        }
         this.state.on_write();
         Poll::Ready(Ok(buf.len()))
     }
@@ -309,11 +375,18 @@ impl hyper::rt::Write for Io {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.send.queued() {
-            self.outbox.flush();
+        if let Wire::Stream { outbox, send, .. } = &self.wire {
+            if send.queued() {
+                outbox.flush();
+            }
         }
         std::task::ready!(self.poll_stalled(cx))?;
-        Pin::new(&mut self.stream).poll_close(cx)
+        match &mut self.wire {
+            Wire::Stream { stream, .. } => Pin::new(stream).poll_close(cx),
+            // The ring closes the descriptor when the connection is dropped, once its
+            // queued bytes have left.
+            Wire::Ring(_) => Poll::Ready(Ok(())),
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use glommio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -76,8 +76,14 @@ impl Listener {
     /// nothing (an io_uring accept in flight could complete as it is cancelled, and its
     /// connection would be lost), so what arrived stays queued for [`Self::accept_pending`].
     pub async fn accept(&self) -> io::Result<TcpStream> {
+        self.accept_fd().await.map(stream_of)
+    }
+
+    /// The next connection as a bare descriptor (see [`Self::accept`]), for a server
+    /// that drives its I/O itself (the network ring).
+    pub async fn accept_fd(&self) -> io::Result<OwnedFd> {
         loop {
-            if let Some(got) = self.try_accept() {
+            if let Some(got) = self.try_accept_fd() {
                 return got;
             }
             self.inner.readable().await.map_err(io::Error::from)?;
@@ -85,7 +91,7 @@ impl Listener {
     }
 
     /// A connection from the accept queue, or `None` when it is empty.
-    fn try_accept(&self) -> Option<io::Result<TcpStream>> {
+    fn try_accept_fd(&self) -> Option<io::Result<OwnedFd>> {
         // SAFETY: `self.fd` is this listener's open socket; accept4 writes no address
         // (null pointers) and returns a fresh descriptor or -1 (EAGAIN: the listener
         // is non-blocking). The connection is non-blocking too, as glommio's are.
@@ -99,15 +105,15 @@ impl Listener {
         };
         if fd >= 0 {
             // SAFETY: a connected TCP socket just returned by accept4, owned by nobody
-            // else; the glommio stream owns and closes it.
-            return Some(Ok(unsafe { TcpStream::from_raw_fd(fd) }));
+            // else.
+            return Some(Ok(unsafe { OwnedFd::from_raw_fd(fd) }));
         }
         let e = io::Error::last_os_error();
         match e.kind() {
             io::ErrorKind::WouldBlock => None,
             // A connection reset while queued, or a signal: take the next one.
             _ if matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EINTR)) => {
-                self.try_accept()
+                self.try_accept_fd()
             }
             _ => Some(Err(e)),
         }
@@ -154,13 +160,20 @@ impl Listener {
     /// Takes every connection waiting in the accept queue now, without waiting for
     /// more: called as the listener is about to close, so that the connections the
     /// kernel has already completed are served instead of reset.
-    pub fn accept_pending(&self) -> Vec<TcpStream> {
+    pub fn accept_pending(&self) -> Vec<OwnedFd> {
         let mut out = Vec::new();
-        while let Some(Ok(stream)) = self.try_accept() {
-            out.push(stream);
+        while let Some(Ok(fd)) = self.try_accept_fd() {
+            out.push(fd);
         }
         out
     }
+}
+
+/// A glommio stream that owns `fd`, a connected non-blocking TCP socket.
+pub fn stream_of(fd: OwnedFd) -> TcpStream {
+    // SAFETY: the descriptor is a connected TCP socket whose ownership moves to the
+    // stream, which closes it.
+    unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) }
 }
 
 /// The SYN bit of the TCP flags byte.

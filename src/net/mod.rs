@@ -16,8 +16,12 @@ pub mod conns;
 pub mod io;
 pub mod listen;
 pub mod outbox;
+pub mod ring;
 pub mod serve;
 
 pub use conns::Conns;
+pub use io::Transport;
 pub use listen::{Listener, Sharing};
-pub use serve::{accept_tcp, accept_until_drained, http1_builder, serve_connection, ConnLimits};
+pub use serve::{
+    accept_fds, accept_tcp, accept_until_drained, http1_builder, serve_connection, ConnLimits,
+};

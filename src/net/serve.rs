@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::pin::pin;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use glommio::net::TcpStream;
 use hyper::server::conn::http1;
 
 use super::conns::Conns;
-use super::io::{ConnState, Io};
+use super::io::{ConnState, Io, Transport};
 use super::listen::Listener;
 
 /// How long the accept loop pauses after a failed accept, so that a lasting failure
@@ -63,6 +64,18 @@ pub async fn accept_tcp(
     failed: impl FnMut(io::Error) -> bool,
 ) {
     let next = async || Some(listener.accept().await);
+    accept_until_drained(conns, next, serve, failed).await
+}
+
+/// Accepts connections from `listener` as bare descriptors (see
+/// [`accept_until_drained`]), for a server that chooses their transport itself.
+pub async fn accept_fds(
+    listener: &Listener,
+    conns: &Conns,
+    serve: impl FnMut(OwnedFd),
+    failed: impl FnMut(io::Error) -> bool,
+) {
+    let next = async || Some(listener.accept_fd().await);
     accept_until_drained(conns, next, serve, failed).await
 }
 
@@ -128,7 +141,7 @@ pub fn http1_builder(limits: &ConnLimits) -> http1::Builder {
 pub async fn serve_connection<S>(
     conns: &Conns,
     limits: ConnLimits,
-    stream: TcpStream,
+    transport: Transport,
     service: S,
 ) -> hyper::Result<()>
 where
@@ -137,11 +150,19 @@ where
     <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if limits.nodelay {
-        let _ = stream.set_nodelay(true);
+        let _ = match &transport {
+            Transport::Stream(stream) => stream.set_nodelay(true).map_err(io::Error::from),
+            Transport::Ring(conn) => socket2::SockRef::from(conn).set_nodelay(true),
+        };
     }
     let state = ConnState::new(limits.keep_alive, limits.header_read);
     let handle = conns.register(state.clone());
-    let io = Io::new(stream, state.clone(), conns.outbox(), conns.stats().clone());
+    let io = Io::new(
+        transport,
+        state.clone(),
+        conns.outbox(),
+        conns.stats().clone(),
+    );
     let mut conn = pin!(http1_builder(&limits).serve_connection(io, service));
 
     let finished = future::or(async { Some(conn.as_mut().await) }, async {

@@ -22,7 +22,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_lite::AsyncReadExt;
-use glommio::net::{TcpStream, UnixStream};
+use glommio::net::UnixStream;
 use tracing::{debug, warn};
 
 use crate::net::{accept_until_drained, Conns};
@@ -109,17 +109,10 @@ impl Balancer {
         self.load[me].0.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Hands `stream` to shard `to`'s inbox. On failure (the inbox is full or closed)
-    /// the stream comes back to be served where it was accepted.
-    pub fn hand_off(&self, to: usize, stream: TcpStream) -> Result<(), TcpStream> {
-        // SAFETY: `dup` of a descriptor `stream` owns; the copy is owned by `fd` below.
-        let raw = unsafe { libc::dup(stream.as_raw_fd()) };
-        if raw < 0 {
-            return Err(stream);
-        }
-        // SAFETY: `raw` is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let msg = raw.to_ne_bytes();
+    /// Hands the connection `fd` to shard `to`'s inbox. On failure (the inbox is full
+    /// or closed) it comes back to be served where it was accepted.
+    pub fn hand_off(&self, to: usize, fd: OwnedFd) -> Result<(), OwnedFd> {
+        let msg = fd.as_raw_fd().to_ne_bytes();
         // SAFETY: a valid socket and a 4-byte buffer that outlives the call.
         let sent = unsafe {
             libc::send(
@@ -130,29 +123,28 @@ impl Balancer {
             )
         };
         if sent != msg.len() as isize {
-            return Err(stream);
+            return Err(fd);
         }
-        // The receiving shard owns the copy now; this shard closes its own descriptor.
+        // The receiving shard owns the descriptor now (one process, one descriptor table).
         let _ = fd.into_raw_fd();
-        drop(stream);
         Ok(())
     }
 }
 
 /// Reads connections handed to this shard and passes each to `serve` until the inbox
 /// closes or `conns` drains. Descriptors still queued when it ends are closed.
-pub async fn receive(inbox: Inbox, shard: usize, conns: &Conns, serve: impl FnMut(TcpStream)) {
+pub async fn receive(inbox: Inbox, shard: usize, conns: &Conns, serve: impl FnMut(OwnedFd)) {
     let raw = inbox.0.into_raw_fd();
     // SAFETY: the inbox's descriptor moves into the glommio socket, which closes it.
     let mut socket = unsafe { UnixStream::from_raw_fd(raw) };
-    let next = async || -> Option<io::Result<TcpStream>> {
+    let next = async || -> Option<io::Result<OwnedFd>> {
         let mut buf = [0u8; 4];
         loop {
             match socket.read(&mut buf).await {
                 Ok(4) => {
                     let raw = RawFd::from_ne_bytes(buf);
-                    // SAFETY: the sender dup'ed this descriptor for us and forgot it.
-                    return Some(Ok(unsafe { TcpStream::from_raw_fd(raw) }));
+                    // SAFETY: the sender handed this descriptor over and forgot it.
+                    return Some(Ok(unsafe { OwnedFd::from_raw_fd(raw) }));
                 }
                 Ok(0) => return None,
                 Ok(n) => warn!(shard, bytes = n, "Short message in the connection inbox"),
@@ -176,7 +168,7 @@ pub async fn receive(inbox: Inbox, shard: usize, conns: &Conns, serve: impl FnMu
 }
 
 /// The descriptors still waiting in an inbox, taken without waiting for more.
-fn take_queued(fd: RawFd) -> Vec<TcpStream> {
+fn take_queued(fd: RawFd) -> Vec<OwnedFd> {
     let mut out = Vec::new();
     let mut buf = [0u8; 4];
     loop {
@@ -185,8 +177,8 @@ fn take_queued(fd: RawFd) -> Vec<TcpStream> {
         if n != 4 {
             return out;
         }
-        // SAFETY: the sender dup'ed this descriptor for us and forgot it.
-        out.push(unsafe { TcpStream::from_raw_fd(RawFd::from_ne_bytes(buf)) });
+        // SAFETY: the sender handed this descriptor over and forgot it.
+        out.push(unsafe { OwnedFd::from_raw_fd(RawFd::from_ne_bytes(buf)) });
     }
 }
 

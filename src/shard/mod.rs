@@ -20,10 +20,11 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use tracing::{debug, info};
 
 use crate::admission::{Quota, Shedder};
-use crate::config::{Config, OverQuotaAnswer};
+use crate::config::{Config, IoMode, OverQuotaAnswer};
 use crate::metrics::ShardMetrics;
 use crate::net::clock::set_coarse_now;
 use crate::net::conns::{self, Conns};
+use crate::net::ring::{NetRing, RingConfig};
 use crate::net::ConnLimits;
 use crate::openrtb::Decoder;
 use crate::pipeline::{BufPool, Scratch};
@@ -121,6 +122,8 @@ pub struct ShardSettings {
     pub shed_queue_delay: Duration,
     /// Shards in the process (an exchange's quota is shared among them).
     pub shards: usize,
+    /// The network ring's sizes, when connections use one (`server.io = "ring"`).
+    pub ring: Option<RingConfig>,
 }
 
 impl ShardSettings {
@@ -148,6 +151,11 @@ impl ShardSettings {
             gzip_min_bytes: cfg.http.gzip_min_bytes,
             shed_queue_delay: cfg.http.shed_queue_delay_ms,
             shards: cfg.shard_count(),
+            ring: (cfg.server.io == IoMode::Ring).then_some(RingConfig {
+                entries: 1024,
+                buffers: cfg.server.recv_buffers,
+                buffer_bytes: cfg.server.recv_buffer_bytes,
+            }),
         }
     }
 
@@ -192,6 +200,9 @@ pub struct Shard {
     pub shedder: Shedder,
     /// Each exchange's share of its `max_qps`, by exchange id.
     pub quotas: Vec<Quota>,
+    /// The shard's network ring (`server.io = "ring"`); its driver task is started by
+    /// the shard's thread.
+    pub ring: Option<Rc<NetRing>>,
 }
 
 impl Shard {
@@ -214,6 +225,13 @@ impl Shard {
             .iter()
             .map(|&(qps, _)| Quota::new(qps, settings.shards))
             .collect();
+        let ring = settings.ring.and_then(|cfg| match NetRing::new(cfg) {
+            Ok(ring) => Some(ring),
+            Err(e) => {
+                tracing::warn!(shard = id, error = %e, "Cannot make the network ring; serving with server.io = \"poll\"");
+                None
+            }
+        });
         Shard {
             id,
             settings,
@@ -229,6 +247,7 @@ impl Shard {
             rx,
             shedder,
             quotas,
+            ring,
         }
     }
 
@@ -307,7 +326,19 @@ pub async fn housekeeping(shard: Rc<Shard>) {
         let now = std::time::Instant::now();
         set_coarse_now(now);
         shard.global.health.shard_tick(shard.id, now); // systemd watchdog heartbeat
-        shard.metrics.sends_stalled.set(shard.conns.send_stalls());
+        let ring = shard.ring.as_ref().map(|r| r.stats());
+        let ring_count = |f: fn(&crate::net::ring::RingStats) -> u64| ring.map_or(0, f);
+        shard
+            .metrics
+            .sends_stalled
+            .set(shard.conns.send_stalls() + ring_count(|r| r.short_sends.get()));
+        let m = &shard.metrics;
+        m.ring_buffer_exhaustions
+            .set(ring_count(|r| r.buffer_exhaustions.get()));
+        m.ring_rearms.set(ring_count(|r| r.rearms.get()));
+        m.ring_spills.set(ring_count(|r| r.spills.get()));
+        m.ring_linger_cancels
+            .set(ring_count(|r| r.linger_cancels.get()));
         shard
             .metrics
             .admission_limit

@@ -16,8 +16,13 @@ use std::sync::mpsc;
 use anyhow::{anyhow, bail};
 use clap::Parser;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
+use std::future::poll_fn;
+use std::mem::MaybeUninit;
+
+use glommio::net::TcpStream;
 use glommio::{CpuSet, LocalExecutorBuilder, Placement};
+use shardbid::net::listen::{self, Sharing};
+use shardbid::net::ring::{NetRing, RingConfig, RingConn};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -47,6 +52,17 @@ struct Args {
     /// io_uring submission queue depth per shard.
     #[arg(long, default_value_t = 128)]
     ring_depth: usize,
+    /// How connections are read and written: `ring` (shardbid's network ring:
+    /// multishot receive into provided buffers, sends through the ring) or `poll`
+    /// (glommio's streams: readiness through its ring, then `recv`/`send`).
+    #[arg(long, value_enum, default_value_t = IoMode::Ring)]
+    io: IoMode,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum IoMode {
+    Ring,
+    Poll,
 }
 
 /// Why a connection is closed instead of answered.
@@ -221,22 +237,87 @@ async fn serve(mut stream: TcpStream, response: &'static [u8]) {
     }
 }
 
+/// Answers every request on one ring connection until EOF, an I/O error or a malformed
+/// request (the same loop as [`serve`], over the shard's network ring).
+async fn serve_ring(conn: RingConn, response: &'static [u8]) {
+    let mut buf: Vec<MaybeUninit<u8>> = vec![MaybeUninit::uninit(); READ_BUFFER];
+    let mut out = Vec::new();
+    let mut scanner = RequestScanner::default();
+    let (mut start, mut end) = (0, 0);
+    loop {
+        if end == buf.len() {
+            if start == 0 {
+                return; // a header larger than the whole buffer
+            }
+            buf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+        }
+        match poll_fn(|cx| conn.poll_read(cx, &mut buf[end..])).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => end += n,
+        }
+        // SAFETY: the ring initialised every byte up to `end` (it reported them read).
+        let filled = unsafe { &*(&buf[start..end] as *const [MaybeUninit<u8>] as *const [u8]) };
+        let Ok(scanned) = scanner.scan(filled) else {
+            return;
+        };
+        start += scanned.consumed;
+        if start == end {
+            (start, end) = (0, 0);
+        }
+        let reply = match scanned.requests {
+            0 => continue,
+            1 => response,
+            n => {
+                out.clear();
+                for _ in 0..n {
+                    out.extend_from_slice(response);
+                }
+                &out[..]
+            }
+        };
+        if poll_fn(|cx| conn.poll_write(cx, reply)).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// One shard: binds the shared address, reports readiness, then accepts forever.
-async fn run_shard(addr: SocketAddr, ready: mpsc::Sender<Result<(), String>>) {
-    let listener = match TcpListener::bind(addr) {
+async fn run_shard(addr: SocketAddr, io: IoMode, ready: mpsc::Sender<Result<(), String>>) {
+    let listener = match listen::bind(addr, Sharing::ReusePort) {
         Ok(listener) => listener,
         Err(e) => {
             let _ = ready.send(Err(format!("bind {addr}: {e}")));
             return;
         }
     };
+    let ring = match io {
+        IoMode::Ring => match NetRing::new(RingConfig::default()) {
+            Ok(ring) => {
+                glommio::spawn_local(ring.clone().drive()).detach();
+                Some(ring)
+            }
+            Err(e) => {
+                let _ = ready.send(Err(format!("network ring: {e}")));
+                return;
+            }
+        },
+        IoMode::Poll => None,
+    };
     let _ = ready.send(Ok(()));
     drop(ready);
     let response: &'static [u8] = fixed_response().leak();
     loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                glommio::spawn_local(serve(stream, response)).detach();
+        match listener.accept_fd().await {
+            Ok(fd) => {
+                let _ = socket2::SockRef::from(&fd).set_nodelay(true);
+                match &ring {
+                    Some(ring) => {
+                        glommio::spawn_local(serve_ring(ring.register(fd), response)).detach()
+                    }
+                    None => glommio::spawn_local(serve(listen::stream_of(fd), response)).detach(),
+                };
             }
             Err(e) => eprintln!("accept on {addr}: {e}"),
         }
@@ -264,11 +345,12 @@ fn main() -> anyhow::Result<()> {
         let cpu = cpus[shard % cpus.len()];
         let ready = ready_tx.clone();
         let addr = args.listen;
+        let io = args.io;
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("floor-shard-{shard}"))
             .io_memory(args.io_memory)
             .ring_depth(args.ring_depth)
-            .spawn(move || run_shard(addr, ready))
+            .spawn(move || run_shard(addr, io, ready))
             .map_err(|e| anyhow!("starting shard {shard} on CPU {cpu}: {e}"))?;
         handles.push(handle);
     }
@@ -406,7 +488,7 @@ mod tests {
         let (ready_tx, ready_rx) = mpsc::channel();
         let _shard = LocalExecutorBuilder::new(Placement::Unbound)
             .io_memory(1 << 20)
-            .spawn(move || run_shard(addr, ready_tx))
+            .spawn(move || run_shard(addr, IoMode::Ring, ready_tx))
             .expect("shard starts");
         ready_rx.recv().expect("ready").expect("bound");
 

@@ -154,6 +154,19 @@ pub async fn remove<P: AsRef<Path>>(path: P) -> Result<()> {
     Ok(())
 }
 
+/// shardbid patch: waits until `fd` is readable (`POLLIN`, or an error or hang-up),
+/// through one poll on this executor's ring. For descriptors glommio does not wrap
+/// (an eventfd, another io_uring's descriptor), whose owner drives them itself and
+/// only needs the executor to sleep until they have something to say.
+///
+/// The descriptor must stay open until the future completes or is dropped.
+pub async fn readable(fd: std::os::unix::io::RawFd) -> crate::Result<(), ()> {
+    let reactor = crate::executor().reactor();
+    let source = reactor.poll_read_ready(fd);
+    source.collect_rw().await?;
+    Ok(())
+}
+
 pub(crate) use self::sched::{FileScheduler, IoScheduler, ScheduledSource};
 pub use self::{
     buffered_file::BufferedFile,
