@@ -18,9 +18,9 @@
 //!
 //! A driver task ([`NetRing::drive`]) runs once per pass of the executor while there is
 //! traffic: one `io_uring_enter` submits the pass's sends and collects what arrived, and
-//! wakes the connections that have bytes. When a pass finds nothing, the driver turns
-//! on the ring's eventfd and sleeps on it through glommio's reactor (one poll), so an
-//! idle shard sleeps as before.
+//! wakes the connections that have bytes. When a pass finds nothing, the driver sleeps
+//! on the ring's own descriptor (readable while completions wait) through glommio's
+//! reactor, one poll, so an idle shard sleeps as before.
 //!
 //! Buffers: a completion names the ring buffer that holds the bytes; they stay there
 //! until the connection's reader copies them out (into hyper's read buffer), and the
@@ -40,7 +40,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::{Context, Poll, Waker};
@@ -82,8 +82,39 @@ const SEND_HIGH_WATER: usize = 256 * 1024;
 const BUFFER_GROUP: u16 = 0;
 
 // What a completion is for: the low two bits of its user data.
-/// `IORING_ENTER_GETEVENTS` (include/uapi/linux/io_uring.h).
+/// `IORING_ENTER_GETEVENTS` and `IORING_ENTER_REGISTERED_RING`, and the register
+/// opcode `IORING_REGISTER_RING_FDS` (include/uapi/linux/io_uring.h).
 const IORING_ENTER_GETEVENTS: u32 = 1;
+const IORING_ENTER_REGISTERED_RING: u32 = 1 << 4;
+const IORING_REGISTER_RING_FDS: u32 = 20;
+
+/// Registers the ring's descriptor with the calling thread (Linux 5.18); its index,
+/// or `None` when the kernel does not take it (the descriptor is then used as is).
+fn register_ring_fd(fd: RawFd) -> Option<u32> {
+    #[repr(C)]
+    struct RsrcUpdate {
+        offset: u32,
+        resv: u32,
+        data: u64,
+    }
+    let mut update = RsrcUpdate {
+        offset: u32::MAX, // any free slot; the kernel writes the one it took
+        resv: 0,
+        data: fd as u64,
+    };
+    // SAFETY: one `io_uring_rsrc_update` that lives through the call, as the
+    // register opcode expects.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            fd,
+            IORING_REGISTER_RING_FDS,
+            &mut update as *mut RsrcUpdate,
+            1u32,
+        )
+    };
+    (r == 1).then_some(update.offset)
+}
 
 const OP_RECV: u64 = 0;
 const OP_SEND: u64 = 1;
@@ -106,7 +137,7 @@ pub struct RingStats {
     pub rearms: Cell<u64>,
     /// `io_uring_enter` calls made by the driver.
     pub enters: Cell<u64>,
-    /// Times the driver slept on the eventfd.
+    /// Times the driver slept on the ring's descriptor.
     pub sleeps: Cell<u64>,
     /// Closed connections whose last bytes were cancelled after [`CLOSE_LINGER`].
     pub linger_cancels: Cell<u64>,
@@ -297,8 +328,10 @@ pub struct NetRing {
     uring: RefCell<IoUring>,
     buffers: RefCell<Buffers>,
     inner: RefCell<Inner>,
-    eventfd: OwnedFd,
     stats: RingStats,
+    /// The ring's index among the thread's registered ring descriptors, when the
+    /// kernel took it: each enter then skips a descriptor lookup.
+    registered: Option<u32>,
 }
 
 impl NetRing {
@@ -323,18 +356,7 @@ impl NetRing {
                 0,
             )?;
         }
-        // SAFETY: eventfd returns a new descriptor or -1.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if efd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor that nothing else owns.
-        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
-        uring.submitter().register_eventfd(eventfd.as_raw_fd())?;
-        let mut uring = uring;
-        uring.completion().disable_eventfd();
-        // One descriptor lookup less per enter; optional.
-        let _ = uring.submitter().register_ring_fd();
+        let registered = register_ring_fd(uring.as_raw_fd());
         Ok(Rc::new(NetRing {
             uring: RefCell::new(uring),
             buffers: RefCell::new(buffers),
@@ -348,8 +370,8 @@ impl NetRing {
                 driver: None,
                 open: 0,
             }),
-            eventfd,
             stats: RingStats::default(),
+            registered,
         }))
     }
 
@@ -781,12 +803,33 @@ impl NetRing {
         self.inner.borrow_mut().unsubmitted = 0;
         self.stats.enters.set(self.stats.enters.get() + 1);
         let to_submit = uring.submission().len() as u32;
-        // SAFETY: no argument pointer; GETEVENTS with no minimum runs the deferred
-        // completion work and returns without waiting.
-        let r = unsafe {
-            uring
-                .submitter()
-                .enter::<libc::sigset_t>(to_submit, 0, IORING_ENTER_GETEVENTS, None)
+        let r = match self.registered {
+            // SAFETY: io_uring_enter on this thread's registered ring index, with no
+            // argument pointer; GETEVENTS with no minimum runs the pending completion
+            // work and returns without waiting.
+            Some(index) => match unsafe {
+                libc::syscall(
+                    libc::SYS_io_uring_enter,
+                    index,
+                    to_submit,
+                    0u32,
+                    IORING_ENTER_GETEVENTS | IORING_ENTER_REGISTERED_RING,
+                    std::ptr::null::<libc::c_void>(),
+                    0usize,
+                )
+            } {
+                n if n >= 0 => Ok(n as usize),
+                _ => Err(io::Error::last_os_error()),
+            },
+            // SAFETY: as above, through the ring's descriptor.
+            None => unsafe {
+                uring.submitter().enter::<libc::sigset_t>(
+                    to_submit,
+                    0,
+                    IORING_ENTER_GETEVENTS,
+                    None,
+                )
+            },
         };
         match r {
             Ok(_) => Ok(()),
@@ -983,7 +1026,7 @@ impl NetRing {
     }
 
     /// Drives the ring until `stop` resolves: one turn per pass of the executor while
-    /// there is traffic, a sleep on the eventfd when there is none.
+    /// there is traffic, a sleep on the ring's descriptor when there is none.
     pub async fn drive(self: Rc<Self>) {
         let mut last_linger_check = coarse_now();
         loop {
@@ -1006,47 +1049,39 @@ impl NetRing {
                 continue;
             }
             // Nothing this pass: sleep until the kernel has something for us. The
-            // eventfd is signalled as completions are posted, so it is turned on before
-            // the last look: a completion posted before that is seen in the queue, one
-            // posted after it signals. Completion work the kernel has queued and not
-            // run yet (the task-run flag) is run by a turn instead of slept on.
-            self.uring.borrow_mut().completion().enable_eventfd();
+            // ring's own descriptor is readable while completions wait in its queue;
+            // completion work the kernel has queued and not run yet (the task-run
+            // flag) runs at the shard's next syscall, or is run by a turn here.
             let pending = {
                 let mut uring = self.uring.borrow_mut();
                 uring.submission().taskrun() || !uring.completion().is_empty()
             };
-            if !pending && self.inner.borrow().unsubmitted == 0 {
-                self.stats.sleeps.set(self.stats.sleeps.get() + 1);
-                let fd = self.eventfd.as_raw_fd();
-                let wait_for_events = async {
-                    let _ = glommio::io::readable(fd).await;
-                };
-                let tick = glommio::timer::sleep(Duration::from_millis(500));
-                let submitted = std::future::poll_fn(|cx| {
-                    let mut inner = self.inner.borrow_mut();
-                    if inner.unsubmitted > 0 {
-                        inner.driver = None;
-                        return Poll::Ready(());
-                    }
-                    inner.driver = Some(cx.waker().clone());
-                    Poll::Pending
-                });
-                futures_lite::future::or(
-                    futures_lite::future::or(wait_for_events, submitted),
-                    async {
-                        tick.await;
-                    },
-                )
-                .await;
-                self.inner.borrow_mut().driver = None;
-                let mut counter = 0u64;
-                // SAFETY: reads 8 bytes into a u64; the eventfd is non-blocking, so an
-                // empty counter fails with EAGAIN, which is fine.
-                unsafe {
-                    libc::read(fd, (&mut counter as *mut u64).cast(), 8);
-                }
+            if pending || self.inner.borrow().unsubmitted > 0 {
+                continue;
             }
-            self.uring.borrow_mut().completion().disable_eventfd();
+            self.stats.sleeps.set(self.stats.sleeps.get() + 1);
+            let fd = self.uring.borrow().as_raw_fd();
+            let wait_for_events = async {
+                let _ = glommio::io::readable(fd).await;
+            };
+            let tick = glommio::timer::sleep(Duration::from_millis(500));
+            let submitted = std::future::poll_fn(|cx| {
+                let mut inner = self.inner.borrow_mut();
+                if inner.unsubmitted > 0 {
+                    inner.driver = None;
+                    return Poll::Ready(());
+                }
+                inner.driver = Some(cx.waker().clone());
+                Poll::Pending
+            });
+            futures_lite::future::or(
+                futures_lite::future::or(wait_for_events, submitted),
+                async {
+                    tick.await;
+                },
+            )
+            .await;
+            self.inner.borrow_mut().driver = None;
         }
     }
 }
