@@ -190,11 +190,35 @@ fn fixed_response() -> Vec<u8> {
     .into_bytes()
 }
 
-/// Answers every request on one connection until EOF, an I/O error or a malformed request.
-async fn serve(mut stream: TcpStream, response: &'static [u8]) {
-    if stream.set_nodelay(true).is_err() {
-        return;
+/// A connection, read and written through glommio's stream or the shard's network ring.
+enum Conn {
+    Stream(TcpStream),
+    Ring(RingConn),
+}
+
+impl Conn {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Stream(stream) => stream.read(buf).await,
+            Conn::Ring(conn) => {
+                // SAFETY: the ring only writes initialised bytes into the buffer, so it
+                // stays initialised when seen as possibly uninitialised memory.
+                let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+                poll_fn(|cx| conn.poll_read(cx, uninit)).await
+            }
+        }
     }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Stream(stream) => stream.write_all(bytes).await,
+            Conn::Ring(conn) => poll_fn(|cx| conn.poll_write(cx, bytes)).await.map(drop),
+        }
+    }
+}
+
+/// Answers every request on one connection until EOF, an I/O error or a malformed request.
+async fn serve(mut conn: Conn, response: &'static [u8]) {
     let mut buf = vec![0u8; READ_BUFFER];
     let mut out = Vec::new();
     let mut scanner = RequestScanner::default();
@@ -208,7 +232,7 @@ async fn serve(mut stream: TcpStream, response: &'static [u8]) {
             end -= start;
             start = 0;
         }
-        match stream.read(&mut buf[end..]).await {
+        match conn.read(&mut buf[end..]).await {
             Ok(0) | Err(_) => return,
             Ok(n) => end += n,
         }
@@ -231,53 +255,7 @@ async fn serve(mut stream: TcpStream, response: &'static [u8]) {
                 &out[..]
             }
         };
-        if stream.write_all(reply).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Answers every request on one ring connection until EOF, an I/O error or a malformed
-/// request (the same loop as [`serve`], over the shard's network ring).
-async fn serve_ring(conn: RingConn, response: &'static [u8]) {
-    let mut buf: Vec<MaybeUninit<u8>> = vec![MaybeUninit::uninit(); READ_BUFFER];
-    let mut out = Vec::new();
-    let mut scanner = RequestScanner::default();
-    let (mut start, mut end) = (0, 0);
-    loop {
-        if end == buf.len() {
-            if start == 0 {
-                return; // a header larger than the whole buffer
-            }
-            buf.copy_within(start..end, 0);
-            end -= start;
-            start = 0;
-        }
-        match poll_fn(|cx| conn.poll_read(cx, &mut buf[end..])).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => end += n,
-        }
-        // SAFETY: the ring initialised every byte up to `end` (it reported them read).
-        let filled = unsafe { &*(&buf[start..end] as *const [MaybeUninit<u8>] as *const [u8]) };
-        let Ok(scanned) = scanner.scan(filled) else {
-            return;
-        };
-        start += scanned.consumed;
-        if start == end {
-            (start, end) = (0, 0);
-        }
-        let reply = match scanned.requests {
-            0 => continue,
-            1 => response,
-            n => {
-                out.clear();
-                for _ in 0..n {
-                    out.extend_from_slice(response);
-                }
-                &out[..]
-            }
-        };
-        if poll_fn(|cx| conn.poll_write(cx, reply)).await.is_err() {
+        if conn.write_all(reply).await.is_err() {
             return;
         }
     }
@@ -312,12 +290,11 @@ async fn run_shard(addr: SocketAddr, io: IoMode, ready: mpsc::Sender<Result<(), 
         match listener.accept_fd().await {
             Ok(fd) => {
                 let _ = socket2::SockRef::from(&fd).set_nodelay(true);
-                match &ring {
-                    Some(ring) => {
-                        glommio::spawn_local(serve_ring(ring.register(fd), response)).detach()
-                    }
-                    None => glommio::spawn_local(serve(listen::stream_of(fd), response)).detach(),
+                let conn = match &ring {
+                    Some(ring) => Conn::Ring(ring.register(fd)),
+                    None => Conn::Stream(listen::stream_of(fd)),
                 };
+                glommio::spawn_local(serve(conn, response)).detach();
             }
             Err(e) => eprintln!("accept on {addr}: {e}"),
         }
@@ -482,13 +459,18 @@ mod tests {
 
     #[test]
     fn serves_keep_alive_pipelined_and_closes_on_garbage() {
+        serves_keep_alive_pipelined_and_closes_on_garbage_with(IoMode::Ring);
+        serves_keep_alive_pipelined_and_closes_on_garbage_with(IoMode::Poll);
+    }
+
+    fn serves_keep_alive_pipelined_and_closes_on_garbage_with(io: IoMode) {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         let addr = probe.local_addr().expect("addr");
         drop(probe);
         let (ready_tx, ready_rx) = mpsc::channel();
         let _shard = LocalExecutorBuilder::new(Placement::Unbound)
             .io_memory(1 << 20)
-            .spawn(move || run_shard(addr, IoMode::Ring, ready_tx))
+            .spawn(move || run_shard(addr, io, ready_tx))
             .expect("shard starts");
         ready_rx.recv().expect("ready").expect("bound");
 
