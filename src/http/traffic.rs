@@ -143,7 +143,7 @@ async fn connection(shard: Rc<Shard>, fd: OwnedFd, balancer: Arc<Balancer>) {
     };
     if let Err(e) = net::serve_connection(&shard.conns, limits, transport, service).await {
         // Client resets and timeouts are routine for a bidder; keep them at debug.
-        debug!(shard = shard.id, error = %e, "Connection ended");
+        debug!(shard = shard.id, error = ?e, "Connection ended");
     }
     shard.metrics.connections_open.dec();
     balancer.closed(shard.id);
