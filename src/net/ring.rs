@@ -40,7 +40,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::{Context, Poll, Waker};
@@ -135,10 +135,6 @@ pub struct RingStats {
     pub buffer_exhaustions: Cell<u64>,
     /// `recv`s armed again after they ended (exhaustion, or the kernel's own reasons).
     pub rearms: Cell<u64>,
-    /// `io_uring_enter` calls made by the driver.
-    pub enters: Cell<u64>,
-    /// Times the driver slept on the ring's descriptor.
-    pub sleeps: Cell<u64>,
     /// Closed connections whose last bytes were cancelled after [`CLOSE_LINGER`].
     pub linger_cancels: Cell<u64>,
     /// Sends the socket took only in part (a slow reader); the rest followed.
@@ -319,7 +315,6 @@ struct Inner {
     wake: Vec<Waker>,
     /// The driver, while it sleeps: a new submission wakes it.
     driver: Option<Waker>,
-    open: usize,
 }
 
 /// One shard's network ring (see the module docs).
@@ -368,7 +363,6 @@ impl NetRing {
                 unsubmitted: 0,
                 wake: Vec::new(),
                 driver: None,
-                open: 0,
             }),
             stats: RingStats::default(),
             registered,
@@ -379,14 +373,9 @@ impl NetRing {
         &self.stats
     }
 
-    /// Connections registered and not yet closed (closing ones included).
-    pub fn connections(&self) -> usize {
-        self.inner.borrow().open
-    }
-
     /// Takes over `fd`, a connected non-blocking socket, and starts receiving on it.
     pub fn register(self: &Rc<Self>, fd: OwnedFd) -> RingConn {
-        let fd = fd_into_raw(fd);
+        let fd = fd.into_raw_fd();
         let mut inner = self.inner.borrow_mut();
         let index = match inner.free.pop() {
             Some(i) => i,
@@ -395,7 +384,6 @@ impl NetRing {
                 (inner.slots.len() - 1) as u32
             }
         };
-        inner.open += 1;
         let slot = &mut inner.slots[index as usize];
         slot.state = SlotState::Open;
         slot.fd = fd;
@@ -679,20 +667,6 @@ impl NetRing {
         slot.out.len() + slot.inflight.len() - slot.sent
     }
 
-    /// Ready once every queued byte has left (or a send failed).
-    fn poll_sent(&self, id: ConnId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut inner = self.inner.borrow_mut();
-        let slot = &mut inner.slots[id.index as usize];
-        if let Some(e) = slot.send_error {
-            return Poll::Ready(Err(io::Error::from_raw_os_error(e)));
-        }
-        if !slot.sending && slot.out.is_empty() {
-            return Poll::Ready(Ok(()));
-        }
-        slot.writer = Some(cx.waker().clone());
-        Poll::Pending
-    }
-
     fn close(&self, id: ConnId) {
         let (cancel_recv, send) = {
             let mut inner = self.inner.borrow_mut();
@@ -752,7 +726,6 @@ impl NetRing {
         }
         slot.sent = 0;
         inner.free.push(index);
-        inner.open -= 1;
         drop(inner);
         if !chunks.is_empty() {
             let mut buffers = self.buffers.borrow_mut();
@@ -801,7 +774,6 @@ impl NetRing {
     fn enter(&self) -> io::Result<()> {
         let mut uring = self.uring.borrow_mut();
         self.inner.borrow_mut().unsubmitted = 0;
-        self.stats.enters.set(self.stats.enters.get() + 1);
         let to_submit = uring.submission().len() as u32;
         let r = match self.registered {
             // SAFETY: io_uring_enter on this thread's registered ring index, with no
@@ -1059,7 +1031,6 @@ impl NetRing {
             if pending || self.inner.borrow().unsubmitted > 0 {
                 continue;
             }
-            self.stats.sleeps.set(self.stats.sleeps.get() + 1);
             let fd = self.uring.borrow().as_raw_fd();
             let wait_for_events = async {
                 let _ = glommio::io::readable(fd).await;
@@ -1094,11 +1065,6 @@ fn send_entry(slot: &Slot, id: ConnId) -> squeue::Entry {
         .user_data(user_data(OP_SEND, id.index, id.gen))
 }
 
-fn fd_into_raw(fd: OwnedFd) -> RawFd {
-    use std::os::fd::IntoRawFd;
-    fd.into_raw_fd()
-}
-
 /// A connection served through the shard's [`NetRing`]. Dropping it closes the
 /// connection (after its queued bytes leave, see the module docs).
 pub struct RingConn {
@@ -1130,11 +1096,6 @@ impl RingConn {
     /// Ready while the connection's unsent bytes are under the high-water mark.
     pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.ring.poll_room(self.id, cx)
-    }
-
-    /// Ready once every queued byte has left.
-    pub fn poll_sent(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.ring.poll_sent(self.id, cx)
     }
 
     /// Bytes queued that have not left yet.
