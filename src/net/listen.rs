@@ -71,16 +71,11 @@ impl Listener {
         self.inner.local_addr().map_err(io::Error::from)
     }
 
-    /// The next connection. It waits for one through a poll of the ring and then
-    /// accepts without blocking: a drain drops this future, and dropping a poll loses
-    /// nothing (an io_uring accept in flight could complete as it is cancelled, and its
-    /// connection would be lost), so what arrived stays queued for [`Self::accept_pending`].
-    pub async fn accept(&self) -> io::Result<TcpStream> {
-        self.accept_fd().await.map(stream_of)
-    }
-
-    /// The next connection as a bare descriptor (see [`Self::accept`]), for a server
-    /// that drives its I/O itself (the network ring).
+    /// The next connection, as a bare descriptor (the server picks its transport). It
+    /// waits for one through a poll of the ring and then accepts without blocking: a
+    /// drain drops this future, and dropping a poll loses nothing (an io_uring accept in
+    /// flight could complete as it is cancelled, and its connection would be lost), so
+    /// what arrived stays queued for [`Self::accept_pending`].
     pub async fn accept_fd(&self) -> io::Result<OwnedFd> {
         loop {
             if let Some(got) = self.try_accept_fd() {

@@ -60,11 +60,16 @@ pub async fn accept_until_drained<T>(
 pub async fn accept_tcp(
     listener: &Listener,
     conns: &Conns,
-    serve: impl FnMut(TcpStream),
+    mut serve: impl FnMut(TcpStream),
     failed: impl FnMut(io::Error) -> bool,
 ) {
-    let next = async || Some(listener.accept().await);
-    accept_until_drained(conns, next, serve, failed).await
+    accept_fds(
+        listener,
+        conns,
+        |fd| serve(super::listen::stream_of(fd)),
+        failed,
+    )
+    .await
 }
 
 /// Accepts connections from `listener` as bare descriptors (see
