@@ -21,6 +21,10 @@ Settings (environment):
                nginx    = nginx fixed response, loadtest/nginx-static.conf, port 18082
                floor    = shardbid-floor, port 18083, shard i pinned to CPU i, on shardbid's
                           network ring (--io ring)
+               floor-hyper = the same answer through hyper on shardbid's connection path
+                          (--http hyper: its I/O adapter and hyper settings, the body read
+                          as the bid handler reads it), port 18094: floor-hyper minus floor
+                          is what hyper costs per request
                floor-poll = the same on glommio's streams (--io poll: readiness, then
                           recv/send syscalls), port 18092
                axum     = axum-ref (loadtest/axum-ref): tokio's multi-threaded runtime, one
@@ -119,12 +123,12 @@ for n in ROUNDS DURATION CONNECTIONS THREADS WARMUP; do
 done
 [[ -z $SHARDS || $SHARDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: SHARDS must be a positive number" >&2; exit 64; }
 for s in $SERVERS; do
-    case $s in nginx | floor | floor-poll | axum | shardbid | shardbid-poll | shardbid-unpinned | floor-pgo | shardbid-pgo | floor-base | shardbid-base | shardbid-base2 | shardbid-plain) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, floor-poll, axum, shardbid, shardbid-poll, shardbid-unpinned, floor-pgo, shardbid-pgo, floor-base, shardbid-base, shardbid-base2, shardbid-plain)" >&2; exit 64 ;; esac
+    case $s in nginx | floor | floor-hyper | floor-poll | axum | shardbid | shardbid-poll | shardbid-unpinned | floor-pgo | shardbid-pgo | floor-base | shardbid-base | shardbid-base2 | shardbid-plain) ;; *) echo "compare.sh: unknown server '$s' in SERVERS (nginx, floor, floor-hyper, floor-poll, axum, shardbid, shardbid-poll, shardbid-unpinned, floor-pgo, shardbid-pgo, floor-base, shardbid-base, shardbid-base2, shardbid-plain)" >&2; exit 64 ;; esac
 done
 
 declare -A PORT=([nginx]=18082 [floor]=18083 [shardbid]=18081 [floor-pgo]=18084 [shardbid-pgo]=18085
     [floor-base]=18086 [shardbid-base]=18087 [shardbid-plain]=18088 [shardbid-base2]=18089
-    [axum]=18090 [shardbid-unpinned]=18091 [floor-poll]=18092 [shardbid-poll]=18093)
+    [axum]=18090 [shardbid-unpinned]=18091 [floor-poll]=18092 [shardbid-poll]=18093 [floor-hyper]=18094)
 declare -A PID=()        # main PID of each running server
 WRK_PID=                 # the running client, if any
 declare -A FAILED=()     # server -> reason it was dropped
@@ -185,7 +189,7 @@ if selected nginx && ! need_tool nginx nginx-light; then
     FAILED[nginx]="nginx is not installed"
 fi
 
-if [[ $NO_BUILD != 1 ]] && { selected floor || selected floor-poll || selected axum || selected shardbid ||
+if [[ $NO_BUILD != 1 ]] && { selected floor || selected floor-hyper || selected floor-poll || selected axum || selected shardbid ||
     selected shardbid-unpinned || selected shardbid-poll || selected shardbid-plain; }; then
     log "building release binaries (cargo build --release --workspace; NO_BUILD=1 skips)"
     if ! CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --workspace >"$WORK/build.log" 2>&1; then
@@ -281,6 +285,7 @@ PY
 
 PGO_HINT="run bash loadtest/pgo-build.sh first"
 start_floor() { run_floor floor "$TARGET_DIR/release/shardbid-floor"; }
+start_floor-hyper() { run_floor floor-hyper "$TARGET_DIR/release/shardbid-floor" "" --http hyper; }
 start_floor-poll() { run_floor floor-poll "$TARGET_DIR/release/shardbid-floor" "" --io poll; }
 start_shardbid() {
     bench_campaigns || { FAILED[shardbid]="cannot write the benchmark campaigns (python3)"; return 1; }
@@ -583,7 +588,7 @@ done
 echo
 echo "== ratios (requests/s: higher is better; cpu_us/req: lower is better)"
 RATIO_LINES=()
-for pair in shardbid/axum shardbid-unpinned/axum floor/nginx floor-poll/nginx floor/floor-poll shardbid/shardbid-poll shardbid-poll/axum shardbid/floor shardbid/nginx axum/nginx \
+for pair in shardbid/axum shardbid-unpinned/axum floor/nginx floor-hyper/floor floor-hyper/axum shardbid/floor-hyper floor-poll/nginx floor/floor-poll shardbid/shardbid-poll shardbid-poll/axum shardbid/floor shardbid/nginx axum/nginx \
     shardbid-unpinned/shardbid shardbid-pgo/axum shardbid-pgo/floor-pgo shardbid-pgo/nginx \
     floor-pgo/nginx shardbid-pgo/shardbid floor-pgo/floor shardbid/shardbid-base floor/floor-base \
     shardbid/shardbid-plain shardbid-base2/shardbid-base shardbid/shardbid-base2; do

@@ -7,10 +7,17 @@
 //! (`loadtest/nginx-static.conf`) returns. Whatever CPU time it spends per request is what the
 //! runtime and the kernel cost before shardbid decodes a single byte.
 //!
+//! With `--http hyper` the same answer goes through hyper on shardbid's own connection path
+//! (`shardbid::net::serve_connection`: its I/O adapter, timeouts, outbox and hyper settings),
+//! with the body read the way the bid handler reads it: what hyper costs per request is the
+//! difference between the two modes.
+//!
 //! Prints `listening on ADDR` to stderr once every shard has bound its listener; exits with
 //! status 0 on SIGTERM or SIGINT.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::mpsc;
 
 use anyhow::{anyhow, bail};
@@ -19,10 +26,17 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use std::future::poll_fn;
 use std::mem::MaybeUninit;
 
+use bytes::Bytes;
 use glommio::net::TcpStream;
 use glommio::{CpuSet, LocalExecutorBuilder, Placement};
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, StatusCode};
+use shardbid::http;
 use shardbid::net::listen::{self, Sharing};
 use shardbid::net::ring::{NetRing, RingConfig, RingConn};
+use shardbid::net::{self, ConnLimits, Conns, Transport};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -57,6 +71,17 @@ struct Args {
     /// (glommio's streams: readiness through its ring, then `recv`/`send`).
     #[arg(long, value_enum, default_value_t = IoMode::Ring)]
     io: IoMode,
+    /// Who reads requests and writes the answer: `scan` (this file's request scanner and
+    /// one write of the fixed bytes) or `hyper` (hyper with shardbid's connection path and
+    /// settings, answering the same body).
+    #[arg(long, value_enum, default_value_t = HttpMode::Scan)]
+    http: HttpMode,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum HttpMode {
+    Scan,
+    Hyper,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,8 +286,37 @@ async fn serve(mut conn: Conn, response: &'static [u8]) {
     }
 }
 
+/// Answers every request on one connection through hyper, on shardbid's connection path,
+/// until the client leaves or a timeout fires.
+async fn serve_hyper(conns: Rc<Conns>, transport: Transport) {
+    let service = service_fn(|req: Request<Incoming>| async move {
+        // Read the body to its end as the bid handler does (hyper's body channel), then
+        // answer the fixed body.
+        let mut incoming = req.into_body();
+        let mut read = 0usize;
+        while !incoming.is_end_stream() {
+            match incoming.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+                Some(Err(_)) | None => break,
+            }
+        }
+        std::hint::black_box(read);
+        Ok::<_, Infallible>(http::respond(
+            StatusCode::OK,
+            http::JSON,
+            Bytes::from_static(BODY.as_bytes()),
+        ))
+    });
+    let _ = net::serve_connection(&conns, ConnLimits::default(), transport, service).await;
+}
+
 /// One shard: binds the shared address, reports readiness, then accepts forever.
-async fn run_shard(addr: SocketAddr, io: IoMode, ready: mpsc::Sender<Result<(), String>>) {
+async fn run_shard(
+    addr: SocketAddr,
+    io: IoMode,
+    mode: HttpMode,
+    ready: mpsc::Sender<Result<(), String>>,
+) {
     let listener = match listen::bind(addr, Sharing::ReusePort) {
         Ok(listener) => listener,
         Err(e) => {
@@ -286,8 +340,17 @@ async fn run_shard(addr: SocketAddr, io: IoMode, ready: mpsc::Sender<Result<(), 
     let _ = ready.send(Ok(()));
     drop(ready);
     let response: &'static [u8] = fixed_response().leak();
+    let conns = Rc::new(Conns::default());
     loop {
         match listener.accept_fd().await {
+            Ok(fd) if mode == HttpMode::Hyper => {
+                // serve_connection sets TCP_NODELAY (ConnLimits::default().nodelay).
+                let transport = match &ring {
+                    Some(ring) => Transport::Ring(ring.register(fd)),
+                    None => Transport::Stream(listen::stream_of(fd)),
+                };
+                glommio::spawn_local(serve_hyper(conns.clone(), transport)).detach();
+            }
             Ok(fd) => {
                 let _ = socket2::SockRef::from(&fd).set_nodelay(true);
                 let conn = match &ring {
@@ -322,12 +385,12 @@ fn main() -> anyhow::Result<()> {
         let cpu = cpus[shard % cpus.len()];
         let ready = ready_tx.clone();
         let addr = args.listen;
-        let io = args.io;
+        let (io, mode) = (args.io, args.http);
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("floor-shard-{shard}"))
             .io_memory(args.io_memory)
             .ring_depth(args.ring_depth)
-            .spawn(move || run_shard(addr, io, ready))
+            .spawn(move || run_shard(addr, io, mode, ready))
             .map_err(|e| anyhow!("starting shard {shard} on CPU {cpu}: {e}"))?;
         handles.push(handle);
     }
@@ -470,7 +533,7 @@ mod tests {
         let (ready_tx, ready_rx) = mpsc::channel();
         let _shard = LocalExecutorBuilder::new(Placement::Unbound)
             .io_memory(1 << 20)
-            .spawn(move || run_shard(addr, io, ready_tx))
+            .spawn(move || run_shard(addr, io, HttpMode::Scan, ready_tx))
             .expect("shard starts");
         ready_rx.recv().expect("ready").expect("bound");
 
@@ -494,5 +557,41 @@ mod tests {
         let mut rest = Vec::new();
         client.read_to_end(&mut rest).expect("closed cleanly");
         assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn hyper_mode_answers_pipelined_requests_in_order() {
+        for io in [IoMode::Ring, IoMode::Poll] {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            let addr = probe.local_addr().expect("addr");
+            drop(probe);
+            let (ready_tx, ready_rx) = mpsc::channel();
+            let _shard = LocalExecutorBuilder::new(Placement::Unbound)
+                .io_memory(1 << 20)
+                .spawn(move || run_shard(addr, io, HttpMode::Hyper, ready_tx))
+                .expect("shard starts");
+            ready_rx.recv().expect("ready").expect("bound");
+
+            let mut client = std::net::TcpStream::connect(addr).expect("connect");
+            let request = post(BODY);
+            let close = request.replacen("Host: x\r\n", "Host: x\r\nConnection: close\r\n", 1);
+            client
+                .write_all(format!("{request}{close}").as_bytes())
+                .expect("write");
+            let mut got = String::new();
+            client
+                .read_to_string(&mut got)
+                .expect("answers, then close");
+            let answers: Vec<&str> = got.split("HTTP/1.1 ").skip(1).collect();
+            assert_eq!(answers.len(), 2, "{io:?}: {got}");
+            for answer in answers {
+                assert!(answer.starts_with("200 OK\r\n"), "{io:?}: {answer}");
+                assert!(
+                    answer.contains("content-type: application/json"),
+                    "{answer}"
+                );
+                assert!(answer.ends_with(BODY), "{answer}");
+            }
+        }
     }
 }
