@@ -15,6 +15,11 @@ use serde_json::{json, Value};
 /// without their budgets, pacing and caps, so that every request here gets a bid
 /// (whose `id` shows which request it answers).
 fn server(io: &str, buffers: u16, buffer_bytes: u32) -> (Server, TempDir) {
+    server_with(io, buffers, buffer_bytes, "")
+}
+
+/// [`server`] with more configuration appended (whole sections).
+fn server_with(io: &str, buffers: u16, buffer_bytes: u32, more: &str) -> (Server, TempDir) {
     let dir = TempDir::new("ring-io");
     let mut set: Value = serde_json::from_slice(
         &std::fs::read(common::root().join("config/campaigns.json")).unwrap(),
@@ -30,7 +35,7 @@ fn server(io: &str, buffers: u16, buffer_bytes: u32) -> (Server, TempDir) {
     std::fs::write(&campaigns, serde_json::to_vec(&set).unwrap()).unwrap();
     let server = Server::start_with(Options {
         config: Some(format!(
-            "[server]\nio = \"{io}\"\nrecv_buffers = {buffers}\nrecv_buffer_bytes = {buffer_bytes}\n"
+            "[server]\nio = \"{io}\"\nrecv_buffers = {buffers}\nrecv_buffer_bytes = {buffer_bytes}\n{more}"
         )),
         campaigns: Some(campaigns),
         shards: 1,
@@ -202,6 +207,42 @@ fn a_client_that_stops_reading_holds_back_only_itself() {
     let mut head = [0u8; 12];
     greedy.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
+}
+
+#[test]
+fn a_client_cut_off_with_answers_unsent_is_closed_after_the_linger() {
+    // Timeouts short enough that the server gives up on a client that reads nothing.
+    let (server, _dir) = server_with(
+        "ring",
+        64,
+        4096,
+        "[http]\nheader_read_timeout_ms = 300\nkeep_alive_timeout_ms = 300\n",
+    );
+    let mut greedy = std::net::TcpStream::connect(server.traffic).unwrap();
+    greedy
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let one = raw_request(&request("greedy", 2000));
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) && greedy.write(&one).is_ok() {}
+    // The server cuts it off while answers are still queued for it, and, with the
+    // shard otherwise idle, cancels their send and closes the descriptor once the
+    // linger is over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric_sum(&server, "shardbid_shard_ring_linger_cancels_total") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "a cut-off connection still holds its descriptor"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The client sees the end of the connection after the answers that did leave.
+    greedy
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = greedy.read_to_end(&mut rest); // EOF or a reset, not a hang
+    server.conn().post("/openrtb2/bid", &request("after", 600));
 }
 
 #[test]

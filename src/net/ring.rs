@@ -75,6 +75,9 @@ impl Default for RingConfig {
 /// cancelled and the descriptor closed.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
+/// How often lingering connections are looked at.
+const LINGER_CHECK: Duration = Duration::from_millis(500);
+
 /// Queued bytes per connection above which a write waits for the socket.
 const SEND_HIGH_WATER: usize = 256 * 1024;
 
@@ -668,7 +671,7 @@ impl NetRing {
     }
 
     fn close(&self, id: ConnId) {
-        let (cancel_recv, send) = {
+        let (cancel_recv, send, driver) = {
             let mut inner = self.inner.borrow_mut();
             let slot = &mut inner.slots[id.index as usize];
             slot.state = SlotState::Closing;
@@ -678,8 +681,13 @@ impl NetRing {
             let cancel = slot.recv_armed;
             let send = !slot.sending && !slot.out.is_empty() && slot.send_error.is_none();
             inner.closing.push(id.index);
-            (cancel, send)
+            // A sleeping driver looks at lingering connections only on its tick, which
+            // it arms only while some connection is closing: wake it to arm it.
+            (cancel, send, inner.driver.take())
         };
+        if let Some(driver) = driver {
+            driver.wake();
+        }
         if cancel_recv {
             self.push(
                 opcode::AsyncCancel::new(user_data(OP_RECV, id.index, id.gen))
@@ -1011,7 +1019,7 @@ impl NetRing {
                 }
             };
             let now = coarse_now();
-            if now.saturating_duration_since(last_linger_check) >= Duration::from_millis(500) {
+            if now.saturating_duration_since(last_linger_check) >= LINGER_CHECK {
                 last_linger_check = now;
                 self.reap_lingering(now);
             }
@@ -1035,23 +1043,28 @@ impl NetRing {
             let wait_for_events = async {
                 let _ = glommio::io::readable(fd).await;
             };
-            let tick = glommio::timer::sleep(Duration::from_millis(500));
+            // The linger check's tick, only while a closed connection still sends: a
+            // timer armed and removed around every sleep costs two clock reads and the
+            // reactor's timer-map work, each time a busy shard runs out of work.
+            let lingering = !self.inner.borrow().closing.is_empty();
+            let tick = async {
+                if lingering {
+                    glommio::timer::sleep(LINGER_CHECK).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
             let submitted = std::future::poll_fn(|cx| {
                 let mut inner = self.inner.borrow_mut();
-                if inner.unsubmitted > 0 {
+                if inner.unsubmitted > 0 || (!lingering && !inner.closing.is_empty()) {
                     inner.driver = None;
                     return Poll::Ready(());
                 }
                 inner.driver = Some(cx.waker().clone());
                 Poll::Pending
             });
-            futures_lite::future::or(
-                futures_lite::future::or(wait_for_events, submitted),
-                async {
-                    tick.await;
-                },
-            )
-            .await;
+            futures_lite::future::or(futures_lite::future::or(wait_for_events, submitted), tick)
+                .await;
             self.inner.borrow_mut().driver = None;
         }
     }

@@ -19,6 +19,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::mpsc;
+use std::time::Instant;
 
 use anyhow::{anyhow, bail};
 use clap::Parser;
@@ -34,9 +35,12 @@ use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, StatusCode};
 use shardbid::http;
+use shardbid::net::clock::set_coarse_now;
+use shardbid::net::conns::SWEEP_EVERY;
 use shardbid::net::listen::{self, Sharing};
 use shardbid::net::ring::{NetRing, RingConfig, RingConn};
 use shardbid::net::{self, ConnLimits, Conns, Transport};
+use shardbid::shard::CONTROL_POLL;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -310,6 +314,22 @@ async fn serve_hyper(conns: Rc<Conns>, transport: Transport) {
     let _ = net::serve_connection(&conns, ConnLimits::default(), transport, service).await;
 }
 
+/// What shardbid's housekeeping does for connections, on the same tick: advances the
+/// coarse clock that the network ring and the connection path read instead of the
+/// clock, and sweeps timeouts (of `--http hyper` connections).
+async fn housekeeping(conns: Rc<Conns>) {
+    let mut last_sweep = Instant::now();
+    loop {
+        let now = Instant::now();
+        set_coarse_now(now);
+        if now.duration_since(last_sweep) >= SWEEP_EVERY {
+            conns.sweep(now);
+            last_sweep = now;
+        }
+        glommio::timer::sleep(CONTROL_POLL).await;
+    }
+}
+
 /// One shard: binds the shared address, reports readiness, then accepts forever.
 async fn run_shard(
     addr: SocketAddr,
@@ -341,6 +361,8 @@ async fn run_shard(
     drop(ready);
     let response: &'static [u8] = fixed_response().leak();
     let conns = Rc::new(Conns::default());
+    // As in shardbid, the network ring and the connection path read the coarse clock.
+    glommio::spawn_local(housekeeping(conns.clone())).detach();
     loop {
         match listener.accept_fd().await {
             Ok(fd) if mode == HttpMode::Hyper => {

@@ -1495,7 +1495,9 @@ impl LocalExecutor {
                         break t.unwrap();
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
-                            if pre_time.elapsed() > spin_before_park {
+                            // shardbid patch: without a spin (the default) there is
+                            // nothing to time; upstream read the clock here anyway.
+                            if spin_before_park.is_zero() || pre_time.elapsed() > spin_before_park {
                                 this.parker
                                     .park()
                                     .expect("Failed to park! This is actually pretty bad!");
@@ -1503,7 +1505,9 @@ impl LocalExecutor {
                             }
                         }
                         // reset the timer for deduct spin loop time
-                        pre_time = Instant::now();
+                        // shardbid patch: the reactor read the clock in that last call,
+                        // after any sleep (`loop_instant`); upstream read it again.
+                        pre_time = crate::reactor::loop_instant().unwrap_or_else(Instant::now);
                     }
                 }
             }
