@@ -548,16 +548,23 @@ mod tests {
         serves_keep_alive_pipelined_and_closes_on_garbage_with(IoMode::Poll);
     }
 
-    fn serves_keep_alive_pipelined_and_closes_on_garbage_with(io: IoMode) {
+    /// One shard on a free port, bound and ready; it serves until the test process ends.
+    fn start_shard(io: IoMode, mode: HttpMode) -> SocketAddr {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         let addr = probe.local_addr().expect("addr");
         drop(probe);
         let (ready_tx, ready_rx) = mpsc::channel();
-        let _shard = LocalExecutorBuilder::new(Placement::Unbound)
+        // Dropping the join handle detaches the shard's thread.
+        LocalExecutorBuilder::new(Placement::Unbound)
             .io_memory(1 << 20)
-            .spawn(move || run_shard(addr, io, HttpMode::Scan, ready_tx))
+            .spawn(move || run_shard(addr, io, mode, ready_tx))
             .expect("shard starts");
         ready_rx.recv().expect("ready").expect("bound");
+        addr
+    }
+
+    fn serves_keep_alive_pipelined_and_closes_on_garbage_with(io: IoMode) {
+        let addr = start_shard(io, HttpMode::Scan);
 
         let response = fixed_response();
         let mut client = std::net::TcpStream::connect(addr).expect("connect");
@@ -584,15 +591,7 @@ mod tests {
     #[test]
     fn hyper_mode_answers_pipelined_requests_in_order() {
         for io in [IoMode::Ring, IoMode::Poll] {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            let addr = probe.local_addr().expect("addr");
-            drop(probe);
-            let (ready_tx, ready_rx) = mpsc::channel();
-            let _shard = LocalExecutorBuilder::new(Placement::Unbound)
-                .io_memory(1 << 20)
-                .spawn(move || run_shard(addr, io, HttpMode::Hyper, ready_tx))
-                .expect("shard starts");
-            ready_rx.recv().expect("ready").expect("bound");
+            let addr = start_shard(io, HttpMode::Hyper);
 
             let mut client = std::net::TcpStream::connect(addr).expect("connect");
             let request = post(BODY);
