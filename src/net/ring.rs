@@ -18,13 +18,9 @@
 //!
 //! A driver task ([`NetRing::drive`]) runs once per pass of the executor while there is
 //! traffic: one `io_uring_enter` submits the pass's sends and collects what arrived, and
-//! wakes the connections that have bytes. When a pass finds nothing, the driver waits.
-//! The ring is glommio's ring hook (`glommio::io::RingHook`, a runtime patch): the
-//! executor looks at the ring's shared memory on every loop and wakes the driver when
-//! something came in, and when it has nothing to do it sleeps in this ring's
-//! `io_uring_enter`, which is where `DEFER_TASKRUN` runs the completion work; a
-//! multishot poll on glommio's main ring ends that sleep for the executor's own
-//! completions (timers, wake-ups from other threads).
+//! wakes the connections that have bytes. When a pass finds nothing, the driver sleeps
+//! on the ring's own descriptor (readable while completions wait) through glommio's
+//! reactor, one poll, so an idle shard sleeps as before.
 //!
 //! Buffers: a completion names the ring buffer that holds the bytes; they stay there
 //! until the connection's reader copies them out (into hyper's read buffer), and the
@@ -126,9 +122,6 @@ fn register_ring_fd(fd: RawFd) -> Option<u32> {
 const OP_RECV: u64 = 0;
 const OP_SEND: u64 = 1;
 const OP_CANCEL: u64 = 2;
-/// The multishot poll on the executor's main ring, which ends this ring's sleeps when
-/// the executor has a completion of its own (see [`NetRing::sleep`]).
-const OP_WAKE: u64 = 3;
 
 fn user_data(op: u64, index: u32, gen: u32) -> u64 {
     (u64::from(gen) << 32) | (u64::from(index) << 2) | op
@@ -337,8 +330,6 @@ pub struct NetRing {
     /// The ring's index among the thread's registered ring descriptors, when the
     /// kernel took it: each enter then skips a descriptor lookup.
     registered: Option<u32>,
-    /// The poll on the executor's main ring is armed (it ends when the kernel says so).
-    executor_polled: Cell<bool>,
 }
 
 impl NetRing {
@@ -347,7 +338,7 @@ impl NetRing {
     pub fn new(config: RingConfig) -> io::Result<Rc<NetRing>> {
         let uring: IoUring = IoUring::builder()
             .setup_single_issuer()
-            .setup_defer_taskrun()
+            .setup_coop_taskrun()
             .setup_taskrun_flag()
             .setup_cqsize(config.entries.saturating_mul(4))
             .setup_submit_all()
@@ -378,7 +369,6 @@ impl NetRing {
             }),
             stats: RingStats::default(),
             registered,
-            executor_polled: Cell::new(false),
         }))
     }
 
@@ -763,7 +753,7 @@ impl NetRing {
             let pending_work = uring.submission().taskrun() || uring.submission().cq_overflow();
             if unsubmitted > 0 || pending_work {
                 drop(uring);
-                self.enter(false)?;
+                self.enter()?;
             }
         }
         let mut handled = 0;
@@ -787,23 +777,22 @@ impl NetRing {
         Ok(handled)
     }
 
-    /// Submits what is queued and runs the kernel's pending completion work; with
-    /// `wait`, then sleeps until there is a completion.
-    fn enter(&self, wait: bool) -> io::Result<()> {
+    /// Submits what is queued and runs the kernel's pending completion work, without
+    /// waiting.
+    fn enter(&self) -> io::Result<()> {
         let mut uring = self.uring.borrow_mut();
         self.inner.borrow_mut().unsubmitted = 0;
         let to_submit = uring.submission().len() as u32;
-        let min_complete = u32::from(wait);
         let r = match self.registered {
             // SAFETY: io_uring_enter on this thread's registered ring index, with no
-            // argument pointer; GETEVENTS runs the pending completion work, then waits
-            // for `min_complete` completions (none: returns at once).
+            // argument pointer; GETEVENTS with no minimum runs the pending completion
+            // work and returns without waiting.
             Some(index) => match unsafe {
                 libc::syscall(
                     libc::SYS_io_uring_enter,
                     index,
                     to_submit,
-                    min_complete,
+                    0u32,
                     IORING_ENTER_GETEVENTS | IORING_ENTER_REGISTERED_RING,
                     std::ptr::null::<libc::c_void>(),
                     0usize,
@@ -816,7 +805,7 @@ impl NetRing {
             None => unsafe {
                 uring.submitter().enter::<libc::sigset_t>(
                     to_submit,
-                    min_complete,
+                    0,
                     IORING_ENTER_GETEVENTS,
                     None,
                 )
@@ -844,7 +833,6 @@ impl NetRing {
         match op {
             OP_RECV => self.complete_recv(index, gen, res, flags),
             OP_SEND => self.complete_send(index, gen, res),
-            OP_WAKE if !cqueue::more(flags) => self.executor_polled.set(false),
             _ => {}
         }
     }
@@ -1020,8 +1008,6 @@ impl NetRing {
     /// Drives the ring until `stop` resolves: one turn per pass of the executor while
     /// there is traffic, a sleep on the ring's descriptor when there is none.
     pub async fn drive(self: Rc<Self>) {
-        // The shard sleeps in this ring from now on (see `sleep`).
-        glommio::io::set_ring_hook(Some(self.clone()));
         let mut last_linger_check = coarse_now();
         loop {
             let handled = match self.turn() {
@@ -1042,13 +1028,21 @@ impl NetRing {
                 futures_lite::future::yield_now().await;
                 continue;
             }
-            // Nothing this pass: wait until the kernel has something for us. The
-            // executor looks at this ring on every loop and sleeps in it (the ring
-            // hook below), and either wakes this task when a completion, or completion
-            // work the kernel has queued and not run yet (the task-run flag), is here.
-            if self.has_work() || self.inner.borrow().unsubmitted > 0 {
+            // Nothing this pass: sleep until the kernel has something for us. The
+            // ring's own descriptor is readable while completions wait in its queue;
+            // completion work the kernel has queued and not run yet (the task-run
+            // flag) runs at the shard's next syscall, or is run by a turn here.
+            let pending = {
+                let mut uring = self.uring.borrow_mut();
+                uring.submission().taskrun() || !uring.completion().is_empty()
+            };
+            if pending || self.inner.borrow().unsubmitted > 0 {
                 continue;
             }
+            let fd = self.uring.borrow().as_raw_fd();
+            let wait_for_events = async {
+                let _ = glommio::io::readable(fd).await;
+            };
             // The linger check's tick, only while a closed connection still sends: a
             // timer armed and removed around every sleep costs two clock reads and the
             // reactor's timer-map work, each time a busy shard runs out of work.
@@ -1060,71 +1054,19 @@ impl NetRing {
                     std::future::pending::<()>().await;
                 }
             };
-            let work = std::future::poll_fn(|cx| {
+            let submitted = std::future::poll_fn(|cx| {
                 let mut inner = self.inner.borrow_mut();
-                if inner.unsubmitted > 0
-                    || (!lingering && !inner.closing.is_empty())
-                    || self.has_work()
-                {
+                if inner.unsubmitted > 0 || (!lingering && !inner.closing.is_empty()) {
                     inner.driver = None;
                     return Poll::Ready(());
                 }
                 inner.driver = Some(cx.waker().clone());
                 Poll::Pending
             });
-            futures_lite::future::or(work, tick).await;
+            futures_lite::future::or(futures_lite::future::or(wait_for_events, submitted), tick)
+                .await;
             self.inner.borrow_mut().driver = None;
         }
-    }
-}
-
-impl NetRing {
-    /// Completions wait in the queue, or completion work the kernel has queued and not
-    /// run yet (the task-run flag): read from shared memory, no syscall.
-    fn has_work(&self) -> bool {
-        let Ok(mut uring) = self.uring.try_borrow_mut() else {
-            return false;
-        };
-        uring.submission().taskrun()
-            || uring.submission().cq_overflow()
-            || !uring.completion().is_empty()
-    }
-
-    fn wake_driver(&self) {
-        let driver = self.inner.borrow_mut().driver.take();
-        if let Some(driver) = driver {
-            driver.wake();
-        }
-    }
-}
-
-/// The shard's executor looks at this ring on every loop, and sleeps in it: with
-/// `DEFER_TASKRUN` the kernel runs a ring's completion work only while its thread waits
-/// in that ring, so the thread must sleep here, not in glommio's ring. The executor's
-/// own completions end the sleep through a multishot poll on its main ring.
-impl glommio::io::RingHook for NetRing {
-    fn poll(&self) {
-        if self.has_work() {
-            self.wake_driver();
-        }
-    }
-
-    fn sleep(&self, main_ring_fd: RawFd) -> io::Result<()> {
-        if !self.executor_polled.get() {
-            let poll = opcode::PollAdd::new(types::Fd(main_ring_fd), libc::POLLIN as u32)
-                .multi(true)
-                .build()
-                .user_data(user_data(OP_WAKE, 0, 0));
-            self.push(poll);
-            self.executor_polled.set(true);
-        }
-        // Something already here (it came in since the executor's last look): no sleep.
-        let wait = !self.has_work();
-        self.enter(wait)?;
-        if self.has_work() {
-            self.wake_driver();
-        }
-        Ok(())
     }
 }
 

@@ -885,10 +885,6 @@ impl Reactor {
 
     /// Processes new events, blocking until the first event or the timeout.
     pub(crate) fn react(&self, timeout: impl Fn() -> Option<Duration>) -> io::Result<bool> {
-        // shardbid patch: the ring hook's look at its own ring (`crate::io::RingHook`).
-        if let Some(hook) = sys::ring_hook() {
-            hook.poll();
-        }
         // Process ready timers.
         let (next_timer, woke) = self.process_external_events();
 

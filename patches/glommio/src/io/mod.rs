@@ -154,30 +154,17 @@ pub async fn remove<P: AsRef<Path>>(path: P) -> Result<()> {
     Ok(())
 }
 
-/// shardbid patch: another io_uring the thread drives beside the executor's, which
-/// the executor checks on every loop and sleeps in instead of its own main ring.
+/// shardbid patch: waits until `fd` is readable (`POLLIN`, or an error or hang-up),
+/// through one poll on this executor's ring. For descriptors glommio does not wrap
+/// (an eventfd, another io_uring's descriptor), whose owner drives them itself and
+/// only needs the executor to sleep until they have something to say.
 ///
-/// - [`RingHook::poll`] runs at the top of every reactor loop: a chance to notice,
-///   from shared memory and without a syscall, that the other ring has work, and to
-///   wake the task that drives it.
-/// - [`RingHook::sleep`] replaces the wait in the executor's main ring once the
-///   executor has decided to sleep (its latency ring linked into the main ring as
-///   always). It must return once `main_ring_fd` is readable (a completion in the main
-///   ring: an I/O, a timer, a wake-up from another thread) or once the other ring
-///   has something; it may return early. A ring that sleeps this way can use
-///   `IORING_SETUP_DEFER_TASKRUN`: its completion work then runs only while the
-///   thread waits in it, which is where the thread sleeps.
-pub trait RingHook {
-    /// Called at the top of every reactor loop.
-    fn poll(&self);
-    /// Sleeps until `main_ring_fd` is readable or the hook's own ring has work.
-    fn sleep(&self, main_ring_fd: std::os::unix::io::RawFd) -> std::io::Result<()>;
-}
-
-/// shardbid patch: installs (or, with `None`, removes) this executor's [`RingHook`].
-/// Call it from a task of the executor.
-pub fn set_ring_hook(hook: Option<std::rc::Rc<dyn RingHook>>) {
-    crate::sys::set_ring_hook(hook);
+/// The descriptor must stay open until the future completes or is dropped.
+pub async fn readable(fd: std::os::unix::io::RawFd) -> crate::Result<(), ()> {
+    let reactor = crate::executor().reactor();
+    let source = reactor.poll_read_ready(fd);
+    source.collect_rw().await?;
+    Ok(())
 }
 
 pub(crate) use self::sched::{FileScheduler, IoScheduler, ScheduledSource};

@@ -1112,19 +1112,6 @@ impl SleepableRing {
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
                 // The rings are linked. Goodnight!
-                // shardbid patch: or sleep in the ring hook's ring, if one is installed
-                // (see `crate::io::RingHook`), unless a completion is already here.
-                if let Some(hook) = ring_hook() {
-                    if self.ring.cq().ready() > 0 {
-                        return Ok(1);
-                    }
-                    return hook
-                        .sleep(self.ring.raw_fd())
-                        .map(|_| 1)
-                        .or_else(Reactor::busy_ok)
-                        .or_else(Reactor::again_ok)
-                        .or_else(Reactor::intr_ok);
-                }
                 self.ring
                     .cq()
                     .wait(1)
@@ -2331,19 +2318,3 @@ mod tests {
         ring.submit_one_event(&mut queue.submissions);
     }
 }
-
-thread_local! {
-    /// shardbid patch: this thread's ring hook (see `crate::io::RingHook`).
-    static RING_HOOK: RefCell<Option<Rc<dyn crate::io::RingHook>>> = const { RefCell::new(None) };
-}
-
-/// shardbid patch: installs this thread's ring hook.
-pub(crate) fn set_ring_hook(hook: Option<Rc<dyn crate::io::RingHook>>) {
-    RING_HOOK.with(|h| *h.borrow_mut() = hook);
-}
-
-/// shardbid patch: this thread's ring hook, if any.
-pub(crate) fn ring_hook() -> Option<Rc<dyn crate::io::RingHook>> {
-    RING_HOOK.with(|h| h.borrow().clone())
-}
-
