@@ -218,17 +218,27 @@ fn a_client_cut_off_with_answers_unsent_is_closed_after_the_linger() {
         4096,
         "[http]\nheader_read_timeout_ms = 300\nkeep_alive_timeout_ms = 300\n",
     );
-    let mut greedy = std::net::TcpStream::connect(server.traffic).unwrap();
+    // A small receive buffer, so that the server's answers back up soon.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.traffic.into()).unwrap();
+    let mut greedy: std::net::TcpStream = socket.into();
     greedy
-        .set_write_timeout(Some(Duration::from_millis(200)))
+        .set_write_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     let one = raw_request(&request("greedy", 2000));
+    // Requests until the server stops reading them (however slow the build).
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(3) && greedy.write(&one).is_ok() {}
+    while greedy.write_all(&one).is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server kept reading a client that reads nothing"
+        );
+    }
     // The server cuts it off while answers are still queued for it, and, with the
     // shard otherwise idle, cancels their send and closes the descriptor once the
-    // linger is over.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // linger (5 s) is over.
+    let deadline = Instant::now() + Duration::from_secs(30);
     while metric_sum(&server, "shardbid_shard_ring_linger_cancels_total") == 0 {
         assert!(
             Instant::now() < deadline,

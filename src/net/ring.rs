@@ -10,11 +10,12 @@
 //!   arrival, with no poll and no syscall of the shard's;
 //! - responses go out as `send` operations queued on the ring, at most one in flight per
 //!   connection (what arrives meanwhile waits behind it, in order);
-//! - the ring is made with `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`, so
-//!   the kernel's completion work runs only when the shard asks for it, in one batch,
-//!   never by interrupting it; and with `IORING_SETUP_TASKRUN_FLAG`, which tells the
-//!   shard, in shared memory, when there is such work, so that a pass with nothing to
-//!   submit and nothing pending makes no syscall at all.
+//! - the ring is made with `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN`, so
+//!   the kernel's completion work runs at the shard's next syscall, never by
+//!   interrupting it; and with `IORING_SETUP_TASKRUN_FLAG`, which tells the shard, in
+//!   shared memory, when there is such work, so that a pass with nothing to submit and
+//!   nothing pending makes no syscall at all (ARCHITECTURE.md says why not
+//!   `DEFER_TASKRUN`).
 //!
 //! A driver task ([`NetRing::drive`]) runs once per pass of the executor while there is
 //! traffic: one `io_uring_enter` submits the pass's sends and collects what arrived, and
@@ -334,7 +335,7 @@ pub struct NetRing {
 
 impl NetRing {
     /// Makes the ring and its receive buffers. Fails on kernels without what it needs
-    /// (Linux 6.1: `DEFER_TASKRUN`, multishot `recv`, provided-buffer rings).
+    /// (Linux 6.0: `SINGLE_ISSUER`, multishot `recv`, provided-buffer rings).
     pub fn new(config: RingConfig) -> io::Result<Rc<NetRing>> {
         let uring: IoUring = IoUring::builder()
             .setup_single_issuer()
