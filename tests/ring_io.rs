@@ -71,6 +71,19 @@ fn raw_request(body: &[u8]) -> Vec<u8> {
     req
 }
 
+/// Sends `n` requests of about `size` bytes (ids `{prefix}0`, `{prefix}1`, ...) in one
+/// write, then reads an answer for each.
+fn pipelined(conn: &mut Conn, prefix: &str, n: usize, size: usize) -> Vec<common::Response> {
+    let mut batch = Vec::new();
+    for i in 0..n {
+        batch.extend(raw_request(&request(&format!("{prefix}{i}"), size)));
+    }
+    conn.stream.write_all(&batch).unwrap();
+    (0..n)
+        .map(|_| conn.read_response().expect("an answer for every request"))
+        .collect()
+}
+
 fn metric_sum(server: &Server, name: &str) -> u64 {
     server.per_shard(name).iter().sum()
 }
@@ -96,13 +109,7 @@ fn a_request_that_arrives_in_pieces_is_answered_once_whole() {
 fn pipelined_requests_get_their_answers_in_order() {
     let (server, _dir) = server("ring", 1024, 4096);
     let mut conn = server.conn();
-    let mut batch = Vec::new();
-    for i in 0..8 {
-        batch.extend(raw_request(&request(&format!("p{i}"), 600)));
-    }
-    conn.stream.write_all(&batch).unwrap();
-    for i in 0..8 {
-        let resp = conn.read_response().expect("an answer for every request");
+    for (i, resp) in pipelined(&mut conn, "p", 8, 600).iter().enumerate() {
         assert_eq!(resp.status, 200, "request {i}");
         assert_eq!(resp.json()["id"], format!("p{i}"), "in order");
     }
@@ -259,13 +266,7 @@ fn a_client_cut_off_with_answers_unsent_is_closed_after_the_linger() {
 fn poll_io_serves_the_same_traffic() {
     let (server, _dir) = server("poll", 1024, 4096);
     let mut conn = server.conn();
-    let mut batch = Vec::new();
-    for i in 0..4 {
-        batch.extend(raw_request(&request(&format!("poll-{i}"), 3000)));
-    }
-    conn.stream.write_all(&batch).unwrap();
-    for i in 0..4 {
-        let resp = conn.read_response().expect("an answer");
+    for (i, resp) in pipelined(&mut conn, "poll-", 4, 3000).iter().enumerate() {
         assert_eq!(resp.json()["id"], format!("poll-{i}"));
     }
     assert_eq!(
